@@ -1,0 +1,1 @@
+"""Agent analytics: settings, command line, exports."""

@@ -1,0 +1,85 @@
+"""The one settings source, read at run time from the environment (never at import).
+
+| variable                              | default            | meaning                                      |
+|---------------------------------------|--------------------|----------------------------------------------|
+| AGENT_ANALYTICS_HOME                  | ./analytics_home   | folder for landing/, raw/, warehouse, exports/, reports/ |
+| AGENT_ANALYTICS_TZ                    | UTC                | company time zone: days, weeks, months        |
+| AGENT_ANALYTICS_SESSION_TIMEOUT_MIN   | 30                 | session inactivity timeout, minutes           |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+HOME_VAR = "AGENT_ANALYTICS_HOME"
+TZ_VAR = "AGENT_ANALYTICS_TZ"
+TIMEOUT_VAR = "AGENT_ANALYTICS_SESSION_TIMEOUT_MIN"
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    company_tz: str
+    session_timeout_minutes: int
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.home / "raw"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    def ensure_dirs(self) -> None:
+        for folder in (self.landing_dir, self.raw_dir, self.exports_dir, self.reports_dir, self.dagster_home):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def env(self) -> dict[str, str]:
+        """The variables that hand these settings to child processes (dbt, Dagster)."""
+        return {
+            HOME_VAR: str(self.home),
+            TZ_VAR: self.company_tz,
+            TIMEOUT_VAR: str(self.session_timeout_minutes),
+            "DAGSTER_HOME": str(self.dagster_home),
+        }
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    home = Path(env.get(HOME_VAR) or "analytics_home").expanduser().resolve()
+    tz = env.get(TZ_VAR) or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{TZ_VAR}={tz!r} is not a known IANA time zone (e.g. UTC, Europe/Berlin)") from None
+    raw_timeout = env.get(TIMEOUT_VAR) or "30"
+    try:
+        timeout = int(raw_timeout)
+    except ValueError:
+        timeout = 0
+    if timeout <= 0:
+        raise SettingsError(f"{TIMEOUT_VAR}={raw_timeout!r} must be a positive whole number of minutes")
+    return Settings(home=home, company_tz=tz, session_timeout_minutes=timeout)

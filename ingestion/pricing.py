@@ -1,0 +1,113 @@
+"""LLM call cost estimates from the genai-prices snapshot, turned into a rate table for SQL.
+
+Calling genai-prices once per call would be per-row Python on the hot path. Prices only
+change with (provider, model, day) and, for tiered models, with the prompt size, so we ask
+genai-prices once per distinct (provider, model, day) and per price segment, and let DuckDB
+multiply: cost = uncached_input * input_rate + cache_read * cache_rate + output * output_rate,
+using the segment whose `[min_input_tokens, next)` range holds the call's input tokens
+(genai-prices' "cliff" tiers: crossing a threshold re-prices every token of the call).
+
+A (provider, model) that genai-prices does not know yields no rate rows: its calls stay
+unpriced (cost NULL), never $0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+
+# OpenTelemetry `gen_ai.provider.name` values (and a few spellings) -> our provider names.
+PROVIDER_ALIASES: dict[str, str] = {
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "vertex_ai": "google",
+    "gemini": "google",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "az.ai.openai": "azure",
+    "aws.bedrock": "aws",
+    "bedrock": "aws",
+    "x_ai": "x-ai",
+    "xai": "x-ai",
+    "mistral_ai": "mistral",
+    "ibm.watsonx.ai": "ibm",
+}
+
+# Our provider names -> the genai-prices provider id to price with, where they differ.
+PRICE_PROVIDER_IDS: dict[str, str] = {}
+
+_PROBE = 1_000_000  # tokens used to read a per-token rate (rates are per million tokens)
+
+
+def normalize_provider(name: str) -> str:
+    key = name.strip().lower()
+    return PROVIDER_ALIASES.get(key, key)
+
+
+@dataclass(frozen=True)
+class RateRow:
+    provider: str
+    model: str
+    price_date: date
+    min_input_tokens: int
+    input_rate: Decimal  # USD per uncached input token
+    cache_read_rate: Decimal  # USD per cached input token
+    output_rate: Decimal  # USD per output token
+
+
+def _total(model: str, provider_id: str, when: datetime, inp: int, cache: int, out: int) -> Decimal:
+    from genai_prices import Usage, calc_price
+
+    usage = Usage(input_tokens=inp, cache_read_tokens=cache, output_tokens=out)
+    return calc_price(usage, model_ref=model, provider_id=provider_id, genai_request_timestamp=when).total_price
+
+
+def _tier_starts(model: str, provider_id: str, when: datetime) -> list[int]:
+    from genai_prices import Usage, calc_price
+    from genai_prices.types import TieredPrices
+
+    found = calc_price(Usage(input_tokens=1), model_ref=model, provider_id=provider_id, genai_request_timestamp=when)
+    starts = {0}
+    for value in vars(found.model_price).values():
+        if isinstance(value, TieredPrices):
+            starts.update(tier.start for tier in value.tiers)
+    return sorted(starts)
+
+
+def rates_for(provider: str, model: str, price_date: date) -> list[RateRow]:
+    """Rate segments for one (provider, model, day); [] when genai-prices has no price."""
+    provider_id = PRICE_PROVIDER_IDS.get(provider, provider)
+    when = datetime.combine(price_date, time(12), tzinfo=timezone.utc)
+    try:
+        starts = _tier_starts(model, provider_id, when)
+    except (LookupError, ValueError):
+        return []
+    rows = []
+    for start in starts:
+        # A prompt size inside this segment: a tier applies when input tokens > its start.
+        n = start + 1
+        base = _total(model, provider_id, when, n, 0, 0)
+        cached = _total(model, provider_id, when, n, n, 0)
+        with_output = _total(model, provider_id, when, n, 0, _PROBE)
+        rows.append(
+            RateRow(
+                provider=provider,
+                model=model,
+                price_date=price_date,
+                min_input_tokens=n if start else 0,
+                input_rate=base / n,
+                cache_read_rate=cached / n,
+                output_rate=(with_output - base) / _PROBE,
+            )
+        )
+    return rows
+
+
+def rate_table(keys: list[tuple[str, str, date]]) -> list[RateRow]:
+    """Rates for every distinct (provider, model, day) key that has a known price."""
+    rows: list[RateRow] = []
+    for provider, model, price_date in sorted(set(keys)):
+        rows.extend(rates_for(provider, model, price_date))
+    return rows

@@ -1,0 +1,106 @@
+"""The raw layer: one folder of Parquet files per ingest batch, published by one rename.
+
+Layout under `<home>/raw/`:
+
+    batches/<batch_id>/<table>.parquet   one file per raw table, sorted by occurred_at
+    batches/0-schema/<table>.parquet     empty files that fix each table's schema
+    _tmp/<batch_id>/                     a batch being written (never read)
+
+A batch is written into `_tmp/`, then renamed into `batches/` (atomic on one file system),
+then recorded in the ledger inside a DuckDB transaction. The ledger row is the commit: a
+batch folder without a ledger row is the leftover of a crash and `sweep_orphans` removes it
+before anything else reads or writes the raw layer.
+
+Any engine reads a table as `raw/batches/*/<table>.parquet` (DuckDB `read_parquet`,
+Spark `spark.read.parquet`), which is why the raw layer is plain Parquet, not DuckDB tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+
+SCHEMA_BATCH = "0-schema"
+
+# Column definitions of each raw table (DuckDB types that map 1:1 to Parquet and Spark).
+RAW_TABLES: dict[str, str] = {
+    "messages": """
+        event_id varchar, occurred_at timestamp, user_id varchar, agent_id varchar,
+        agent_name varchar, agent_version varchar, conversation_id varchar, status varchar,
+        error_type varchar, response_time_ms double, llm_call_count integer, tool_call_count integer,
+        source_file varchar, line_number bigint, batch_id varchar, loaded_at timestamp""",
+    "llm_calls": """
+        event_id varchar, call_index integer, occurred_at timestamp, provider varchar,
+        provider_raw varchar, model varchar, input_tokens bigint, output_tokens bigint,
+        cache_read_tokens bigint, reported_cost_usd decimal(18,10), estimated_cost_usd decimal(18,10),
+        cost_usd decimal(18,10), cost_source varchar, latency_ms double,
+        batch_id varchar, loaded_at timestamp""",
+    "tool_calls": """
+        event_id varchar, call_index integer, occurred_at timestamp, tool_name varchar,
+        latency_ms double, status varchar, batch_id varchar, loaded_at timestamp""",
+    "health_checks": """
+        event_id varchar, occurred_at timestamp, component varchar, is_up boolean,
+        latency_ms double, batch_id varchar, loaded_at timestamp""",
+    "queue_samples": """
+        event_id varchar, occurred_at timestamp, queue_name varchar, depth bigint,
+        batch_id varchar, loaded_at timestamp""",
+    "deployments": """
+        event_id varchar, occurred_at timestamp, agent_id varchar, agent_version varchar,
+        description varchar, batch_id varchar, loaded_at timestamp""",
+}
+
+
+def batches_dir(raw_dir: Path) -> Path:
+    return raw_dir / "batches"
+
+
+def tmp_dir(raw_dir: Path) -> Path:
+    return raw_dir / "_tmp"
+
+
+def table_glob(raw_dir: Path, table: str) -> str:
+    return str(batches_dir(raw_dir) / "*" / f"{table}.parquet")
+
+
+def ensure_schema_files(raw_dir: Path) -> None:
+    """Write the empty per-table files once, so readers work before the first load."""
+    folder = batches_dir(raw_dir) / SCHEMA_BATCH
+    if all((folder / f"{t}.parquet").exists() for t in RAW_TABLES):
+        return
+    staging = tmp_dir(raw_dir) / SCHEMA_BATCH
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    con = duckdb.connect()
+    try:
+        for table, columns in RAW_TABLES.items():
+            con.execute(f"create table {table} ({columns})")
+            con.execute(f"copy {table} to '{staging / (table + '.parquet')}' (format parquet)")
+    finally:
+        con.close()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.rename(staging, folder)
+
+
+def publish(staging: Path, raw_dir: Path, batch_id: str) -> Path:
+    """Move a fully written batch folder into place in one rename."""
+    target = batches_dir(raw_dir) / batch_id
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staging, target)
+    return target
+
+
+def sweep_orphans(raw_dir: Path, committed_batch_ids: set[str]) -> list[str]:
+    """Remove batch folders that no ledger row commits, and abandoned temp folders."""
+    removed = []
+    shutil.rmtree(tmp_dir(raw_dir), ignore_errors=True)
+    folder = batches_dir(raw_dir)
+    if folder.exists():
+        for child in sorted(folder.iterdir()):
+            if child.name != SCHEMA_BATCH and child.name not in committed_batch_ids:
+                shutil.rmtree(child)
+                removed.append(child.name)
+    return removed

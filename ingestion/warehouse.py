@@ -1,0 +1,88 @@
+"""The DuckDB warehouse file: one writer at a time, and the ingest bookkeeping tables.
+
+DuckDB lets one process hold a database file. Everything that opens the warehouse goes
+through `open_warehouse`, which first takes an exclusive lock on a sidecar lock file and
+waits for it, so two runs started together queue instead of failing with
+"Could not set lock on file". The connection is closed and the lock released on exit.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+INGEST_SCHEMA_DDL = """
+create schema if not exists ingest;
+create table if not exists ingest.ledger (
+    batch_id varchar not null,
+    file_name varchar not null,
+    file_path varchar not null,
+    content_hash varchar not null,
+    lines bigint not null,
+    loaded bigint not null,
+    duplicates bigint not null,
+    quarantined bigint not null,
+    ingested_at timestamp not null
+);
+create table if not exists ingest.quarantine (
+    batch_id varchar not null,
+    file_name varchar not null,
+    line_number bigint not null,
+    reason varchar not null,
+    raw_line varchar,
+    quarantined_at timestamp not null
+);
+create table if not exists ingest.duplicates (
+    batch_id varchar not null,
+    file_name varchar not null,
+    line_number bigint not null,
+    event_id varchar not null,
+    first_batch_id varchar not null
+);
+create table if not exists ingest.event_ids (
+    event_id varchar not null,
+    batch_id varchar not null
+);
+"""
+
+
+@contextmanager
+def warehouse_lock(warehouse_path: Path, timeout_s: float = 3600.0) -> Iterator[None]:
+    """Exclusive, blocking, process-wide lock for the warehouse file."""
+    lock_path = warehouse_path.with_name(warehouse_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another process has held {lock_path} for over {timeout_s:.0f} s") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def open_warehouse(warehouse_path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the warehouse, holding the warehouse lock while it is open."""
+    with warehouse_lock(warehouse_path):
+        con = duckdb.connect(str(warehouse_path), read_only=read_only)
+        try:
+            con.execute("set TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+
+def ensure_ingest_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(INGEST_SCHEMA_DDL)
