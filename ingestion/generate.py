@@ -228,7 +228,7 @@ def _llm_calls(rng: np.random.Generator, n: int) -> tuple[pa.Array, np.ndarray]:
     out = np.clip(rng.lognormal(np.log(220), 0.6, k), 50, 800).astype(np.int64)
     has_cache = rng.random(k) < 0.25
     cache = np.where(has_cache, (inp * rng.uniform(0.2, 0.9, k)).astype(np.int64), 0)
-    latency = np.clip(rng.lognormal(np.log(900), 0.45, k) + out * 1.5, 150, None).astype(np.int64)
+    latency = np.clip(rng.lognormal(np.log(650), 0.45, k) + out * 1.2, 150, None).astype(np.int64)
     price_in = np.array([m[2] or 0.0 for m in MODELS])[model]
     price_out = np.array([m[3] or 0.0 for m in MODELS])[model]
     cost = np.round(((inp - cache * 0.5) * price_in + out * price_out) / 1e6, 7)

@@ -1,0 +1,17 @@
+{#- A UTC timestamp as wall-clock time in the company time zone (var company_tz). -#}
+{% macro to_company_time(column) -%}
+    {{ return(adapter.dispatch('to_company_time', 'agent_analytics')(column)) }}
+{%- endmacro %}
+
+{% macro default__to_company_time(column) -%}
+    from_utc_timestamp({{ column }}, '{{ var("company_tz") }}')
+{%- endmacro %}
+
+{% macro duckdb__to_company_time(column) -%}
+    cast(({{ column }} at time zone 'UTC') at time zone '{{ var("company_tz") }}' as timestamp)
+{%- endmacro %}
+
+{#- The company-time-zone calendar day of a UTC timestamp. -#}
+{% macro to_company_date(column) -%}
+    cast({{ to_company_time(column) }} as date)
+{%- endmacro %}

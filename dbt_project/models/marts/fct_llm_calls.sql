@@ -1,0 +1,61 @@
+{#- Grain: one row per LLM call, with the message's agent and user and the call's cost.
+    Incremental: each run adds the calls of batches loaded since the last run. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='llm_call_id',
+        incremental_strategy=rebuild_strategy(),
+        on_schema_change='fail',
+    )
+}}
+
+with
+
+llm_calls as (
+
+    select * from {{ ref('stg_raw__llm_calls') }}
+    {% if is_incremental() %}
+    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    {% endif %}
+
+),
+
+messages as (
+
+    select message_id, user_id, agent_id, message_date, loaded_at from {{ ref('stg_raw__messages') }}
+    {% if is_incremental() %}
+    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        llm_calls.llm_call_id,
+        llm_calls.message_id,
+        llm_calls.call_index,
+        messages.user_id,
+        messages.agent_id,
+        llm_calls.provider,
+        llm_calls.provider_raw,
+        llm_calls.model,
+        llm_calls.cost_source,
+        llm_calls.input_tokens,
+        llm_calls.output_tokens,
+        llm_calls.cache_read_tokens,
+        llm_calls.total_tokens,
+        llm_calls.reported_cost_usd,
+        llm_calls.estimated_cost_usd,
+        llm_calls.cost_usd,
+        llm_calls.latency_ms,
+        llm_calls.is_priced,
+        llm_calls.occurred_at,
+        messages.message_date,
+        llm_calls.loaded_at
+    from llm_calls
+    inner join messages on messages.message_id = llm_calls.message_id
+
+)
+
+select * from final

@@ -1,0 +1,78 @@
+{#- Grain: one row per message event, with its call totals and cost.
+    Incremental: each run adds the messages of batches loaded since the last run. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='message_id',
+        incremental_strategy=rebuild_strategy(),
+        on_schema_change='fail',
+    )
+}}
+
+with
+
+messages as (
+
+    select * from {{ ref('stg_raw__messages') }}
+    {% if is_incremental() %}
+    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    {% endif %}
+
+),
+
+llm_calls as (
+
+    select * from {{ ref('stg_raw__llm_calls') }}
+    {% if is_incremental() %}
+    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    {% endif %}
+
+),
+
+call_totals as (
+
+    select
+        message_id,
+        sum(input_tokens) as input_tokens,
+        sum(output_tokens) as output_tokens,
+        sum(cache_read_tokens) as cache_read_tokens,
+        sum(cost_usd) as cost_usd,
+        sum(case when is_priced then 0 else 1 end) as unpriced_call_count,
+        sum(case when is_priced then 0 else total_tokens end) as unpriced_tokens
+    from llm_calls
+    group by message_id
+
+),
+
+final as (
+
+    select
+        messages.message_id,
+        messages.user_id,
+        messages.agent_id,
+        messages.conversation_id,
+        messages.agent_name,
+        messages.agent_version,
+        messages.status,
+        messages.error_type,
+        messages.response_time_ms,
+        messages.llm_call_count,
+        messages.tool_call_count,
+        coalesce(call_totals.input_tokens, 0) as input_tokens,
+        coalesce(call_totals.output_tokens, 0) as output_tokens,
+        coalesce(call_totals.cache_read_tokens, 0) as cache_read_tokens,
+        coalesce(call_totals.input_tokens, 0) + coalesce(call_totals.output_tokens, 0) as total_tokens,
+        coalesce(call_totals.cost_usd, 0) as cost_usd,
+        coalesce(call_totals.unpriced_call_count, 0) as unpriced_call_count,
+        coalesce(call_totals.unpriced_tokens, 0) as unpriced_tokens,
+        messages.is_error,
+        messages.occurred_at,
+        messages.message_date,
+        extract(hour from {{ to_company_time('messages.occurred_at') }}) as message_hour,
+        messages.loaded_at
+    from messages
+    left join call_totals on call_totals.message_id = messages.message_id
+
+)
+
+select * from final

@@ -1,0 +1,46 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'llm_calls') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        {{ dbt.concat(['event_id', "'#'", dbt.safe_cast('call_index', api.Column.translate_type('string'))]) }} as llm_call_id,
+        event_id as message_id,
+        call_index,
+        batch_id,
+
+        ---------- strings
+        provider,
+        provider_raw,
+        model,
+        cost_source,
+
+        ---------- numerics
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        input_tokens + output_tokens as total_tokens,
+        reported_cost_usd,
+        estimated_cost_usd,
+        cost_usd,
+        latency_ms,
+
+        ---------- booleans
+        cost_usd is not null as is_priced,
+
+        ---------- timestamps
+        occurred_at,
+        {{ to_company_date('occurred_at') }} as call_date,
+        loaded_at
+
+    from source
+
+)
+
+select * from renamed

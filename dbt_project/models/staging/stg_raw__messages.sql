@@ -1,0 +1,44 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'messages') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        event_id as message_id,
+        user_id,
+        agent_id,
+        conversation_id,
+        batch_id,
+
+        ---------- strings
+        agent_name,
+        agent_version,
+        status,
+        error_type,
+        source_file,
+
+        ---------- numerics
+        response_time_ms,
+        llm_call_count,
+        tool_call_count,
+        line_number,
+
+        ---------- booleans
+        status = 'error' as is_error,
+
+        ---------- timestamps
+        occurred_at,
+        {{ to_company_date('occurred_at') }} as message_date,
+        loaded_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,37 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'tool_calls') }}
+
+),
+
+renamed as (
+
+    select
+        ---------- ids
+        {{ dbt.concat(['event_id', "'#'", dbt.safe_cast('call_index', api.Column.translate_type('string'))]) }} as tool_call_id,
+        event_id as message_id,
+        call_index,
+        batch_id,
+
+        ---------- strings
+        tool_name,
+        status,
+
+        ---------- numerics
+        latency_ms,
+
+        ---------- booleans
+        status = 'error' as is_error,
+
+        ---------- timestamps
+        occurred_at,
+        {{ to_company_date('occurred_at') }} as call_date,
+        loaded_at
+
+    from source
+
+)
+
+select * from renamed
