@@ -1,0 +1,227 @@
+"""The `agent-analytics` command line: ingest, build, export, generate, demo, dev.
+
+Bad arguments and user mistakes print one line `agent-analytics: error: ...` and exit 2
+(1 when a build fails); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from agent_analytics.settings import Settings, SettingsError, load_settings
+
+PROG = "agent-analytics"
+DEMO_EVENTS = 50_000
+DEMO_DAYS = 30
+DEMO_SEED = 42
+
+
+class UsageError(Exception):
+    """A mistake of the user's; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(message)
+
+
+def _date_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Analytics warehouse for AI agents.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ingest = sub.add_parser("ingest", help="load contract files (JSONL / JSONL.gz) into the warehouse")
+    ingest.add_argument("paths", nargs="+", type=Path, help="files or folders")
+
+    build = sub.add_parser("build", help="materialize every asset (ingest landing files, dbt, checks, exports)")
+    build.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
+
+    export = sub.add_parser("export", help="export the daily CSV or the full JSON for a period")
+    export.add_argument("--period", help="today, week, month or Nd (default 30d)")
+    export.add_argument("--start", help="first day, YYYY-MM-DD (with --end)")
+    export.add_argument("--end", help="last day, YYYY-MM-DD (with --start)")
+    export.add_argument("--agent", action="append", dest="agents", metavar="ID", help="only this agent (repeatable)")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--as-of", type=_date_arg, help="the day relative periods end on (default: today)")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+
+    generate = sub.add_parser("generate", help="write deterministic synthetic events in the contract format")
+    generate.add_argument("--events", type=_positive_int, required=True, help="message events")
+    generate.add_argument("--days", type=_positive_int, required=True)
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--end", type=_date_arg, help="last day (default: today, UTC)")
+    generate.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+
+    sub.add_parser("demo", help="generate a 30-day sample, build everything, print where the outputs are")
+    sub.add_parser("dev", help="open the Dagster UI on this warehouse")
+    return parser
+
+
+def _today(settings: Settings) -> date:
+    return datetime.now(ZoneInfo(settings.company_tz)).date()
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingestion.load import IngestError, ingest_paths
+
+    settings.ensure_dirs()
+    try:
+        results = ingest_paths(list(args.paths), settings.warehouse_path, settings.raw_dir)
+    except IngestError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{'file':<40} {'lines':>9} {'loaded':>9} {'duplicates':>10} {'quarantined':>11}  note")
+    for r in results:
+        note = "already loaded (same content)" if r.already_loaded else ""
+        print(f"{r.file_name:<40} {r.lines:>9} {r.loaded:>9} {r.duplicates:>10} {r.quarantined:>11}  {note}".rstrip())
+    fresh = [r for r in results if not r.already_loaded]
+    print(
+        f"{'total (new files)':<40} {sum(r.lines for r in fresh):>9} {sum(r.loaded for r in fresh):>9} "
+        f"{sum(r.duplicates for r in fresh):>10} {sum(r.quarantined for r in fresh):>11}"
+    )
+    if any(r.quarantined for r in fresh):
+        print(f"quarantined lines: table ingest.quarantine in {settings.warehouse_path}")
+    return 0
+
+
+def run_build(settings: Settings, full_refresh: bool = False) -> bool:
+    """Materialize every asset through the Dagster definitions, recorded in DAGSTER_HOME."""
+    from orchestration.instance import ensure_dagster_home
+
+    ensure_dagster_home(settings)
+    import dagster as dg
+
+    from orchestration.definitions import BUILD_JOB, defs
+
+    job = defs.resolve_job_def(BUILD_JOB)
+    run_config = {"ops": {"warehouse_models": {"config": {"full_refresh": full_refresh}}}}
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+    if not result.success:
+        failed = [e.step_key for e in result.all_events if e.is_step_failure]
+        print(f"{PROG}: build failed in step(s): {', '.join(sorted(set(failed))) or 'unknown'}", file=sys.stderr)
+        return False
+    checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    failed_checks = [e.event_specific_data.asset_check_key.name for e in checks if not e.event_specific_data.passed]
+    print(f"build ok: run {result.run_id}, {len(checks)} checks evaluated, {len(failed_checks)} failed")
+    for name in failed_checks:
+        print(f"  failed check: {name}")
+    return not failed_checks
+
+
+def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    return 0 if run_build(settings, full_refresh=args.full_refresh) else 1
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics.exports import ExportError, check_agents, daily_rows, full_export, to_csv, to_json
+    from agent_analytics.periods import PeriodError, parse_period
+    from ingestion.warehouse import open_warehouse
+
+    try:
+        period = parse_period(args.period, args.start, args.end, args.as_of or _today(settings))
+    except PeriodError as exc:
+        raise UsageError(str(exc)) from None
+    if not settings.warehouse_path.exists():
+        raise UsageError(f"no warehouse at {settings.warehouse_path}: run '{PROG} build' first")
+    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+        try:
+            agents = check_agents(con, args.agents)
+        except ExportError as exc:
+            raise UsageError(str(exc)) from None
+        if args.format == "csv":
+            text = to_csv(daily_rows(con, period, agents))
+        else:
+            text = to_json(full_export(con, period, agents, settings.company_tz))
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from ingestion.generate import generate
+
+    result = generate(args.output, args.events, args.days, args.seed, end=args.end)
+    print(
+        f"wrote {len(result.files)} files to {args.output}: {result.message_events} messages, "
+        f"{result.other_events} other events, {result.malformed_lines} malformed, "
+        f"{result.duplicate_lines} duplicate and {result.late_lines} late lines"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from ingestion.generate import generate
+
+    settings.ensure_dirs()
+    sample = generate(settings.landing_dir, DEMO_EVENTS, DEMO_DAYS, DEMO_SEED, end=_today(settings))
+    print(f"generated {sample.message_events} messages over {DEMO_DAYS} days into {settings.landing_dir}")
+    ok = run_build(settings)
+    print()
+    print(f"warehouse (DuckDB):   {settings.warehouse_path}")
+    print(f"raw layer (Parquet):  {settings.raw_dir / 'batches'}")
+    print(f"daily CSV export:     {settings.exports_dir / 'daily.csv'}")
+    print(f"full JSON export:     {settings.exports_dir / 'analytics.json'}")
+    print(f"loaded sample files:  {settings.landing_dir / 'loaded'}")
+    print("quarantined lines:    table ingest.quarantine in the warehouse")
+    print(f"Dagster UI:           make dev   (DAGSTER_HOME={settings.dagster_home})")
+    return 0 if ok else 1
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestration.defs.dbt.project import ensure_manifest
+    from orchestration.instance import ensure_dagster_home
+
+    ensure_dagster_home(settings)
+    ensure_manifest()
+    dagster = Path(sys.executable).with_name("dagster")
+    argv = [str(dagster), "dev", "-m", "orchestration.definitions"]
+    os.execve(argv[0], argv, {**os.environ, **settings.env()})
+    return 0  # not reached
+
+
+COMMANDS = {
+    "ingest": cmd_ingest,
+    "build": cmd_build,
+    "export": cmd_export,
+    "generate": cmd_generate,
+    "demo": cmd_demo,
+    "dev": cmd_dev,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        settings = load_settings()
+        return COMMANDS[args.command](args, settings)
+    except (UsageError, SettingsError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

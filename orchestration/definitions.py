@@ -1,0 +1,54 @@
+"""Dagster entry point: `dagster dev -m orchestration.definitions` loads `defs`.
+
+Each concern lives in defs/<concern>/ with its own assets, checks and sensors; this file
+only merges them and adds the jobs and schedules that span them.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.defs.dbt.definitions import build_defs as build_dbt_defs
+from orchestration.defs.exports.definitions import defs as exports_defs
+from orchestration.defs.ingest.definitions import defs as ingest_defs
+from orchestration.defs.quality.definitions import defs as quality_defs
+
+BUILD_JOB = "build_all"
+REFRESH_JOB = "refresh"
+
+
+def build_definitions() -> dg.Definitions:
+    everything = dg.AssetSelection.all()
+    build_all = dg.define_asset_job(
+        BUILD_JOB, selection=everything, description="Ingest landing files, build every model, check, export."
+    )
+    refresh = dg.define_asset_job(
+        REFRESH_JOB, selection=everything, description="Incremental refresh: new files in, affected days rebuilt, exports out."
+    )
+    schedules = [
+        dg.ScheduleDefinition(
+            name="daily_full_rebuild",
+            job=build_all,
+            cron_schedule="0 3 * * *",
+            run_config={"ops": {"warehouse_models": {"config": {"full_refresh": True}}}},
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description="Every night: a full dbt rebuild, so incremental state can never drift.",
+        ),
+        dg.ScheduleDefinition(
+            name="refresh_every_5_minutes",
+            job=refresh,
+            cron_schedule="*/5 * * * *",
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description="Every 5 minutes: load new files and refresh the affected days and exports.",
+        ),
+    ]
+    return dg.Definitions.merge(
+        ingest_defs,
+        build_dbt_defs(),
+        quality_defs,
+        exports_defs,
+        dg.Definitions(jobs=[build_all, refresh], schedules=schedules),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""One folder per concern, each exposing `defs` (a dagster.Definitions)."""

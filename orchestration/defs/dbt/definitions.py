@@ -1,0 +1,52 @@
+"""The dbt models as Dagster assets; their dbt tests become asset checks."""
+
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from agent_analytics.settings import load_settings
+from ingestion.warehouse import warehouse_lock
+from orchestration.defs.dbt.project import DBT_PROJECT_DIR, PROFILES_DIR, dbt_executable, ensure_manifest
+from orchestration.pools import WAREHOUSE_POOL
+
+
+class WarehouseTranslator(DagsterDbtTranslator):
+    """Sources keep the default key [source, table], which the raw_events multi-asset produces;
+    models are grouped by their folder (staging, intermediate, marts)."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        return fqn[1] if len(fqn) > 2 else "warehouse"
+
+
+class DbtBuildConfig(dg.Config):
+    full_refresh: bool = False
+
+
+def build_dbt_assets() -> dg.AssetsDefinition:
+    manifest = ensure_manifest()
+
+    @dbt_assets(manifest=manifest, dagster_dbt_translator=WarehouseTranslator(), pool=WAREHOUSE_POOL)
+    def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
+        settings = load_settings()
+        os.environ.update(settings.env())
+        args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
+        with warehouse_lock(settings.warehouse_path):
+            yield from dbt.cli(args, context=context).stream()
+
+    return warehouse_models
+
+
+def build_defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[build_dbt_assets()],
+        resources={
+            "dbt": DbtCliResource(
+                project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(PROFILES_DIR), dbt_executable=dbt_executable()
+            )
+        },
+    )

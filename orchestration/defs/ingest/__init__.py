@@ -1,0 +1,3 @@
+from orchestration.defs.ingest.definitions import defs
+
+__all__ = ["defs"]

@@ -1,0 +1,1 @@
+"""Great Expectations suites on the marts, wired as blocking Dagster asset checks."""

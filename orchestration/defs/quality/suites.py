@@ -1,0 +1,86 @@
+"""Great Expectations suites for the marts: plain functions, testable without Dagster.
+
+Each suite is a list of (expectation class name, keyword arguments) run against a pandas
+DataFrame through an ephemeral GX context (GX's SQL datasource on DuckDB is unreliable, see
+STACK.md). Great Expectations is imported inside `validate`, never at module import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+Suite = list[tuple[str, dict]]
+
+SUITES: dict[str, tuple[str, Suite]] = {
+    "fct_daily_activity": (
+        "select *, wau - dau as wau_minus_dau, mau - wau as mau_minus_wau, messages - sessions as messages_minus_sessions "
+        "from fct_daily_activity",
+        [
+            ("ExpectColumnValuesToBeUnique", {"column": "activity_date"}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "activity_date"}),
+            ("ExpectColumnValuesToBeBetween", {"column": "dau", "min_value": 0}),
+            ("ExpectColumnValuesToBeBetween", {"column": "wau_minus_dau", "min_value": 0}),
+            ("ExpectColumnValuesToBeBetween", {"column": "mau_minus_wau", "min_value": 0}),
+            ("ExpectColumnValuesToBeBetween", {"column": "messages_minus_sessions", "min_value": 0}),
+            ("ExpectColumnValuesToBeBetween", {"column": "cost_usd", "min_value": 0}),
+        ],
+    ),
+    "fct_agent_daily": (
+        "select *, p95_response_time_ms - p50_response_time_ms as p95_minus_p50, "
+        "p99_response_time_ms - p95_response_time_ms as p99_minus_p95, messages - active_users as messages_minus_users, "
+        "messages - errors as messages_minus_errors from fct_agent_daily",
+        [
+            ("ExpectColumnValuesToBeUnique", {"column": "agent_day_key"}),
+            ("ExpectColumnValuesToBeBetween", {"column": "p95_minus_p50", "min_value": 0}),
+            ("ExpectColumnValuesToBeBetween", {"column": "p99_minus_p95", "min_value": 0}),
+            ("ExpectColumnValuesToBeBetween", {"column": "messages_minus_users", "min_value": 0}),
+            ("ExpectColumnValuesToBeBetween", {"column": "messages_minus_errors", "min_value": 0}),
+            ("ExpectColumnValuesToBeBetween", {"column": "cost_usd", "min_value": 0}),
+            ("ExpectColumnValuesToBeBetween", {"column": "sessions", "min_value": 0}),
+        ],
+    ),
+    "fct_daily_cost_by_provider": (
+        "select *, llm_calls - priced_calls - unpriced_calls as unbalanced_calls from fct_daily_cost_by_provider",
+        [
+            ("ExpectColumnValuesToBeUnique", {"column": "cost_key"}),
+            ("ExpectColumnValuesToBeInSet", {"column": "unbalanced_calls", "value_set": [0]}),
+            ("ExpectColumnValuesToBeBetween", {"column": "cost_usd", "min_value": 0}),
+            ("ExpectColumnValuesToBeBetween", {"column": "unpriced_tokens", "min_value": 0}),
+        ],
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    success: bool
+    evaluated: int
+    failed: list[str]
+
+
+def validate(df: pd.DataFrame, suite: Suite, name: str) -> SuiteResult:
+    """Run a suite over a DataFrame with an ephemeral GX context."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    context = gx.get_context(mode="ephemeral")
+    batch_definition = (
+        context.data_sources.add_pandas(f"{name}_source")
+        .add_dataframe_asset(f"{name}_frame")
+        .add_batch_definition_whole_dataframe(f"{name}_batch")
+    )
+    expectation_suite = context.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
+    for class_name, kwargs in suite:
+        expectation_suite.add_expectation(getattr(gxe, class_name)(**kwargs))
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(data=batch_definition, suite=expectation_suite, name=f"{name}_validation")
+    )
+    result = validation.run(batch_parameters={"dataframe": df})
+    failed = [
+        f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column', '')})"
+        for r in result.results
+        if not r.success
+    ]
+    return SuiteResult(success=bool(result.success), evaluated=len(result.results), failed=failed)

@@ -1,0 +1,25 @@
+"""The Dagster instance home (DAGSTER_HOME) inside AGENT_ANALYTICS_HOME, and its config."""
+
+from __future__ import annotations
+
+import os
+
+from agent_analytics.settings import Settings
+from orchestration.pools import WAREHOUSE_POOL
+
+DAGSTER_YAML = f"""# Written by agent-analytics. Pools: every warehouse step is in pool '{WAREHOUSE_POOL}'.
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+def ensure_dagster_home(settings: Settings) -> None:
+    """Create DAGSTER_HOME with its dagster.yaml and point this process (and children) at it."""
+    settings.ensure_dirs()
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists() or config.read_text() != DAGSTER_YAML:
+        config.write_text(DAGSTER_YAML)
+    os.environ.update(settings.env())
