@@ -43,7 +43,11 @@ incidents as (
         incident_number,
         min(checked_at) as started_at,
         max(checked_at) as last_down_at,
-        {{ arg_max_value('next_checked_at', 'checked_at') }} as ended_at,
+        -- The probe after the run's last down probe (an up probe), or null while the run is
+        -- ongoing: only the component's latest probe has no next probe. Not arg_max_value:
+        -- DuckDB's arg_max skips null values, so an ongoing run of several down probes got
+        -- its last down probe as end and was reported as closed.
+        case when count(next_checked_at) = count(*) then max(next_checked_at) end as ended_at,
         max(latest_checked_at) as latest_checked_at,
         count(*) as down_probes
     from down_probes_numbered

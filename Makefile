@@ -1,0 +1,30 @@
+# Every target works on a fresh clone: the virtual environment is created when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test dev bench install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/agent-analytics demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+dev: $(STAMP)
+	$(BIN)/agent-analytics dev
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf analytics_home dbt_project/target dbt_project/logs .pytest_cache

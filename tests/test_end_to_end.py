@@ -1,0 +1,226 @@
+"""End to end on the hand-made fixture: ingest, build through Dagster, marts, exports.
+
+Expected values are derived by hand from tests/fixtures/day1.jsonl and day2.jsonl:
+
+messages (UTC = company time zone here)
+  m1 u1 support 11-02 10:00 ok 1000 ms  openai gpt-4o 1000 in / 100 out      -> est. 0.0025 + 0.0010 = 0.0035
+  m2 u1 support 11-02 10:10 ok 2000 ms  anthropic, reported                   -> 0.05
+  m3 u1 support 11-02 10:40 ok 3000 ms  openai gpt-4o 500 in (100 cached) / 50 -> 400*2.5e-6 + 100*1.25e-6 + 50*1e-5 = 0.001625
+  m4 u1 support 11-02 11:11 error, no response time, no calls
+  m5 u2 sales   11-02 23:50 ok 4000 ms  openai acme-internal-1 (no price)     -> unpriced, 20 tokens
+  m6 u2 sales   11-03 00:10 ok 5000 ms  azure (azure.ai.openai), reported     -> 0.02
+  m7 u3 support 11-03 12:00 ok 6000 ms  no calls
+  m8 u1 sales   11-05 08:00 ok 7000 ms  openai gpt-4o 2000 in / 0             -> 0.005   (day2 file, +01:00 offset)
+  m9 u3 sales   11-02 15:00 ok 8000 ms  anthropic, reported                   -> 0.10    (day2 file, late)
+sessions (30 min timeout): u1/support {m1,m2,m3} (gaps 10 and exactly 30 min) and {m4} (31 min gap);
+  u2/sales {m5,m6} crossing midnight, belongs to 11-02; u3/sales {m9}; u3/support {m7}; u1/sales {m8}
+  -> 11-02: 4 sessions, 11-03: 1, 11-04: 0, 11-05: 1.
+"""
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agent_analytics.cli import main, run_build
+from agent_analytics.settings import load_settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DAY1, DAY2 = FIXTURES / "day1.jsonl", FIXTURES / "day2.jsonl"
+MARTS = [
+    "fct_messages", "fct_llm_calls", "fct_sessions", "fct_agent_daily", "fct_daily_activity",
+    "fct_daily_cost_by_provider", "fct_daily_cost_by_model", "fct_component_uptime_daily",
+    "fct_downtime_incidents", "fct_queue_depth_daily", "fct_tool_calls_daily", "dim_agents",
+]
+VOLATILE = {"loaded_at", "max_loaded_at"}  # load timestamps differ between builds by design
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    """Two loads and two (incremental) builds into one home; yields the settings."""
+    home = tmp_path_factory.mktemp("home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AGENT_ANALYTICS_HOME", str(home))
+    patch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+    patch.delenv("AGENT_ANALYTICS_SESSION_TIMEOUT_MIN", raising=False)
+    saved_env = dict(os.environ)
+    settings = load_settings()
+    assert main(["ingest", str(DAY1)]) == 0
+    assert run_build(settings)
+    assert main(["ingest", str(DAY2)]) == 0
+    assert run_build(settings)
+    yield settings
+    os.environ.clear()
+    os.environ.update(saved_env)
+    patch.undo()
+
+
+def query(settings, sql, params=None):
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def test_ledger_accounts_for_every_line(warehouse):
+    rows = query(warehouse, "select file_name, lines, loaded, duplicates, quarantined from ingest.ledger order by file_name")
+    assert rows == [("day1.jsonl", 21, 21, 0, 0), ("day2.jsonl", 4, 2, 1, 1)]
+    assert query(warehouse, "select line_number, reason from ingest.quarantine") == [(4, "not JSON")]
+
+
+def test_daily_activity(warehouse):
+    rows = query(warehouse, "select activity_date, dau, wau, mau, sessions, messages, errors from fct_daily_activity order by 1")
+    assert rows == [
+        (date(2026, 11, 2), 3, 3, 3, 4, 6, 1),  # u1,u2,u3(late m9); m1-m5 + m9
+        (date(2026, 11, 3), 2, 3, 3, 1, 2, 0),  # u2,u3; the u2 session started 11-02
+        (date(2026, 11, 4), 0, 3, 3, 0, 0, 0),  # no traffic: a zero row, windows still cover 11-02
+        (date(2026, 11, 5), 1, 3, 3, 1, 1, 0),  # u1 via m8 (08:00 UTC)
+    ]
+
+
+def test_sessions(warehouse):
+    rows = query(
+        warehouse,
+        "select user_id, agent_id, session_date, message_count, duration_ms from fct_sessions order by session_started_at",
+    )
+    assert rows == [
+        ("u1", "support", date(2026, 11, 2), 3, 2_403_000),  # 10:00 -> 10:40 + 3 s
+        ("u1", "support", date(2026, 11, 2), 1, 0),  # error without response time
+        ("u3", "sales", date(2026, 11, 2), 1, 8_000),
+        ("u2", "sales", date(2026, 11, 2), 2, 1_205_000),  # 23:50 -> 00:10 + 5 s
+        ("u3", "support", date(2026, 11, 3), 1, 6_000),
+        ("u1", "sales", date(2026, 11, 5), 1, 7_000),
+    ]
+
+
+def test_cost_by_provider_to_the_cent_and_unpriced(warehouse):
+    rows = query(
+        warehouse,
+        "select provider, sum(cost_usd), sum(llm_calls), sum(unpriced_calls), sum(unpriced_tokens) "
+        "from fct_daily_cost_by_provider group by 1 order by 1",
+    )
+    assert rows == [
+        ("anthropic", Decimal("0.1500000000"), 2, 0, 0),
+        ("azure", Decimal("0.0200000000"), 1, 0, 0),
+        ("openai", Decimal("0.0101250000"), 4, 1, 20),  # 0.0035 + 0.001625 + 0.005; acme unpriced
+    ]
+    sources = query(warehouse, "select message_id, cost_source, cost_usd from fct_llm_calls order by 1")
+    assert sources == [
+        ("m1", "estimated", Decimal("0.0035000000")),
+        ("m2", "reported", Decimal("0.0500000000")),
+        ("m3", "estimated", Decimal("0.0016250000")),
+        ("m5", "unpriced", None),
+        ("m6", "reported", Decimal("0.0200000000")),
+        ("m8", "estimated", Decimal("0.0050000000")),
+        ("m9", "reported", Decimal("0.1000000000")),
+    ]
+
+
+def test_agent_daily_percentiles_and_error_rate(warehouse):
+    rows = query(
+        warehouse,
+        "select agent_id, messages, active_users, sessions, errors, avg_response_time_ms, p50_response_time_ms, "
+        "p95_response_time_ms from fct_agent_daily where activity_date = '2026-11-02' order by agent_id",
+    )
+    # sales 11-02: m5 4000, m9 8000 -> p95 = 4000 + 0.95 * 4000 = 7800
+    # support 11-02: m1..m3 1000/2000/3000 (m4 untimed) -> p95 = 2000 + 0.9 * 1000 = 2900
+    assert rows == [
+        ("sales", 2, 2, 2, 0, 6000.0, 6000.0, pytest.approx(7800.0)),
+        ("support", 4, 1, 2, 1, 2000.0, 2000.0, pytest.approx(2900.0)),
+    ]
+
+
+def test_uptime_and_incidents(warehouse):
+    assert query(warehouse, "select component, probes, up_probes, uptime_ratio, incidents, downtime_minutes from fct_component_uptime_daily") == [
+        ("api", 10, 7, 0.7, 1, 3.0)
+    ]
+    assert query(warehouse, "select component, started_at::varchar, ended_at::varchar, down_probes, is_ongoing from fct_downtime_incidents") == [
+        ("api", "2026-11-02 10:02:00", "2026-11-02 10:05:00", 3, False)
+    ]
+    assert query(warehouse, "select latest_depth, avg_depth, max_depth from fct_queue_depth_daily") == [(10, 5.0, 10)]
+
+
+def test_daily_csv_export(warehouse, capsys):
+    assert main(["export", "--start", "2026-11-01", "--end", "2026-11-05", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(rows[0]) == ["date", "dau", "wau", "mau", "sessions", "messages", "cost_usd",
+                             "cost_per_message", "avg_response_time_ms", "error_rate"]
+    assert [(r["date"], r["dau"], r["wau"], r["mau"], r["sessions"], r["messages"]) for r in rows] == [
+        ("2026-11-01", "0", "0", "0", "0", "0"),
+        ("2026-11-02", "3", "3", "3", "4", "6"),
+        ("2026-11-03", "2", "3", "3", "1", "2"),
+        ("2026-11-04", "0", "3", "3", "0", "0"),
+        ("2026-11-05", "1", "3", "3", "1", "1"),
+    ]
+    day2 = rows[1]
+    # 11-02 cost: 0.0035 + 0.05 + 0.001625 + 0.10 = 0.155125 over 6 messages; 5 timed: 1,2,3,4,8 s
+    assert (day2["cost_usd"], day2["cost_per_message"], day2["avg_response_time_ms"], day2["error_rate"]) == (
+        "0.155125", "0.025854", "3600.0", "0.166667"
+    )
+
+
+def test_export_for_one_agent(warehouse, capsys):
+    assert main(["export", "--start", "2026-11-02", "--end", "2026-11-03", "--agent", "sales"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    # sales: 11-02 u2 (m5), u3 (m9); 11-03 u2 (m6)
+    assert [(r["dau"], r["wau"], r["sessions"], r["messages"], r["cost_usd"]) for r in rows] == [
+        ("2", "2", "2", "2", "0.100000"),
+        ("1", "2", "0", "1", "0.020000"),
+    ]
+
+
+def test_json_export_summary(warehouse, capsys):
+    assert main(["export", "--start", "2026-11-02", "--end", "2026-11-05", "--format", "json"]) == 0
+    import json
+
+    export = json.loads(capsys.readouterr().out)
+    summary = export["summary"]
+    assert (summary["messages"], summary["sessions"], summary["active_users"], summary["errors"]) == (9, 6, 3, 1)
+    assert round(summary["cost_usd"], 6) == 0.180125
+    # 8 timed messages 1..8 s: p95 = 7000 + 0.65 * 1000
+    assert summary["p95_response_time_ms"] == pytest.approx(7650.0)
+    assert [(p["provider"], round(p["cost_usd"], 6)) for p in export["cost_by_provider"]] == [
+        ("anthropic", 0.15), ("azure", 0.02), ("openai", 0.010125)
+    ]
+    assert export["health"]["incidents"][0]["downtime_minutes"] == 3.0
+
+
+def test_incremental_equals_full_refresh(warehouse):
+    def snapshot():
+        con = duckdb.connect(str(warehouse.warehouse_path), read_only=True)
+        try:
+            out = {}
+            for table in MARTS:
+                columns = [c[0] for c in con.execute(f"describe {table}").fetchall() if c[0] not in VOLATILE]
+                out[table] = con.execute(f"select {', '.join(columns)} from {table} order by all").fetchall()
+            return out
+        finally:
+            con.close()
+
+    incremental = snapshot()
+    assert run_build(warehouse, full_refresh=True)
+    assert snapshot() == incremental
+
+
+def test_bad_arguments_give_one_line_and_nonzero_exit(warehouse):
+    cases = [
+        (["export", "--period", "fortnight"], "unknown period 'fortnight'"),
+        (["export", "--start", "2026-11-05", "--end", "2026-11-01"], "is before --start"),
+        (["export", "--agent", "nobody"], "unknown agent 'nobody'"),
+        (["ingest", "/no/such/file.jsonl"], "no such file or folder"),
+    ]
+    for argv, message in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", "agent_analytics.cli", *argv], capture_output=True, text=True, env=dict(os.environ)
+        )
+        assert proc.returncode == 2, (argv, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (argv, proc.stderr)
