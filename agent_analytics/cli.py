@@ -114,13 +114,22 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
     from orchestration.definitions import BUILD_JOB, defs
 
     job = defs.resolve_job_def(BUILD_JOB)
-    run_config = {"ops": {"warehouse_models": {"config": {"full_refresh": full_refresh}}}}
+    run_config = {
+        "ops": {"warehouse_models": {"config": {"full_refresh": full_refresh}}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         print(f"{PROG}: build failed in step(s): {', '.join(sorted(set(failed))) or 'unknown'}", file=sys.stderr)
         return False
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            if materialization.asset_key.path == ["ingest", "ledger"]:
+                counts = {k: v.value for k, v in materialization.metadata.items()}
+                print("ingest: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
     checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     failed_checks = [e.event_specific_data.asset_check_key.name for e in checks if not e.event_specific_data.passed]
     print(f"build ok: run {result.run_id}, {len(checks)} checks evaluated, {len(failed_checks)} failed")

@@ -65,7 +65,10 @@ def validate(df: pd.DataFrame, suite: Suite, name: str) -> SuiteResult:
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     batch_definition = (
         context.data_sources.add_pandas(f"{name}_source")
         .add_dataframe_asset(f"{name}_frame")
