@@ -25,3 +25,17 @@ def archive_loaded(files: list[Path], landing_dir: Path) -> None:
         if destination.exists():
             destination = target / f"{f.stem}.{f.stat().st_mtime_ns}{''.join(f.suffixes[-1:])}"
         os.replace(f, destination)
+
+
+def ingest_landing(landing_dir: Path, warehouse_path: Path, raw_dir: Path) -> list:
+    """Load every waiting landing file and archive it, all under the warehouse lock, so two
+    runs started together never load or move the same file twice."""
+    from ingestion.load import load_file, recover
+    from ingestion.warehouse import open_warehouse
+
+    with open_warehouse(warehouse_path) as con:
+        recover(con, raw_dir)
+        files = landing_files(landing_dir)
+        results = [load_file(con, f, raw_dir) for f in files]
+        archive_loaded(files, landing_dir)
+    return results

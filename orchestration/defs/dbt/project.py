@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -28,10 +29,25 @@ def _newest_source_mtime() -> float:
     return max(newest, (DBT_PROJECT_DIR / "dbt_project.yml").stat().st_mtime)
 
 
+def _manifest_current() -> bool:
+    return MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _newest_source_mtime()
+
+
 def ensure_manifest() -> Path:
-    """Run `dbt parse` when the manifest is missing or older than the project files."""
-    if MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _newest_source_mtime():
+    """Run `dbt parse` when the manifest is missing or older than the project files.
+
+    Processes that load the definitions at the same time parse one after another."""
+    if _manifest_current():
         return MANIFEST_PATH
+    MANIFEST_PATH.parent.mkdir(parents=True, exist_ok=True)
+    with open(MANIFEST_PATH.parent / ".parse.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _manifest_current():
+            _parse()
+    return MANIFEST_PATH
+
+
+def _parse() -> None:
     result = subprocess.run(
         [dbt_executable(), "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(PROFILES_DIR), "--quiet"],
         cwd=DBT_PROJECT_DIR,
@@ -41,4 +57,3 @@ def ensure_manifest() -> Path:
     )
     if result.returncode != 0:
         raise RuntimeError(f"dbt parse failed:\n{result.stdout}\n{result.stderr}")
-    return MANIFEST_PATH

@@ -6,8 +6,7 @@ import hashlib
 import dagster as dg
 
 from agent_analytics.settings import load_settings
-from ingestion.landing import archive_loaded, landing_files
-from ingestion.load import ingest_paths
+from ingestion.landing import ingest_landing, landing_files
 from ingestion.raw_layer import RAW_TABLES
 from orchestration.pools import WAREHOUSE_POOL
 
@@ -31,9 +30,7 @@ RAW_TABLE_KEYS = [dg.AssetKey(["raw", table]) for table in RAW_TABLES] + [
 def raw_events(context: dg.AssetExecutionContext):
     settings = load_settings()
     settings.ensure_dirs()
-    files = landing_files(settings.landing_dir)
-    results = ingest_paths(files, settings.warehouse_path, settings.raw_dir) if files else []
-    archive_loaded(files, settings.landing_dir)
+    results = ingest_landing(settings.landing_dir, settings.warehouse_path, settings.raw_dir)
     for r in results:
         state = "already loaded" if r.already_loaded else "loaded"
         context.log.info(
