@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.defs.dbt.definitions import build_defs as build_dbt_defs
-from orchestration.defs.exports.definitions import defs as exports_defs
-from orchestration.defs.ingest.definitions import defs as ingest_defs
-from orchestration.defs.quality.definitions import defs as quality_defs
+from orchestration.defs.dbt import definitions as dbt_concern
+from orchestration.defs.exports import definitions as exports_concern
+from orchestration.defs.ingest import definitions as ingest_concern
+from orchestration.defs.quality import definitions as quality_concern
 
 BUILD_JOB = "build_all"
 REFRESH_JOB = "refresh"
@@ -43,10 +43,10 @@ def build_definitions() -> dg.Definitions:
         ),
     ]
     return dg.Definitions.merge(
-        ingest_defs,
-        build_dbt_defs(),
-        quality_defs,
-        exports_defs,
+        ingest_concern.defs,
+        dbt_concern.build_defs(),
+        quality_concern.defs,
+        exports_concern.defs,
         dg.Definitions(jobs=[build_all, refresh], schedules=schedules),
     )
 

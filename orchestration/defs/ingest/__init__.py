@@ -1,3 +1,1 @@
-from orchestration.defs.ingest.definitions import defs
-
-__all__ = ["defs"]
+"""Ingestion as Dagster assets and the landing sensor (see definitions.py)."""
