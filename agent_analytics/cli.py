@@ -47,6 +47,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_period_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--period", help="today, week, month or Nd: the last N x 24 h (default 30d)")
+    parser.add_argument("--start", help="first local day, YYYY-MM-DD (with --end)")
+    parser.add_argument("--end", help="last local day, YYYY-MM-DD (with --start)")
+    parser.add_argument("--month", help="a calendar month, YYYY-MM")
+    parser.add_argument("--agent", action="append", dest="agents", metavar="ID", help="only this agent (repeatable)")
+    parser.add_argument("--tz", help="time zone of days and hours (default: AGENT_ANALYTICS_TZ)")
+    parser.add_argument("--as-of", dest="as_of", help="end of rolling periods: YYYY-MM-DD (end of that day) or an ISO time (default: now)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Analytics warehouse for AI agents.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -58,13 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
 
     export = sub.add_parser("export", help="export the daily CSV or the full JSON for a period")
-    export.add_argument("--period", help="today, week, month or Nd (default 30d)")
-    export.add_argument("--start", help="first day, YYYY-MM-DD (with --end)")
-    export.add_argument("--end", help="last day, YYYY-MM-DD (with --start)")
-    export.add_argument("--agent", action="append", dest="agents", metavar="ID", help="only this agent (repeatable)")
+    _add_period_arguments(export)
     export.add_argument("--format", choices=("csv", "json"), default="csv")
-    export.add_argument("--as-of", type=_date_arg, help="the day relative periods end on (default: today)")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+
+    metrics = sub.add_parser("metrics", help="every metric of the analytics guide for a period, in the terminal")
+    _add_period_arguments(metrics)
+    metrics.add_argument("--format", choices=("table", "json"), default="table")
 
     generate = sub.add_parser("generate", help="write deterministic synthetic events in the contract format")
     generate.add_argument("--events", type=_positive_int, required=True, help="message events")
@@ -142,13 +152,16 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if run_build(settings, full_refresh=args.full_refresh) else 1
 
 
-def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from agent_analytics.exports import ExportError, check_agents, daily_rows, full_export, to_csv, to_json
-    from agent_analytics.periods import PeriodError, parse_period
+def _metrics_document(args: argparse.Namespace, settings: Settings) -> dict:
+    from agent_analytics.exports import ExportError, check_agents
+    from agent_analytics.metrics import MetricsRequest, compute_metrics
+    from agent_analytics.periods import PeriodError, check_tz, parse_as_of, parse_period
     from ingestion.warehouse import open_warehouse
 
     try:
-        period = parse_period(args.period, args.start, args.end, args.as_of or _today(settings))
+        tz = check_tz(args.tz or settings.company_tz)
+        as_of = parse_as_of(args.as_of, tz)
+        period = parse_period(args.period, args.start, args.end, args.month, as_of, tz)
     except PeriodError as exc:
         raise UsageError(str(exc)) from None
     if not settings.warehouse_path.exists():
@@ -158,15 +171,31 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             agents = check_agents(con, args.agents)
         except ExportError as exc:
             raise UsageError(str(exc)) from None
-        if args.format == "csv":
-            text = to_csv(daily_rows(con, period, agents))
-        else:
-            text = to_json(full_export(con, period, agents, settings.company_tz))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
+        return compute_metrics(con, MetricsRequest(period=period, agents=agents, as_of=as_of), settings)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
     else:
         sys.stdout.write(text)
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics.exports import to_csv, to_json
+
+    document = _metrics_document(args, settings)
+    _write(to_csv(document) if args.format == "csv" else to_json(document), args.output)
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics.exports import to_json
+    from agent_analytics.metrics.render import render_table
+
+    document = _metrics_document(args, settings)
+    _write(to_json(document) if args.format == "json" else render_table(document), None)
     return 0
 
 
@@ -216,6 +245,7 @@ COMMANDS = {
     "ingest": cmd_ingest,
     "build": cmd_build,
     "export": cmd_export,
+    "metrics": cmd_metrics,
     "generate": cmd_generate,
     "demo": cmd_demo,
     "dev": cmd_dev,

@@ -1,18 +1,22 @@
-"""Reporting periods: `today`, `week`, `month`, `Nd`, or a custom start..end (both included).
+"""Reporting periods: exact windows `[start, end)` in UTC with the local days they cover.
 
-Periods here are whole days in the company time zone ending with the as-of day:
-`today` is the as-of day, `week` the 7 days ending with it, `month` the 30 days, `Nd` N days.
-Every period has a previous period of the same length right before it.
+- `today`, `week`, `month`, `Nd`: rolling, the last N x 24 hours ending at `as_of`;
+- `--start A --end B`: custom, from local midnight of A to local midnight after B;
+- `--month YYYY-MM`: a calendar month in local time.
+The previous period has the same length and ends where the period starts.
+See docs/metric-definitions.md.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 NAMED_DAYS = {"today": 1, "week": 7, "month": 30}
 MAX_DAYS = 3660
+DEFAULT_PERIOD = "30d"
 
 
 class PeriodError(ValueError):
@@ -21,20 +25,78 @@ class PeriodError(ValueError):
 
 @dataclass(frozen=True)
 class Period:
-    start: date
-    end: date
+    kind: str  # rolling | custom | month
     label: str
+    start: datetime  # UTC, included
+    end: datetime  # UTC, excluded
+    tz: str
 
     @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    @property
+    def start_date(self) -> date:
+        return self.start.astimezone(self.zone).date()
+
+    @property
+    def end_date(self) -> date:
+        return (self.end - timedelta(microseconds=1)).astimezone(self.zone).date()
+
+    @property
+    def days(self) -> float:
+        return (self.end - self.start).total_seconds() / 86400
+
+    def local_dates(self) -> list[date]:
+        count = (self.end_date - self.start_date).days + 1
+        return [self.start_date + timedelta(days=i) for i in range(count)]
 
     def previous(self) -> "Period":
-        end = self.start - timedelta(days=1)
-        return Period(end - timedelta(days=self.days - 1), end, f"previous {self.label}")
+        length = self.end - self.start
+        return Period(self.kind, f"previous {self.label}", self.start - length, self.start, self.tz)
 
-    def dates(self) -> list[date]:
-        return [self.start + timedelta(days=i) for i in range(self.days)]
+    def describe(self) -> dict:
+        return {
+            "label": self.label,
+            "kind": self.kind,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "start_date": self.start_date.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "days": round(self.days, 6),
+        }
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def check_tz(tz: str) -> str:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PeriodError(f"unknown time zone {tz!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+    return tz
+
+
+def local_midnight(day: date, tz: str) -> datetime:
+    """The UTC instant at which local day `day` starts."""
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+
+
+def parse_as_of(text: str | None, tz: str, now: datetime | None = None) -> datetime:
+    """`as_of` from a date (the end of that local day), an ISO instant, or now."""
+    if not text:
+        return (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return local_midnight(_parse_date(text, "--as-of") + timedelta(days=1), tz)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise PeriodError(f"--as-of {text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(tz))
+    return moment.astimezone(timezone.utc)
 
 
 def _parse_date(text: str, what: str) -> date:
@@ -44,11 +106,20 @@ def _parse_date(text: str, what: str) -> date:
         raise PeriodError(f"{what} {text!r} is not a date in YYYY-MM-DD form") from None
 
 
-def parse_period(period: str | None, start: str | None, end: str | None, today: date) -> Period:
-    """The period named by `--period` or by `--start/--end` (not both), ending on `today` if relative."""
+def parse_period(
+    period: str | None,
+    start: str | None,
+    end: str | None,
+    month: str | None,
+    as_of: datetime,
+    tz: str,
+) -> Period:
+    """The period named by exactly one of --period, --start/--end, --month (default 30d)."""
+    check_tz(tz)
+    given = [name for name, value in (("--period", period), ("--start/--end", start or end), ("--month", month)) if value]
+    if len(given) > 1:
+        raise PeriodError(f"give only one of {', '.join(given)}")
     if start or end:
-        if period:
-            raise PeriodError("give either --period or --start/--end, not both")
         if not (start and end):
             raise PeriodError("--start and --end go together: give both dates")
         first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
@@ -56,8 +127,15 @@ def parse_period(period: str | None, start: str | None, end: str | None, today: 
             raise PeriodError(f"--end {last} is before --start {first}")
         if (last - first).days + 1 > MAX_DAYS:
             raise PeriodError(f"a period can span at most {MAX_DAYS} days")
-        return Period(first, last, f"{first} to {last}")
-    word = (period or "30d").strip().lower()
+        return Period("custom", f"{first}..{last}", local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz), tz)
+    if month:
+        match = re.fullmatch(r"(\d{4})-(\d{2})", month)
+        if not match or not 1 <= int(match.group(2)) <= 12:
+            raise PeriodError(f"--month {month!r} is not a month in YYYY-MM form")
+        first = date(int(match.group(1)), int(match.group(2)), 1)
+        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        return Period("month", month, local_midnight(first, tz), local_midnight(following, tz), tz)
+    word = (period or DEFAULT_PERIOD).strip().lower()
     if word in NAMED_DAYS:
         days = NAMED_DAYS[word]
     else:
@@ -67,4 +145,4 @@ def parse_period(period: str | None, start: str | None, end: str | None, today: 
         days = int(match.group(1))
         if not 1 <= days <= MAX_DAYS:
             raise PeriodError(f"period {period!r} must be between 1d and {MAX_DAYS}d")
-    return Period(today - timedelta(days=days - 1), today, word)
+    return Period("rolling", word, as_of - timedelta(days=days), as_of, tz)

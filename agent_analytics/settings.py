@@ -5,6 +5,10 @@
 | AGENT_ANALYTICS_HOME                  | ./analytics_home   | folder for landing/, raw/, warehouse, exports/, reports/ |
 | AGENT_ANALYTICS_TZ                    | UTC                | company time zone: days, weeks, months        |
 | AGENT_ANALYTICS_SESSION_TIMEOUT_MIN   | 30                 | session inactivity timeout, minutes           |
+| AGENT_ANALYTICS_CAPACITY_PER_MIN      | 500                | request capacity (messages per minute)        |
+| AGENT_ANALYTICS_ERROR_RATE_THRESHOLDS | 0.5,1,2            | error rate % under which: Excellent, Good, Acceptable (else Poor) |
+| AGENT_ANALYTICS_RESPONSE_TIME_THRESHOLDS_MS | 2000,4000,6000 | response time under which: Fast, Good, Acceptable (else Slow) |
+| AGENT_ANALYTICS_UPTIME_HEALTHY_PCT    | 99.9               | uptime % at or above which: Healthy (else Degraded) |
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 HOME_VAR = "AGENT_ANALYTICS_HOME"
 TZ_VAR = "AGENT_ANALYTICS_TZ"
 TIMEOUT_VAR = "AGENT_ANALYTICS_SESSION_TIMEOUT_MIN"
+CAPACITY_VAR = "AGENT_ANALYTICS_CAPACITY_PER_MIN"
+ERROR_THRESHOLDS_VAR = "AGENT_ANALYTICS_ERROR_RATE_THRESHOLDS"
+RESPONSE_THRESHOLDS_VAR = "AGENT_ANALYTICS_RESPONSE_TIME_THRESHOLDS_MS"
+UPTIME_VAR = "AGENT_ANALYTICS_UPTIME_HEALTHY_PCT"
 
 
 class SettingsError(ValueError):
@@ -28,6 +36,10 @@ class Settings:
     home: Path
     company_tz: str
     session_timeout_minutes: int
+    capacity_per_min: int = 500
+    error_rate_thresholds_pct: tuple[float, float, float] = (0.5, 1.0, 2.0)
+    response_time_thresholds_ms: tuple[float, float, float] = (2000.0, 4000.0, 6000.0)
+    uptime_healthy_pct: float = 99.9
 
     @property
     def landing_dir(self) -> Path:
@@ -82,4 +94,25 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         timeout = 0
     if timeout <= 0:
         raise SettingsError(f"{TIMEOUT_VAR}={raw_timeout!r} must be a positive whole number of minutes")
-    return Settings(home=home, company_tz=tz, session_timeout_minutes=timeout)
+    return Settings(
+        home=home,
+        company_tz=tz,
+        session_timeout_minutes=timeout,
+        capacity_per_min=int(_numbers(env, CAPACITY_VAR, "500", 1)[0]),
+        error_rate_thresholds_pct=_numbers(env, ERROR_THRESHOLDS_VAR, "0.5,1,2", 3),
+        response_time_thresholds_ms=_numbers(env, RESPONSE_THRESHOLDS_VAR, "2000,4000,6000", 3),
+        uptime_healthy_pct=_numbers(env, UPTIME_VAR, "99.9", 1)[0],
+    )
+
+
+def _numbers(env, name: str, default: str, count: int) -> tuple[float, ...]:
+    """`count` positive, increasing numbers from a comma-separated variable."""
+    raw = env.get(name) or default
+    try:
+        values = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count or any(v <= 0 for v in values) or list(values) != sorted(values):
+        what = "a positive number" if count == 1 else f"{count} increasing positive numbers separated by commas"
+        raise SettingsError(f"{name}={raw!r} must be {what}")
+    return values

@@ -37,7 +37,8 @@ DAY1, DAY2 = FIXTURES / "day1.jsonl", FIXTURES / "day2.jsonl"
 MARTS = [
     "fct_messages", "fct_llm_calls", "fct_sessions", "fct_agent_daily", "fct_daily_activity",
     "fct_daily_cost_by_provider", "fct_daily_cost_by_model", "fct_component_uptime_daily",
-    "fct_downtime_incidents", "fct_queue_depth_daily", "fct_tool_calls_daily", "dim_agents",
+    "fct_downtime_incidents", "fct_queue_depth_daily", "fct_tool_calls_daily", "fct_tool_calls", "fct_health_checks",
+    "fct_queue_samples", "dim_agents",
 ]
 VOLATILE = {"loaded_at", "max_loaded_at"}  # load timestamps differ between builds by design
 
@@ -182,15 +183,17 @@ def test_json_export_summary(warehouse, capsys):
     import json
 
     export = json.loads(capsys.readouterr().out)
-    summary = export["summary"]
-    assert (summary["messages"], summary["sessions"], summary["active_users"], summary["errors"]) == (9, 6, 3, 1)
-    assert round(summary["cost_usd"], 6) == 0.180125
+    overview, perf = export["overview"], export["performance"]
+    assert (perf["messages"], overview["sessions"]["value"], overview["active_users"]["value"], perf["errors"]) == (9, 6, 3, 1)
+    assert round(export["cost"]["total_usd"], 6) == 0.180125
     # 8 timed messages 1..8 s: p95 = 7000 + 0.65 * 1000
-    assert summary["p95_response_time_ms"] == pytest.approx(7650.0)
-    assert [(p["provider"], round(p["cost_usd"], 6)) for p in export["cost_by_provider"]] == [
+    assert perf["p95_response_time_ms"] == pytest.approx(7650.0)
+    assert [(p["provider"], round(p["cost_usd"], 6)) for p in export["cost"]["by_provider"]] == [
         ("anthropic", 0.15), ("azure", 0.02), ("openai", 0.010125)
     ]
-    assert export["health"]["incidents"][0]["downtime_minutes"] == 3.0
+    # health windows end at the period end (11-06 00:00): the 11-02 incident is in the 7d window
+    week = [w for w in export["health"]["uptime"] if w["window"] == "7d"][0]
+    assert (week["probes"], week["uptime_pct"], week["incidents"], week["downtime_minutes"]) == (10, 70.0, 1, 3.0)
 
 
 def test_incremental_equals_full_refresh(warehouse):

@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from agent_analytics.exports import daily_rows, full_export, to_csv, to_json
-from agent_analytics.periods import parse_period
+from agent_analytics.exports import to_csv, to_json
+from agent_analytics.metrics import MetricsRequest, compute_metrics
+from agent_analytics.periods import parse_as_of, parse_period
 from agent_analytics.settings import load_settings
 from ingestion.warehouse import open_warehouse
 from orchestration.pools import WAREHOUSE_POOL
@@ -23,7 +24,8 @@ MART_DEPS = [
     for name in (
         "fct_daily_activity", "fct_agent_daily", "fct_messages", "fct_sessions", "fct_llm_calls",
         "fct_daily_cost_by_provider", "fct_component_uptime_daily", "fct_downtime_incidents",
-        "fct_queue_depth_daily", "fct_tool_calls_daily", "dim_agents",
+        "fct_queue_depth_daily", "fct_tool_calls_daily", "fct_tool_calls", "fct_health_checks",
+        "fct_queue_samples", "dim_agents",
     )
 ]
 DAILY_CSV = "daily.csv"
@@ -38,10 +40,15 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _period():
+def _document() -> tuple:
+    """The metrics document of the 30 whole local days ending today (company time zone)."""
     settings = load_settings()
     today = datetime.now(ZoneInfo(settings.company_tz)).date()
-    return settings, parse_period(EXPORT_PERIOD, None, None, today)
+    as_of = parse_as_of(today.isoformat(), settings.company_tz)
+    period = parse_period(EXPORT_PERIOD, None, None, None, as_of, settings.company_tz)
+    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+        document = compute_metrics(con, MetricsRequest(period=period, agents=None, as_of=as_of), settings)
+    return settings, document
 
 
 @dg.asset(
@@ -52,13 +59,13 @@ def _period():
     description="exports/daily.csv: one row per day of the last 30 days (METRICS.md 'Exports' columns).",
 )
 def daily_csv_export() -> dg.MaterializeResult:
-    settings, period = _period()
-    with open_warehouse(settings.warehouse_path, read_only=True) as con:
-        rows = daily_rows(con, period)
+    settings, document = _document()
     path = settings.exports_dir / DAILY_CSV
-    write_atomically(path, to_csv(rows))
+    write_atomically(path, to_csv(document))
+    period = document["period"]
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(path)), "rows": len(rows), "start": str(period.start), "end": str(period.end)}
+        metadata={"path": dg.MetadataValue.path(str(path)), "rows": len(document["daily"]),
+                  "start": period["start_date"], "end": period["end_date"]}
     )
 
 
@@ -70,13 +77,11 @@ def daily_csv_export() -> dg.MaterializeResult:
     description="exports/analytics.json: every metric of the last 30 days, breakdowns, series and health.",
 )
 def full_json_export() -> dg.MaterializeResult:
-    settings, period = _period()
-    with open_warehouse(settings.warehouse_path, read_only=True) as con:
-        export = full_export(con, period, None, settings.company_tz)
+    settings, document = _document()
     path = settings.exports_dir / FULL_JSON
-    write_atomically(path, to_json(export))
+    write_atomically(path, to_json(document))
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(path)), "messages": export["summary"]["messages"]}
+        metadata={"path": dg.MetadataValue.path(str(path)), "messages": document["performance"]["messages"]}
     )
 
 

@@ -1,0 +1,181 @@
+"""The metrics document as terminal text: the guide's six sections, at most 100 columns."""
+
+from __future__ import annotations
+
+WIDTH = 100
+BAR = 30
+ARROWS = {"up": "↑", "down": "↓", "unchanged": "→", "new": "↑"}
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1000:.1f}s" if value >= 1000 else f"{value:.0f}ms"
+
+
+def _duration(ms: float) -> str:
+    seconds = int(round(ms / 1000))
+    return f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _tokens(value: float) -> str:
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    if value >= 1_000:
+        return f"{value / 1_000:.0f}K"
+    return str(int(value))
+
+
+def _bar(share: float) -> str:
+    full = share / 100 * BAR
+    return "█" * int(full) + ("▌" if full - int(full) >= 0.5 else "")
+
+
+def _change(metric: dict, label: str) -> str:
+    if metric["change_pct"] is None:
+        return "(new)" if metric["trend"] == "new" else "(→ unchanged)"
+    if metric["trend"] == "unchanged":
+        return "(→ unchanged)"
+    return f"({ARROWS[metric['trend']]} {abs(metric['change_pct']):.0f}% vs {label})"
+
+
+def _table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)]
+        return "  " + "  ".join(parts)
+
+    return [line(headers), "  " + "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+
+
+def _section(title: str) -> list[str]:
+    return ["", f"== {title} " + "=" * max(0, WIDTH - len(title) - 4)]
+
+
+def _series(values: list[tuple[str, float]], fmt) -> list[str]:
+    top = max((v for _, v in values), default=0) or 1
+    return [f"  {label:<12} {fmt(v):>10} {_bar(v / top * 100)}" for label, v in values]
+
+
+def render_table(doc: dict) -> str:
+    period, prev_label = doc["period"], "previous period"
+    scope = ", ".join(doc["scope"]["agents"]) if doc["scope"]["agents"] else "all agents"
+    out = [
+        f"Agent analytics  {period['label']} ({period['start_date']} .. {period['end_date']}, {doc['time_zone']})  scope: {scope}",
+        f"as of {doc['as_of']}",
+    ]
+    if doc["note"]:
+        out.append(f"note: {doc['note']}")
+
+    o = doc["overview"]
+    out += _section("Overview")
+    for label, key, fmt in (
+        ("Active users", "active_users", _count),
+        ("Daily active users", "dau", _count),
+        ("Total sessions", "sessions", _count),
+        ("Active agents", "active_agents", _count),
+        ("Total costs", "cost_usd", _money),
+    ):
+        out.append(f"  {label + ':':<20} {fmt(o[key]['value']):>12} {_change(o[key], prev_label)}")
+
+    e = doc["engagement"]
+    out += _section("User engagement")
+    out.append(f"  Sessions: {_count(e['sessions'])}   average duration: {_duration(e['avg_session_duration_ms'])}"
+               f"   messages per session: {e['messages_per_session']:.1f}")
+    out.append("  Daily active users (DAU / WAU / MAU)")
+    series = e["series"][-14:]
+    top = max((d["dau"] for d in series), default=0) or 1
+    for d in series:
+        out.append(f"  {d['date']}  {d['dau']:>7,} {d['wau']:>7,} {d['mau']:>7,}  {_bar(d['dau'] / top * 100)}")
+    for title, key in (("Session duration", "session_duration_distribution"), ("Messages per session", "messages_per_session_distribution")):
+        out.append(f"  {title}")
+        for b in e[key]:
+            out.append(f"    {b['bucket']:<9} {_bar(b['share_pct']):<{BAR + 1}} {b['share_pct']:6.2f}%")
+
+    perf = doc["performance"]
+    out += _section("Agent performance")
+    out.append(f"  Active agents: {perf['active_agents']}   average response: {_ms(perf['avg_response_time_ms'])}"
+               f"   error rate: {perf['error_rate_pct']:.2f}%")
+    out += _table(
+        ["Agent", "Sessions", "Messages", "Avg duration", "Cost", "Error %", "Avg resp", "Tokens"],
+        [[a["agent_name"][:22], _count(a["sessions"]), _count(a["messages"]), _duration(a["avg_session_duration_ms"]),
+          _money(a["cost_usd"]), f"{a['error_rate_pct']:.1f}%", _ms(a["avg_response_time_ms"]), _tokens(a["total_tokens"])]
+         for a in perf["agents"]],
+        "lrrrrrrr",
+    )
+    out.append("  Response time by hour (average, P95)")
+    top = max((h["p95_response_time_ms"] or 0 for h in perf["hourly"]), default=0) or 1
+    for h in perf["hourly"]:
+        if h["messages"]:
+            out.append(f"    {h['hour']:02d}:00  {_ms(h['avg_response_time_ms']):>7} {_ms(h['p95_response_time_ms']):>7}  "
+                       f"{_bar((h['avg_response_time_ms'] or 0) / top * 100)}")
+    if perf["tools"]:
+        out.append("  Tool latency")
+        out += _table(
+            ["Tool", "Calls", "Avg", "P95", "Errors"],
+            [[t["tool_name"][:24], _count(t["calls"]), _ms(t["avg_latency_ms"]), _ms(t["p95_latency_ms"]),
+              f"{t['error_share_pct']:.1f}%"] for t in perf["tools"]],
+            "lrrrr",
+        )
+
+    c = doc["cost"]
+    out += _section("Cost analysis")
+    for p in c["by_provider"]:
+        out.append(f"  {p['provider']:<14} {_money(p['cost_usd']):>12} ({p['share_pct']:5.1f}%) {_bar(p['share_pct'])}")
+    out.append("  Cost per agent (top 5)")
+    top_agents = c["by_agent"][:5]
+    for a in top_agents:
+        out.append(f"    {a['agent_id']:<18} {_money(a['cost_usd']):>12} {_bar(a['share_pct'])}")
+    out.append("  Cost by week")
+    out += ["  " + line for line in _series([(w["week_start"], w["cost_usd"]) for w in c["by_week"]], _money)]
+    out.append(f"  Cost per message: {_money(c['cost_per_message_usd'])}   per session: {_money(c['cost_per_session_usd'])}"
+               f"   per user: {_money(c['cost_per_user_usd'])}")
+    u = c["unpriced"]
+    if u["calls"]:
+        out.append(f"  Unpriced (no known price, not in the totals): {u['calls']:,} calls, {u['total_tokens']:,} tokens")
+    f = c["forecast"]
+    trend = "n/a" if f["trend_pct"] is None else f"{f['trend_pct']:+.0f}% week-over-week"
+    out.append(f"  Forecast: {_money(f['weekly_spend_usd'])}/week, projected monthly ~{_money(f['projected_monthly_usd'])}, trend {trend}")
+
+    t = doc["tokens"]
+    out += _section("Token usage")
+    out.append(f"  Total: {t['total_tokens']:,} tokens   prompt {t['input_tokens']:,} ({t['input_share_pct']:.0f}%)"
+               f"   completion {t['output_tokens']:,} ({t['output_share_pct']:.0f}%)")
+    out.append(f"  Average tokens per message: {t['avg_tokens_per_message']:,.0f}")
+    out += _table(
+        ["Agent", "Prompt", "Completion", "Total", "Per message"],
+        [[a["agent_id"][:22], _tokens(a["input_tokens"]), _tokens(a["output_tokens"]), _tokens(a["total_tokens"]),
+          f"{a['avg_tokens_per_message']:,.0f}"] for a in t["by_agent"]],
+        "lrrrr",
+    )
+    out.append("  Tokens by model")
+    for m in t["by_model"][:8]:
+        out.append(f"    {m['model'][:28]:<28} {m['total_tokens']:>14,} ({m['share_pct']:5.1f}%) {_bar(m['share_pct'])}")
+
+    h = doc["health"]
+    out += _section("System health")
+    for w in h["uptime"]:
+        pct = "-" if w["uptime_pct"] is None else f"{w['uptime_pct']:.2f}%"
+        out.append(f"  Uptime {w['window']:<4} {pct:>8}  {w['status']:<9} incidents: {w['incidents']}"
+                   f" ({w['downtime_minutes']:.1f} min)")
+    for w in h["error_rate"]:
+        out.append(f"  Error rate {w['window']:<8} {w['error_rate_pct']:6.2f}%  {w['status']}  ({w['messages']:,} messages)")
+    r = h["response_time"]
+    out.append(f"  P50 {_ms(r['p50_ms'])} {r['p50_status']}   P95 {_ms(r['p95_ms'])} {r['p95_status']}"
+               f"   P99 {_ms(r['p99_ms'])} {r['p99_status']}")
+    v = h["request_volume"]
+    out.append(f"  Request volume: current {v['current_per_min']} req/min, peak today {v['peak_per_min_today']} req/min,"
+               f" capacity {v['capacity_per_min']} req/min ({v['headroom_pct']:.0f}% headroom)")
+    for q in h["queues"]:
+        out.append(f"  Queue {q['queue']}: latest {q['latest_depth']}, average {q['avg_depth']:.1f},"
+                   f" max {q['max_depth']}, P95 {q['p95_depth']:.1f}")
+    return "\n".join(line.rstrip() for line in out) + "\n"

@@ -1,0 +1,52 @@
+{#- Grain: one row per tool call, with its message's agent and user.
+    Incremental: each run adds the calls of batches loaded since the last run. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='tool_call_id',
+        incremental_strategy=rebuild_strategy(),
+        on_schema_change='fail',
+    )
+}}
+
+with
+
+tool_calls as (
+
+    select * from {{ ref('stg_raw__tool_calls') }}
+    {% if is_incremental() %}
+    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    {% endif %}
+
+),
+
+messages as (
+
+    select message_id, user_id, agent_id, message_date, loaded_at from {{ ref('stg_raw__messages') }}
+    {% if is_incremental() %}
+    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    {% endif %}
+
+),
+
+final as (
+
+    select
+        tool_calls.tool_call_id,
+        tool_calls.message_id,
+        tool_calls.call_index,
+        messages.user_id,
+        messages.agent_id,
+        tool_calls.tool_name,
+        tool_calls.status,
+        tool_calls.latency_ms,
+        tool_calls.is_error,
+        tool_calls.occurred_at,
+        messages.message_date,
+        tool_calls.loaded_at
+    from tool_calls
+    inner join messages on messages.message_id = tool_calls.message_id
+
+)
+
+select * from final
