@@ -18,9 +18,11 @@ import duckdb
 import pandas as pd
 
 from agent_analytics.metrics.labels import (
+    change_pct,
     compared,
     error_rate_status,
     response_time_status,
+    share_pct,
     shares,
     uptime_status,
 )
@@ -356,9 +358,9 @@ def _cost(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: dict
         p,
     )
     for row in by_provider + by_model:
-        row["share_pct"] = round(_ratio(row["cost_usd"], total, 100), 2)
+        row["share_pct"] = share_pct(row["cost_usd"], total)
     by_agent = sorted(
-        ({"agent_id": a["agent_id"], "cost_usd": a["cost_usd"], "share_pct": round(_ratio(a["cost_usd"], total, 100), 2)}
+        ({"agent_id": a["agent_id"], "cost_usd": a["cost_usd"], "share_pct": share_pct(a["cost_usd"], total)}
          for a in agents if a["messages"] > 0),
         key=lambda a: (-float(a["cost_usd"]), a["agent_id"]),
     )
@@ -386,6 +388,7 @@ def _cost(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: dict
         """,
         p,
     )
+    cost_of = {(r["grain"], r["key"]): r["cost_usd"] for r in periods}
     end = period.end
     weeks = con.execute(
         f"""select coalesce(sum(cost_usd) filter (where occurred_at >= $w1), 0),
@@ -399,8 +402,14 @@ def _cost(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: dict
         "by_provider": by_provider,
         "by_agent": by_agent,
         "by_model": by_model,
-        "by_week": [{"week_start": r["key"], "cost_usd": r["cost_usd"]} for r in periods if r["grain"] == "week"],
-        "by_month": [{"month": r["key"].strftime("%Y-%m"), "cost_usd": r["cost_usd"]} for r in periods if r["grain"] == "month"],
+        "by_week": [
+            {"week_start": week, "cost_usd": cost_of.get(("week", week), 0)}
+            for week in sorted({d - timedelta(days=d.weekday()) for d in period.local_dates()})
+        ],
+        "by_month": [
+            {"month": month.strftime("%Y-%m"), "cost_usd": cost_of.get(("month", month), 0)}
+            for month in sorted({d.replace(day=1) for d in period.local_dates()})
+        ],
         "cost_per_message_usd": _ratio(total, summary["messages"]),
         "cost_per_session_usd": _ratio(total, summary["sessions"]),
         "cost_per_user_usd": _ratio(total, summary["active_users"]),
@@ -408,7 +417,7 @@ def _cost(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: dict
         "forecast": {
             "weekly_spend_usd": weekly,
             "projected_monthly_usd": float(weekly) * 52 / 12,
-            "trend_pct": compared(weekly, week_before)["change_pct"],
+            "trend_pct": change_pct(weekly, week_before),
         },
     }
 
@@ -422,7 +431,7 @@ def _tokens(con: duckdb.DuckDBPyConnection, p: dict, summary: dict, agents: list
                 "input_tokens": a["input_tokens"],
                 "output_tokens": a["output_tokens"],
                 "total_tokens": a["total_tokens"],
-                "share_pct": round(_ratio(a["total_tokens"], total, 100), 2),
+                "share_pct": share_pct(a["total_tokens"], total),
                 "avg_tokens_per_message": a["avg_tokens_per_message"],
             }
             for a in agents
@@ -439,13 +448,13 @@ def _tokens(con: duckdb.DuckDBPyConnection, p: dict, summary: dict, agents: list
         p,
     )
     for row in by_model:
-        row["share_pct"] = round(_ratio(row["total_tokens"], total, 100), 2)
+        row["share_pct"] = share_pct(row["total_tokens"], total)
     return {
         "input_tokens": int(summary["input_tokens"]),
         "output_tokens": int(summary["output_tokens"]),
         "total_tokens": total,
-        "input_share_pct": round(_ratio(summary["input_tokens"], total, 100), 2),
-        "output_share_pct": round(_ratio(summary["output_tokens"], total, 100), 2),
+        "input_share_pct": share_pct(summary["input_tokens"], total),
+        "output_share_pct": share_pct(summary["output_tokens"], total),
         "avg_tokens_per_message": _ratio(total, summary["messages"]),
         "by_agent": by_agent,
         "by_model": by_model,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 from agent_analytics.settings import Settings
 
 
@@ -25,15 +27,31 @@ def uptime_status(pct: float | None, settings: Settings) -> str:
     return "Healthy" if pct >= settings.uptime_healthy_pct else "Degraded"
 
 
+def _decimal(value) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(value or 0)
+
+
+def round_half_up(value: Decimal, places: str) -> float:
+    return float(value.quantize(Decimal(places), rounding=ROUND_HALF_UP))
+
+
+def change_pct(value, previous) -> float | None:
+    """(value - previous) / previous * 100, exact, rounded half up to 0.1; None if previous is 0."""
+    v, p = _decimal(value), _decimal(previous)
+    return None if p == 0 else round_half_up((v - p) / p * 100, "0.1")
+
+
+def share_pct(part, total) -> float:
+    """part / total * 100, exact, rounded half up to 0.01; 0 when the total is 0."""
+    p, t = _decimal(part), _decimal(total)
+    return 0.0 if t == 0 else round_half_up(p / t * 100, "0.01")
+
+
 def compared(value, previous) -> dict:
     """A value with the previous period's, the change in percent and its direction."""
-    value_f, previous_f = float(value or 0), float(previous or 0)
-    if previous_f == 0:
-        change, trend = None, ("unchanged" if value_f == 0 else "new")
-    else:
-        change = round((value_f - previous_f) / previous_f * 100, 1)
-        trend = "up" if value_f > previous_f else "down" if value_f < previous_f else "unchanged"
-    return {"value": value, "previous": previous, "change_pct": change, "trend": trend}
+    v, p = _decimal(value), _decimal(previous)
+    trend = ("unchanged" if v == 0 else "new") if p == 0 else "up" if v > p else "down" if v < p else "unchanged"
+    return {"value": value, "previous": previous, "change_pct": change_pct(value, previous), "trend": trend}
 
 
 def shares(counts: list[int | float], decimals: int = 2) -> list[float]:

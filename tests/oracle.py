@@ -1,0 +1,934 @@
+"""The oracle: every metric of the JSON export computed again, straight from the raw events.
+
+A deliberately simple second implementation of docs/metric-definitions.md (and
+/work/shared/CONTRACT.md section 1 for what a valid record is). It shares no code with the
+warehouse (nothing from `agent_analytics`, `ingestion` or `orchestration`): it reads the JSON
+lines with a Python loop, validates each record by hand, keeps the first record of every
+`event_id`, prices LLM calls one by one with genai-prices, sessionizes with a loop and
+computes every number with plain pandas / numpy / Decimal over the exact windows.
+
+    compute(files, period, tz, as_of, agents, settings) -> dict shaped like
+    agent_analytics/schema/analytics_export.schema.json (`generated_at` is simply now)
+
+`period` is one of
+    {"kind": "rolling", "days": N, "label": "week"}       -- [as_of - N x 24 h, as_of)
+    {"kind": "custom", "start": date, "end": date}        -- whole local days, both included
+    {"kind": "month", "month": "YYYY-MM"}                 -- a calendar month in `tz`
+`settings` may override any key of DEFAULT_SETTINGS.
+
+Choices made where the definitions leave room (the most literal reading each time):
+
+* Validity. A record is valid when it is a JSON object with the fields and types of the
+  contract. JSON null reads as an absent field. Every string field, when present, must be a
+  non-empty string; `event_id` at most 200 characters. "number" = a JSON number (not a
+  boolean), finite, >= 0; "integer" = a JSON number written without fraction or exponent,
+  >= 0. `cache_read_tokens` may not exceed `input_tokens` ("part of input_tokens").
+  `llm_calls` / `tool_calls` absent = no calls; a tool call needs a `name`, its `latency_ms`
+  and `status` are optional. `occurred_at`: `YYYY-MM-DD[T|t| ]HH:MM:SS[.fraction]` with `Z` or
+  `+-HH:MM` or no offset (= UTC); the fraction is truncated to microseconds. An empty line,
+  invalid UTF-8 or invalid JSON (also the non-standard NaN / Infinity) is skipped. A UTF-8
+  BOM at the start of a file is ignored. Duplicates: the first *valid* record of an
+  `event_id` wins, in file order, files in the given order (invalid records claim no id).
+* Provider names: lower-cased, then the OpenTelemetry aliases of PROVIDER_ALIASES.
+* Price of an estimated call: genai-prices `calc_price` at 12:00 UTC of the call's UTC
+  day (the message's `occurred_at`), with input, cache read and output tokens;
+  LookupError -> unpriced.
+* Period labels: rolling = the label given (default `Nd`); custom = `YYYY-MM-DD..YYYY-MM-DD`;
+  month = `YYYY-MM`. The previous period has the same *duration* (so across a DST change it
+  does not start at a local midnight), the same `kind`, and the label `previous <label>`.
+* Timestamps in the document: `YYYY-MM-DDTHH:MM:SSZ`, with `.ffffff` only when the instant
+  has microseconds. `period.days` = (end - start) / 24 h as a float.
+* `scope.agents`: the agent ids given, unique and sorted; null for all.
+* `note`: null when the period has messages in scope, else "No messages in this period."
+* `change_pct` is computed exactly (Decimal) and rounded half away from zero to 0.1; `trend`
+  compares the exact values (up / down / unchanged; new when previous is 0 and value is not).
+* Agent name: from the latest message (by occurred_at, then event_id) that carries one, over
+  all loaded data; else the id. All known agents (all-agents scope) = every agent_id of any
+  valid message or deployment, over all loaded data (not only the period).
+* Sessions are built over all loaded messages (any time, both statuses), per (user, agent),
+  ordered by (occurred_at, event_id); a gap of exactly the timeout stays in the session; a gap
+  run is cut into 24 h windows [r, r + 24 h), [r + 24 h, r + 48 h), ... from the run's first
+  message r. Duration uses the `response_time_ms` of the last message in that order.
+* Distribution shares: largest remainder on units of 0.01 %; equal remainders go to the
+  earlier bucket.
+* Every `share_pct` outside the distributions is part / total * 100 rounded half up to 0.01;
+  0 when the total is 0.
+* `cost.by_agent` / `tokens.by_agent` list the agents with a message in the period (also
+  those without LLM calls); `by_provider` / `by_model` the (provider[, model]) pairs with
+  calls. Sorted by the value desc, then by name(s) asc. `performance.tools` sorted by p95 desc
+  (null last), then tool name.
+* `cost.by_week` / `by_month`: the weeks / months of the local dates start_date..end_date,
+  with the cost of the calls inside the exact period window.
+* `forecast.trend_pct`: (weekly - week before) / week before * 100 rounded half up to 0.1;
+  null when the week before is 0.
+* Status labels apply the thresholds to the value as is: an error rate of 0 (also a window
+  without messages) is "Excellent". Without a value (no probes, no timed messages) the label
+  is "No data".
+* Uptime / incidents: probes of all components in [E - w, E). An incident is a maximal run of
+  down probes of one component (ordered by occurred_at, event_id) over all loaded data; it
+  ends at that component's next up probe (whenever that is), or never; a window counts the
+  incidents with start < window end and end > window start, and the minutes of the overlap.
+* Request volume: minutes are UTC minutes [m, m + 60 s); current = [floor_min(E) - 1 min,
+  floor_min(E)); peak = the busiest minute from the local midnight of end_date (the day of
+  the period's last instant) up to E;
+  earliest minute on ties; headroom = (capacity - peak) / capacity * 100.
+* Queues: one row per queue with samples in [start, end) (sorted by name); latest_depth = the
+  last sample (occurred_at, event_id) with occurred_at <= E over all loaded data.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from genai_prices import Usage, calc_price
+
+SCHEMA_VERSION = "2.0"
+UTC = timezone.utc
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+US = 1  # one microsecond, the unit of every timestamp below
+SECOND = 1_000_000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+DEFAULT_SETTINGS = {
+    "session_timeout_minutes": 30,
+    "capacity_per_min": 500,
+    "error_rate_thresholds_pct": (0.5, 1.0, 2.0),  # Excellent < a <= Good < b <= Acceptable < c <= Poor
+    "response_time_thresholds_ms": (2000, 4000, 6000),  # Fast, Good, Acceptable, Slow
+    "uptime_threshold_pct": 99.9,  # >= Healthy, else Degraded
+}
+
+PROVIDER_ALIASES = {
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "vertex_ai": "google",
+    "gemini": "google",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "az.ai.openai": "azure",
+    "aws.bedrock": "aws",
+    "bedrock": "aws",
+    "x_ai": "x-ai",
+    "xai": "x-ai",
+    "mistral_ai": "mistral",
+}
+
+TYPES = ("message", "health_check", "queue_sample", "deployment")
+DURATION_BUCKETS = (("<1 min", 0, 60_000), ("1-5 min", 60_000, 300_000), ("5-10 min", 300_000, 600_000),
+                    ("10+ min", 600_000, float("inf")))
+MESSAGE_BUCKETS = (("1-2", 1, 2), ("3-5", 3, 5), ("6-10", 6, 10), ("11+", 11, float("inf")))
+NO_DATA = "No data"
+
+
+# ============================================================================ reading + validation
+
+_TS = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})?")
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """RFC 3339 text -> aware UTC datetime; no offset = UTC; None when not a timestamp."""
+    m = _TS.fullmatch(text)
+    if not m:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = m.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        value = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=UTC)
+    except ValueError:
+        return None
+    if offset and offset not in ("Z", "z"):
+        hours, minutes = int(offset[1:3]), int(offset[4:6])
+        if hours > 23 or minutes > 59:
+            return None
+        shift = timedelta(hours=hours, minutes=minutes)
+        value = value - shift if offset[0] == "+" else value + shift
+    return value
+
+
+def _string(v) -> bool:
+    return isinstance(v, str) and len(v) >= 1
+
+
+def _opt_string(v) -> bool:
+    return v is None or _string(v)
+
+
+def _number(v) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, Decimal)):
+        return False
+    if isinstance(v, Decimal) and (not v.is_finite() or abs(float(v)) == float("inf")):
+        return False
+    return v >= 0
+
+
+def _opt_number(v) -> bool:
+    return v is None or _number(v)
+
+
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"not JSON: {name}")
+
+
+def validate(obj) -> dict | None:
+    """The record, normalized, when it is valid per the contract; else None."""
+    if not isinstance(obj, dict):
+        return None
+    event_id, kind, at = obj.get("event_id"), obj.get("type"), obj.get("occurred_at")
+    if not (_string(event_id) and len(event_id) <= 200):
+        return None
+    if kind not in TYPES or not isinstance(at, str):
+        return None
+    ts = parse_timestamp(at)
+    if ts is None:
+        return None
+    rec = {"event_id": event_id, "type": kind, "ts": ts}
+    if kind == "message":
+        if not (_string(obj.get("user_id")) and _string(obj.get("agent_id"))):
+            return None
+        for name in ("agent_name", "agent_version", "conversation_id", "error_type"):
+            if not _opt_string(obj.get(name)):
+                return None
+        status, rt = obj.get("status"), obj.get("response_time_ms")
+        if status not in ("ok", "error") or not _opt_number(rt):
+            return None
+        if status == "ok" and rt is None:
+            return None
+        llm_calls, tool_calls = obj.get("llm_calls"), obj.get("tool_calls")
+        llm_calls = [] if llm_calls is None else llm_calls
+        tool_calls = [] if tool_calls is None else tool_calls
+        if not isinstance(llm_calls, list) or not isinstance(tool_calls, list):
+            return None
+        calls = []
+        for c in llm_calls:
+            if not isinstance(c, dict):
+                return None
+            if not (_string(c.get("provider")) and _string(c.get("model"))):
+                return None
+            inp, out, cache = c.get("input_tokens"), c.get("output_tokens"), c.get("cache_read_tokens")
+            if not (_integer(inp) and _integer(out)) or not (cache is None or _integer(cache)):
+                return None
+            if cache is not None and cache > inp:
+                return None
+            if not (_opt_number(c.get("cost_usd")) and _opt_number(c.get("latency_ms"))):
+                return None
+            calls.append({
+                "provider": c["provider"], "model": c["model"], "input_tokens": inp, "output_tokens": out,
+                "cache_read_tokens": cache or 0,
+                "cost_usd": None if c.get("cost_usd") is None else Decimal(c["cost_usd"]),
+            })
+        tools = []
+        for t in tool_calls:
+            if not isinstance(t, dict):
+                return None
+            if not (_string(t.get("name")) and _opt_number(t.get("latency_ms")) and _opt_string(t.get("status"))):
+                return None
+            tools.append({
+                "name": t["name"],
+                "latency_ms": None if t.get("latency_ms") is None else float(t["latency_ms"]),
+                "status": t.get("status"),
+            })
+        rec.update(
+            user_id=obj["user_id"], agent_id=obj["agent_id"], agent_name=obj.get("agent_name"), status=status,
+            response_time_ms=None if rt is None else float(rt), llm_calls=calls, tool_calls=tools,
+        )
+    elif kind == "health_check":
+        if not _opt_string(obj.get("component")) or not isinstance(obj.get("is_up"), bool):
+            return None
+        if not _opt_number(obj.get("latency_ms")):
+            return None
+        rec.update(component=obj.get("component"), is_up=obj["is_up"])
+    elif kind == "queue_sample":
+        if not _opt_string(obj.get("queue")) or not _integer(obj.get("depth")):
+            return None
+        rec.update(queue=obj.get("queue"), depth=obj["depth"])
+    else:  # deployment
+        if not (_string(obj.get("agent_id")) and _string(obj.get("agent_version"))):
+            return None
+        if not _opt_string(obj.get("description")):
+            return None
+        rec.update(agent_id=obj["agent_id"])
+    return rec
+
+
+def read_records(files: list[Path]) -> list[dict]:
+    """Valid records of the files, first occurrence of each event_id only, in file order."""
+    seen: set[str] = set()
+    records = []
+    for path in files:
+        path = Path(path)
+        data = gzip.open(path, "rb").read() if path.name.endswith(".gz") else path.read_bytes()
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        for raw in data.split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant)
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                continue
+            rec = validate(obj)
+            if rec is None or rec["event_id"] in seen:
+                continue
+            seen.add(rec["event_id"])
+            records.append(rec)
+    return records
+
+
+# ============================================================================ pricing
+
+
+def normalize_provider(name: str) -> str:
+    key = name.lower()
+    return PROVIDER_ALIASES.get(key, key)
+
+
+def price_call(provider: str, model: str, inp: int, cache: int, out: int, ts: datetime) -> Decimal | None:
+    """genai-prices estimate at 12:00 UTC of the call's UTC day; None when the model has no price."""
+    when = datetime.combine(ts.astimezone(UTC).date(), time(12), tzinfo=UTC)
+    try:
+        found = calc_price(
+            Usage(input_tokens=inp, cache_read_tokens=cache, output_tokens=out),
+            model_ref=model, provider_id=provider, genai_request_timestamp=when,
+        )
+    except LookupError:
+        return None
+    return Decimal(found.total_price)
+
+
+# ============================================================================ the loaded data
+
+
+def to_us(dt: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime (naive = UTC)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=int(us))
+
+
+class Dataset:
+    """The valid, deduplicated events as flat tables (timestamps in epoch microseconds)."""
+
+    def __init__(self, records: list[dict]):
+        msgs, calls, tools, health, queues = [], [], [], [], []
+        known_agents: set[str] = set()
+        for r in records:
+            us = to_us(r["ts"])
+            if r["type"] == "message":
+                m = len(msgs)
+                known_agents.add(r["agent_id"])
+                cost, inp, out = Decimal(0), 0, 0
+                for c in r["llm_calls"]:
+                    provider = normalize_provider(c["provider"])
+                    price = c["cost_usd"]  # reported cost wins
+                    if price is None:
+                        price = price_call(provider, c["model"], c["input_tokens"], c["cache_read_tokens"],
+                                           c["output_tokens"], r["ts"])
+                    calls.append({"m": m, "us": us, "agent": r["agent_id"], "provider": provider,
+                                  "model": c["model"], "inp": c["input_tokens"], "out": c["output_tokens"],
+                                  "cost": price, "unpriced": price is None})
+                    cost += price or Decimal(0)
+                    inp += c["input_tokens"]
+                    out += c["output_tokens"]
+                for t in r["tool_calls"]:
+                    tools.append({"m": m, "us": us, "agent": r["agent_id"], "name": t["name"],
+                                  "lat": np.nan if t["latency_ms"] is None else t["latency_ms"],
+                                  "err": t["status"] == "error"})
+                msgs.append({"eid": r["event_id"], "us": us, "user": r["user_id"], "agent": r["agent_id"],
+                             "name": r["agent_name"], "err": r["status"] == "error",
+                             "rt": np.nan if r["response_time_ms"] is None else r["response_time_ms"],
+                             "cost": cost})
+            elif r["type"] == "health_check":
+                health.append({"eid": r["event_id"], "us": us, "component": r["component"], "up": r["is_up"]})
+            elif r["type"] == "queue_sample":
+                queues.append({"eid": r["event_id"], "us": us, "queue": r["queue"], "depth": r["depth"]})
+            else:
+                known_agents.add(r["agent_id"])
+
+        def frame(rows, columns):
+            return pd.DataFrame(rows, columns=columns)
+
+        self.messages = frame(msgs, ["eid", "us", "user", "agent", "name", "err", "rt", "cost"])
+        self.calls = frame(calls, ["m", "us", "agent", "provider", "model", "inp", "out", "cost", "unpriced"])
+        self.tools = frame(tools, ["m", "us", "agent", "name", "lat", "err"])
+        self.health = frame(health, ["eid", "us", "component", "up"])
+        self.queues = frame(queues, ["eid", "us", "queue", "depth"])
+        for df, cols in ((self.messages, ["us"]), (self.calls, ["m", "us", "inp", "out"]), (self.tools, ["m", "us"]),
+                         (self.health, ["us"]), (self.queues, ["us", "depth"])):
+            for col in cols:
+                df[col] = df[col].astype("int64")
+        self.messages["rt"] = self.messages["rt"].astype("float64")
+        self.tools["lat"] = self.tools["lat"].astype("float64")
+        self.known_agents = sorted(known_agents)
+
+        # latest agent name by (occurred_at, event_id)
+        self.agent_names: dict[str, str] = {}
+        named = sorted((m for m in msgs if m["name"] is not None), key=lambda m: (m["us"], m["eid"]))
+        for m in named:
+            self.agent_names[m["agent"]] = m["name"]
+
+        self.incidents = self._incidents(health)
+        self._sessions: dict[int, pd.DataFrame] = {}
+
+    @staticmethod
+    def _incidents(health: list[dict]) -> list[tuple[int, int | None]]:
+        """(start, end or None) of every maximal run of down probes of one component."""
+        out = []
+        by_component: dict = {}
+        for h in health:
+            by_component.setdefault(h["component"], []).append(h)
+        for probes in by_component.values():
+            probes.sort(key=lambda h: (h["us"], h["eid"]))
+            start = None
+            for h in probes:
+                if not h["up"] and start is None:
+                    start = h["us"]
+                elif h["up"] and start is not None:
+                    out.append((start, h["us"]))
+                    start = None
+            if start is not None:
+                out.append((start, None))
+        return out
+
+    def sessions(self, timeout_minutes: int) -> pd.DataFrame:
+        """One row per session: user, agent, start (us), messages, duration (ms)."""
+        if timeout_minutes in self._sessions:
+            return self._sessions[timeout_minutes]
+        timeout = timeout_minutes * MINUTE
+        rows = []
+        m = self.messages
+        users, agents, uss, rts = m["user"].tolist(), m["agent"].tolist(), m["us"].tolist(), m["rt"].tolist()
+        eids = m["eid"].tolist()
+        order = sorted(range(len(m)), key=lambda i: (users[i], agents[i], uss[i], eids[i]))
+        current = None  # [user, agent, start, count, last_us, last_rt]
+        run_start = window = None
+        prev_key = prev_us = None
+        for i in order:
+            key, us = (users[i], agents[i]), uss[i]
+            new = False
+            if key != prev_key or us - prev_us > timeout:
+                run_start, window, new = us, 0, True
+            else:
+                w = (us - run_start) // DAY
+                if w != window:
+                    window, new = w, True
+            if new:
+                if current:
+                    rows.append(current)
+                current = [key[0], key[1], us, 0, us, 0.0]
+            current[3] += 1
+            current[4] = us
+            current[5] = 0.0 if np.isnan(rts[i]) else rts[i]
+            prev_key, prev_us = key, us
+        if current:
+            rows.append(current)
+        df = pd.DataFrame(
+            [(u, a, s, n, (last - s) / 1000 + rt) for u, a, s, n, last, rt in rows],
+            columns=["user", "agent", "start", "n", "dur"],
+        )
+        df["start"] = df["start"].astype("int64")
+        df["n"] = df["n"].astype("int64")
+        df["dur"] = df["dur"].astype("float64")
+        self._sessions[timeout_minutes] = df
+        return df
+
+
+_CACHE: dict[tuple, Dataset] = {}
+
+
+def load(files: list[Path]) -> Dataset:
+    key = tuple((str(Path(f).resolve()), Path(f).stat().st_mtime_ns, Path(f).stat().st_size) for f in files)
+    if key not in _CACHE:
+        _CACHE[key] = Dataset(read_records(files))
+    return _CACHE[key]
+
+
+# ============================================================================ small helpers
+
+
+def iso(us: int) -> str:
+    dt = from_us(us)
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if dt.microsecond:
+        text += f".{dt.microsecond:06d}"
+    return text + "Z"
+
+
+def percentile(values, q: float) -> float | None:
+    values = [v for v in values if not np.isnan(v)]
+    if not values:
+        return None
+    return float(np.percentile(np.asarray(values, dtype="float64"), q))
+
+
+def mean(values) -> float | None:
+    values = [v for v in values if not np.isnan(v)]
+    return float(np.mean(values)) if values else None
+
+
+def dsum(values) -> Decimal:
+    total = Decimal(0)
+    for v in values:
+        if v is not None:
+            total += v
+    return total
+
+
+def ratio(a, b) -> float:
+    """a / b as float; 0 when b is 0."""
+    return float(a) / float(b) if b else 0.0
+
+
+def money_ratio(a: Decimal, b) -> float:
+    return float(a / Decimal(b)) if b else 0.0
+
+
+def round_half_up(value: Decimal, places: str) -> float:
+    return float(value.quantize(Decimal(places), rounding=ROUND_HALF_UP))
+
+
+def kpi(value, previous, as_float: bool = False) -> dict:
+    """value / previous / change_pct (exact, rounded half up to 0.1) / trend."""
+    v = value if isinstance(value, Decimal) else Decimal(int(value))
+    p = previous if isinstance(previous, Decimal) else Decimal(int(previous))
+    if p == 0:
+        change, trend = None, ("unchanged" if v == 0 else "new")
+    else:
+        with localcontext() as ctx:
+            ctx.prec = 50
+            change = round_half_up((v - p) / p * 100, "0.1")
+        trend = "up" if v > p else "down" if v < p else "unchanged"
+    conv = float if as_float else int
+    return {"value": conv(value), "previous": conv(previous), "change_pct": change, "trend": trend}
+
+
+def largest_remainder(counts: list[int]) -> list[float]:
+    """Percent shares rounded to 0.01 adding to exactly 100.00 (all 0 without a total)."""
+    total = sum(counts)
+    if total == 0:
+        return [0.0] * len(counts)
+    units = [c * 10_000 for c in counts]
+    floors = [u // total for u in units]
+    remainders = [u % total for u in units]
+    left = 10_000 - sum(floors)
+    for i in sorted(range(len(counts)), key=lambda i: (-remainders[i], i))[:left]:
+        floors[i] += 1
+    return [f / 100 for f in floors]
+
+
+def share(part, total) -> float:
+    """part / total * 100 rounded half up to 0.01 (every share_pct of the document)."""
+    return round_half_up(Decimal(part) / Decimal(total) * 100, "0.01") if total else 0.0
+
+
+# ============================================================================ compute
+
+
+def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: list[str] | None,
+            settings: dict | None = None) -> dict:
+    s = {**DEFAULT_SETTINGS, **(settings or {})}
+    ds = load(files)
+    zone = ZoneInfo(tz)
+    as_of_us = to_us(as_of)
+
+    def local(us: int) -> datetime:
+        return from_us(us).astimezone(zone)
+
+    def midnight(d: date) -> int:
+        return to_us(datetime.combine(d, time(0), tzinfo=zone))
+
+    # ---------------------------------------------------------------- period
+    kind = period["kind"]
+    if kind == "rolling":
+        n = int(period["days"])
+        start, end = as_of_us - n * DAY, as_of_us
+        label = period.get("label") or f"{n}d"
+    elif kind == "custom":
+        first, last = (v if isinstance(v, date) else date.fromisoformat(v) for v in (period["start"], period["end"]))
+        start, end = midnight(first), midnight(last + timedelta(days=1))
+        label = f"{first.isoformat()}..{last.isoformat()}"
+    elif kind == "month":
+        year, month = (int(x) for x in period["month"].split("-"))
+        first = date(year, month, 1)
+        following = date(year + (month == 12), month % 12 + 1, 1)
+        start, end = midnight(first), midnight(following)
+        label = f"{year:04d}-{month:02d}"
+    else:
+        raise ValueError(f"unknown period kind {kind!r}")
+    length = end - start
+    p_start, p_end = start - length, start
+
+    def period_doc(lab: str, a: int, b: int) -> dict:
+        return {"label": lab, "kind": kind, "start": iso(a), "end": iso(b),
+                "start_date": local(a).date().isoformat(), "end_date": local(b - US).date().isoformat(),
+                "days": (b - a) / DAY}
+
+    start_date, end_date = local(start).date(), local(end - US).date()
+    dates = [start_date + timedelta(days=i) for i in range((end_date - start_date).days + 1)]
+    p_end_date = local(p_end - US).date()
+
+    # ---------------------------------------------------------------- scope + local calendar
+    scope = None if agents is None else sorted(set(agents))
+    M, C, T, S = ds.messages, ds.calls, ds.tools, ds.sessions(int(s["session_timeout_minutes"]))
+    if scope is None:
+        m_in, c_in, t_in, s_in = (pd.Series(True, index=df.index) for df in (M, C, T, S))
+    else:
+        m_in, c_in, t_in, s_in = (df["agent"].isin(scope) for df in (M, C, T, S))
+    m_local = [local(u) for u in M["us"].tolist()]
+    m_date = pd.Series([d.date() for d in m_local], index=M.index, dtype=object)
+    m_hour = pd.Series([d.hour for d in m_local], index=M.index, dtype="int64")
+    c_date = pd.Series(m_date.to_numpy()[C["m"].to_numpy()] if len(C) else [], index=C.index, dtype=object)
+    s_date = pd.Series([local(u).date() for u in S["start"].tolist()], index=S.index, dtype=object)
+
+    def mwin(a: int, b: int) -> pd.Series:
+        return m_in & (M["us"] >= a) & (M["us"] < b)
+
+    def cwin(a: int, b: int) -> pd.Series:
+        return c_in & (C["us"] >= a) & (C["us"] < b)
+
+    def swin(a: int, b: int) -> pd.Series:
+        return s_in & (S["start"] >= a) & (S["start"] < b)
+
+    def cost_of(mask: pd.Series) -> Decimal:
+        return dsum(C.loc[mask, "cost"].tolist())
+
+    users_by_date: dict[date, set] = {}
+    for d, u in zip(m_date[m_in].tolist(), M.loc[m_in, "user"].tolist()):
+        users_by_date.setdefault(d, set()).add(u)
+
+    def distinct_users(last_day: date, days: int) -> int:
+        found: set = set()
+        for i in range(days):
+            found |= users_by_date.get(last_day - timedelta(days=i), set())
+        return len(found)
+
+    # ---------------------------------------------------------------- the period's rows
+    pm, pc, ps = mwin(start, end), cwin(start, end), swin(start, end)
+    pt = t_in & (T["us"] >= start) & (T["us"] < end)
+    qm, qc, qs = mwin(p_start, p_end), cwin(p_start, p_end), swin(p_start, p_end)
+    msgs, calls, tools, sess = M[pm], C[pc], T[pt], S[ps]
+
+    n_messages, n_errors = len(msgs), int(msgs["err"].sum())
+    n_sessions = len(sess)
+    users = msgs["user"].nunique()
+    total_cost = dsum(calls["cost"].tolist())
+    timed = msgs["rt"].tolist()
+
+    def error_pct(mask: pd.Series) -> float:
+        n = int(mask.sum())
+        return ratio(int(M.loc[mask, "err"].sum()) * 100, n)
+
+    prev_msgs = M[qm]
+    prev_errors = int(prev_msgs["err"].sum())
+    overview = {
+        "active_users": kpi(users, prev_msgs["user"].nunique()),
+        "dau": kpi(len(users_by_date.get(end_date, ())), len(users_by_date.get(p_end_date, ()))),
+        "sessions": kpi(n_sessions, int(qs.sum())),
+        "messages": kpi(n_messages, len(prev_msgs)),
+        "active_agents": kpi(msgs["agent"].nunique(), prev_msgs["agent"].nunique()),
+        "cost_usd": kpi(total_cost, dsum(C.loc[qc, "cost"].tolist()), as_float=True),
+        "error_rate_pct": _rate_kpi(n_errors, n_messages, prev_errors, len(prev_msgs)),
+    }
+
+    # ---------------------------------------------------------------- engagement
+    series = [{"date": d.isoformat(), "dau": len(users_by_date.get(d, ())), "wau": distinct_users(d, 7),
+               "mau": distinct_users(d, 30)} for d in dates]
+    durations, sizes = sess["dur"].tolist(), sess["n"].tolist()
+
+    def distribution(values, buckets) -> list[dict]:
+        counts = [sum(1 for v in values if lo <= v < hi) for _, lo, hi in buckets]
+        return [{"bucket": b[0], "sessions": c, "share_pct": sh} for b, c, sh in zip(buckets, counts, largest_remainder(counts))]
+
+    message_buckets = [(lab, lo, hi + 1) for lab, lo, hi in MESSAGE_BUCKETS]  # integer ranges -> [lo, hi + 1)
+    engagement = {
+        "series": series,
+        "sessions": n_sessions,
+        "avg_session_duration_ms": mean(durations) or 0.0,
+        "messages_per_session": mean([float(x) for x in sizes]) or 0.0,
+        "session_duration_distribution": distribution(durations, DURATION_BUCKETS),
+        "messages_per_session_distribution": distribution(sizes, message_buckets),
+    }
+
+    # ---------------------------------------------------------------- performance
+    agent_ids = ds.known_agents if scope is None else scope
+    agent_rows = []
+    for a in agent_ids:
+        am, ac, asess = msgs[msgs["agent"] == a], calls[calls["agent"] == a], sess[sess["agent"] == a]
+        inp, out = int(ac["inp"].sum()), int(ac["out"].sum())
+        agent_rows.append({
+            "agent_id": a,
+            "agent_name": ds.agent_names.get(a, a),
+            "sessions": len(asess),
+            "messages": len(am),
+            "avg_session_duration_ms": mean(asess["dur"].tolist()) or 0.0,
+            "cost_usd": float(dsum(ac["cost"].tolist())),
+            "error_rate_pct": ratio(int(am["err"].sum()) * 100, len(am)),
+            "avg_response_time_ms": mean(am["rt"].tolist()),
+            "input_tokens": inp,
+            "output_tokens": out,
+            "total_tokens": inp + out,
+            "avg_tokens_per_message": ratio(inp + out, len(am)),
+        })
+    agent_rows.sort(key=lambda r: (-r["messages"], r["agent_id"]))
+
+    hourly = []
+    for h in range(24):
+        hm = msgs[m_hour[pm] == h]
+        hourly.append({"hour": h, "messages": len(hm), "avg_response_time_ms": mean(hm["rt"].tolist()),
+                       "p95_response_time_ms": percentile(hm["rt"].tolist(), 95)})
+
+    tool_rows = []
+    for name in sorted(set(tools["name"].tolist())):
+        tm = tools[tools["name"] == name]
+        tool_rows.append({"tool_name": name, "calls": len(tm), "avg_latency_ms": mean(tm["lat"].tolist()),
+                          "p95_latency_ms": percentile(tm["lat"].tolist(), 95),
+                          "error_share_pct": ratio(int(tm["err"].sum()) * 100, len(tm))})
+    tool_rows.sort(key=lambda r: (r["p95_latency_ms"] is None, -(r["p95_latency_ms"] or 0), r["tool_name"]))
+
+    error_rate = ratio(n_errors * 100, n_messages)
+    performance = {
+        "active_agents": msgs["agent"].nunique(),
+        "agents": agent_rows,
+        "avg_response_time_ms": mean(timed),
+        "p50_response_time_ms": percentile(timed, 50),
+        "p95_response_time_ms": percentile(timed, 95),
+        "p99_response_time_ms": percentile(timed, 99),
+        "hourly": hourly,
+        "messages": n_messages,
+        "errors": n_errors,
+        "error_rate_pct": error_rate,
+        "success_rate_pct": 100 - error_rate if n_messages else 0.0,
+        "tools": tool_rows,
+    }
+
+    # ---------------------------------------------------------------- cost
+    def grouped_cost(keys: list[str]) -> list[dict]:
+        rows = []
+        for key, g in calls.groupby(keys, sort=True):
+            key = key if isinstance(key, tuple) else (key,)
+            cost = dsum(g["cost"].tolist())
+            rows.append((dict(zip(keys, key)), cost, len(g), int(g["unpriced"].sum())))
+        rows.sort(key=lambda r: (-r[1], tuple(r[0].values())))
+        return rows
+
+    by_provider = [{"provider": k["provider"], "cost_usd": float(c), "share_pct": share(c, total_cost),
+                    "calls": n, "unpriced_calls": u} for k, c, n, u in grouped_cost(["provider"])]
+    # every agent with a message in the period, also without LLM calls (cost 0)
+    agent_costs = {a: dsum(g["cost"].tolist()) for a, g in calls.groupby("agent")}
+    by_agent = sorted(
+        ({"agent_id": a, "cost_usd": float(agent_costs.get(a, Decimal(0))),
+          "share_pct": share(agent_costs.get(a, Decimal(0)), total_cost)}
+         for a in sorted(set(msgs["agent"].tolist()))),
+        key=lambda r: (-r["cost_usd"], r["agent_id"]))
+    by_model = [{"provider": k["provider"], "model": k["model"], "cost_usd": float(c),
+                 "share_pct": share(c, total_cost), "calls": n, "unpriced_calls": u}
+                for k, c, n, u in grouped_cost(["provider", "model"])]
+    day_cost = {d: cost_of(c_in & (c_date == d)) for d in dates}
+    weeks = sorted({d - timedelta(days=d.weekday()) for d in dates})
+    months = sorted({(d.year, d.month) for d in dates})
+    period_call_dates = c_date[pc].tolist()
+    period_call_costs = calls["cost"].tolist()
+    by_week = [{"week_start": w.isoformat(),
+                "cost_usd": float(dsum(c for d, c in zip(period_call_dates, period_call_costs)
+                                       if d - timedelta(days=d.weekday()) == w))} for w in weeks]
+    by_month = [{"month": f"{y:04d}-{mo:02d}",
+                 "cost_usd": float(dsum(c for d, c in zip(period_call_dates, period_call_costs)
+                                        if (d.year, d.month) == (y, mo)))} for y, mo in months]
+    unpriced = calls[calls["unpriced"]]
+    u_in, u_out = int(unpriced["inp"].sum()), int(unpriced["out"].sum())
+    weekly = cost_of(cwin(end - 7 * DAY, end))
+    week_before = cost_of(cwin(end - 14 * DAY, end - 7 * DAY))
+    cost = {
+        "total_usd": float(total_cost),
+        "by_provider": by_provider,
+        "by_agent": by_agent,
+        "by_model": by_model,
+        "by_day": [{"date": d.isoformat(), "cost_usd": float(day_cost[d])} for d in dates],
+        "by_week": by_week,
+        "by_month": by_month,
+        "cost_per_message_usd": money_ratio(total_cost, n_messages),
+        "cost_per_session_usd": money_ratio(total_cost, n_sessions),
+        "cost_per_user_usd": money_ratio(total_cost, users),
+        "unpriced": {"calls": len(unpriced), "input_tokens": u_in, "output_tokens": u_out, "total_tokens": u_in + u_out},
+        "forecast": {
+            "weekly_spend_usd": float(weekly),
+            "projected_monthly_usd": float(weekly * 52 / 12),
+            "trend_pct": round_half_up((weekly - week_before) / week_before * 100, "0.1") if week_before else None,
+        },
+    }
+
+    # ---------------------------------------------------------------- tokens
+    t_in, t_out = int(calls["inp"].sum()), int(calls["out"].sum())
+    t_total = t_in + t_out
+    tok_agents = []
+    for a in sorted(set(msgs["agent"].tolist())):
+        g = calls[calls["agent"] == a]
+        i, o = int(g["inp"].sum()), int(g["out"].sum())
+        tok_agents.append({"agent_id": a, "input_tokens": i, "output_tokens": o, "total_tokens": i + o,
+                           "share_pct": share(i + o, t_total),
+                           "avg_tokens_per_message": ratio(i + o, int((msgs["agent"] == a).sum()))})
+    tok_agents.sort(key=lambda r: (-r["total_tokens"], r["agent_id"]))
+    tok_models = []
+    for (p, mo), g in calls.groupby(["provider", "model"], sort=True):
+        i, o = int(g["inp"].sum()), int(g["out"].sum())
+        tok_models.append({"provider": p, "model": mo, "input_tokens": i, "output_tokens": o, "total_tokens": i + o,
+                           "share_pct": share(i + o, t_total)})
+    tok_models.sort(key=lambda r: (-r["total_tokens"], r["provider"], r["model"]))
+    tokens = {
+        "input_tokens": t_in,
+        "output_tokens": t_out,
+        "total_tokens": t_total,
+        "input_share_pct": share(t_in, t_total),
+        "output_share_pct": share(t_out, t_total),
+        "avg_tokens_per_message": ratio(t_total, n_messages),
+        "by_agent": tok_agents,
+        "by_model": tok_models,
+    }
+
+    # ---------------------------------------------------------------- health (at the period end E)
+    E = end
+    H = ds.health
+    ert = s["error_rate_thresholds_pct"]
+    rtt = s["response_time_thresholds_ms"]
+
+    def error_status(pct: float) -> str:
+        return "Excellent" if pct < ert[0] else "Good" if pct < ert[1] else "Acceptable" if pct < ert[2] else "Poor"
+
+    def response_status(ms: float | None) -> str:
+        if ms is None:
+            return NO_DATA
+        return "Fast" if ms < rtt[0] else "Good" if ms < rtt[1] else "Acceptable" if ms < rtt[2] else "Slow"
+
+    uptime = []
+    for name, width in (("24h", DAY), ("7d", 7 * DAY), ("30d", 30 * DAY)):
+        a = E - width
+        probes = H[(H["us"] >= a) & (H["us"] < E)]
+        n = len(probes)
+        pct = ratio(int(probes["up"].sum()) * 100, n) if n else None
+        overlapping = [(st, en) for st, en in ds.incidents if st < E and (en is None or en > a)]
+        minutes = sum((min(en if en is not None else E, E) - max(st, a)) / MINUTE for st, en in overlapping)
+        uptime.append({"window": name, "probes": n, "uptime_pct": pct,
+                       "status": NO_DATA if pct is None else ("Healthy" if pct >= s["uptime_threshold_pct"] else "Degraded"),
+                       "incidents": len(overlapping), "downtime_minutes": float(minutes)})
+
+    minute_end = E - E % MINUTE
+    error_windows = []
+    for name, a, b in (("current", minute_end - MINUTE, minute_end), ("1h", E - HOUR, E), ("24h", E - DAY, E),
+                       ("7d", E - 7 * DAY, E)):
+        mask = mwin(a, b)
+        pct = error_pct(mask)
+        error_windows.append({"window": name, "messages": int(mask.sum()), "error_rate_pct": pct,
+                              "status": error_status(pct)})
+
+    p50, p95, p99 = (performance[f"p{q}_response_time_ms"] for q in (50, 95, 99))
+    response_time = {"p50_ms": p50, "p50_status": response_status(p50), "p95_ms": p95,
+                     "p95_status": response_status(p95), "p99_ms": p99, "p99_status": response_status(p99)}
+
+    # the local day of the period's last instant, from its midnight up to E
+    day_of_end = local(E - 1).date()
+    day_a, day_b = midnight(day_of_end), E
+    per_minute = (M.loc[mwin(day_a, day_b), "us"] // MINUTE).value_counts()
+    if len(per_minute):
+        peak = int(per_minute.max())
+        peak_minute = iso(int(min(k for k, v in per_minute.items() if v == peak)) * MINUTE)
+    else:
+        peak, peak_minute = 0, None
+    capacity = int(s["capacity_per_min"])
+    request_volume = {
+        "current_per_min": int(mwin(minute_end - MINUTE, minute_end).sum()),
+        "peak_per_min_today": peak,
+        "peak_minute": peak_minute,
+        "capacity_per_min": capacity,
+        "headroom_pct": ratio((capacity - peak) * 100, capacity),
+    }
+
+    Q = ds.queues
+    queue_rows = []
+    in_period = Q[(Q["us"] >= start) & (Q["us"] < end)]
+    for name in sorted(set(in_period["queue"].dropna().tolist())):
+        samples = in_period[in_period["queue"] == name]["depth"].tolist()
+        upto = Q[(Q["queue"] == name) & (Q["us"] <= E)].sort_values(["us", "eid"])
+        queue_rows.append({"queue": name, "latest_depth": int(upto["depth"].iloc[-1]),
+                           "avg_depth": float(np.mean(samples)), "max_depth": int(max(samples)),
+                           "p95_depth": percentile([float(x) for x in samples], 95)})
+
+    health = {"uptime": uptime, "error_rate": error_windows, "response_time": response_time,
+              "request_volume": request_volume, "queues": queue_rows}
+
+    # ---------------------------------------------------------------- daily rows (whole local days)
+    daily = []
+    for d, row in zip(dates, series):
+        dm = M[m_in & (m_date == d)]
+        n = len(dm)
+        c = day_cost[d]
+        daily.append({
+            "date": d.isoformat(), "dau": row["dau"], "wau": row["wau"], "mau": row["mau"],
+            "sessions": int((s_in & (s_date == d)).sum()),
+            "messages": n,
+            "cost_usd": float(c),
+            "cost_per_message": money_ratio(c, n),
+            "avg_response_time_ms": mean(dm["rt"].tolist()) or 0.0,
+            "error_rate": ratio(int(dm["err"].sum()), n),
+        })
+
+    return _plain({
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": iso(to_us(datetime.now(UTC))),  # not compared
+        "as_of": iso(as_of_us),
+        "time_zone": tz,
+        "period": period_doc(label, start, end),
+        "previous_period": period_doc(f"previous {label}", p_start, p_end),
+        "scope": {"agents": scope},
+        "note": None if n_messages else "No messages in this period.",
+        "overview": overview,
+        "engagement": engagement,
+        "performance": performance,
+        "cost": cost,
+        "tokens": tokens,
+        "health": health,
+        "daily": daily,
+    })
+
+
+def _rate_kpi(errors: int, messages: int, prev_errors: int, prev_messages: int) -> dict:
+    """error_rate_pct KPI: the change computed from the exact rates."""
+    with localcontext() as ctx:
+        ctx.prec = 50
+        v = Decimal(errors * 100) / messages if messages else Decimal(0)
+        p = Decimal(prev_errors * 100) / prev_messages if prev_messages else Decimal(0)
+    out = kpi(v, p, as_float=True)
+    out["value"] = ratio(errors * 100, messages)
+    out["previous"] = ratio(prev_errors * 100, prev_messages)
+    return out
+
+
+def _plain(value):
+    """numpy scalars -> Python numbers, recursively (for json and jsonschema)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    return value

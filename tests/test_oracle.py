@@ -1,0 +1,312 @@
+"""The warehouse's `metrics --format json` against the oracle (tests/oracle.py), field by field.
+
+Two parts:
+
+* fast unit tests of the oracle itself, on the hand fixture (tests/fixtures/day1.jsonl +
+  day2.jsonl, whose numbers are derived by hand in tests/test_end_to_end.py) and on a few
+  contract edge cases written here;
+* the comparison: 45 days of generated data (40,000 messages, seed 11, ending 2026-11-20) go
+  through `agent-analytics ingest` + `build` into a fresh home; for every case below the CLI's
+  JSON document must equal the oracle's on every field (integers exact, money to the cent,
+  percentiles within 1% relative, other floats within 1e-6 relative), and both documents must
+  validate against the JSON Schema.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import oracle  # noqa: E402  (tests/oracle.py: no code shared with the warehouse)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+SCHEMA = json.loads((ROOT / "agent_analytics" / "schema" / "analytics_export.schema.json").read_text())
+AS_OF_TEXT = "2026-11-20T15:30:00Z"
+AS_OF = datetime(2026, 11, 20, 15, 30, tzinfo=timezone.utc)
+SETTINGS = {
+    "session_timeout_minutes": 30,
+    "capacity_per_min": 500,
+    "error_rate_thresholds_pct": (0.5, 1.0, 2.0),
+    "response_time_thresholds_ms": (2000, 4000, 6000),
+    "uptime_threshold_pct": 99.9,
+}
+
+
+# ============================================================================ comparison helpers
+
+
+def schema_errors(doc: dict) -> list[str]:
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    return [
+        f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+        for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _numbers_match(key: str, parent: str, got, want) -> bool:
+    if isinstance(got, int) and isinstance(want, int):
+        return got == want
+    got, want = float(got), float(want)
+    if math.isnan(got) or math.isnan(want):
+        return False
+    if "usd" in key or key == "cost_per_message" or ("usd" in parent and key in ("value", "previous")):
+        return abs(got - want) < 0.005  # money: to the cent
+    if any(p in key for p in ("p50", "p95", "p99")):
+        return abs(got - want) <= 0.01 * max(abs(got), abs(want)) + 1e-9  # percentiles: 1% (sketches)
+    return abs(got - want) <= max(1e-6 * max(abs(got), abs(want)), 1e-9)
+
+
+def differences(got, want, path: str = "$", key: str = "", parent: str = "") -> list[str]:
+    """Every JSON path where the warehouse (`got`) differs from the oracle (`want`)."""
+    out: list[str] = []
+    if isinstance(got, dict) and isinstance(want, dict):
+        for k in list(want) + [k for k in got if k not in want]:
+            if path == "$" and k == "generated_at":
+                continue
+            if k not in got:
+                out.append(f"{path}.{k}: missing in warehouse (oracle: {json.dumps(want[k])[:200]})")
+            elif k not in want:
+                out.append(f"{path}.{k}: not in the oracle's document (warehouse: {json.dumps(got[k])[:200]})")
+            else:
+                out += differences(got[k], want[k], f"{path}.{k}", k, key)
+    elif isinstance(got, list) and isinstance(want, list):
+        if len(got) != len(want):
+            out.append(f"{path}: {len(got)} items in warehouse, {len(want)} in oracle")
+        for i, (g, w) in enumerate(zip(got, want)):
+            out += differences(g, w, f"{path}[{i}]", key, parent)
+    elif _is_number(got) and _is_number(want):
+        if not _numbers_match(key, parent, got, want):
+            out.append(f"{path}: warehouse {got!r} != oracle {want!r}")
+    elif got != want or type(got) is not type(want):
+        out.append(f"{path}: warehouse {json.dumps(got)[:200]} != oracle {json.dumps(want)[:200]}")
+    return out
+
+
+def assert_same(got: dict, want: dict) -> None:
+    diffs = differences(got, want)
+    shown = "\n".join(diffs[:300]) + (f"\n... and {len(diffs) - 300} more" if len(diffs) > 300 else "")
+    assert not diffs, f"{len(diffs)} field(s) differ (warehouse vs oracle):\n{shown}"
+
+
+# ============================================================================ the oracle on the hand fixture
+
+
+def hand(period: dict, agents=None, tz: str = "UTC") -> dict:
+    return oracle.compute([FIXTURES / "day1.jsonl", FIXTURES / "day2.jsonl"], period, tz, AS_OF, agents, SETTINGS)
+
+
+def test_oracle_on_the_hand_fixture():
+    doc = hand({"kind": "custom", "start": date(2026, 11, 2), "end": date(2026, 11, 5)})
+    assert schema_errors(doc) == []
+    o = doc["overview"]
+    assert (o["messages"]["value"], o["sessions"]["value"], o["active_users"]["value"]) == (9, 6, 3)
+    assert doc["performance"]["errors"] == 1
+    assert doc["cost"]["total_usd"] == pytest.approx(0.180125, abs=1e-12)
+    assert doc["performance"]["p95_response_time_ms"] == pytest.approx(7650.0)  # 8 timed: 7000 + 0.65 * 1000
+    assert doc["period"] == {"label": "2026-11-02..2026-11-05", "kind": "custom", "start": "2026-11-02T00:00:00Z",
+                             "end": "2026-11-06T00:00:00Z", "start_date": "2026-11-02", "end_date": "2026-11-05",
+                             "days": 4.0}
+    assert [(p["provider"], round(p["cost_usd"], 6), p["calls"], p["unpriced_calls"])
+            for p in doc["cost"]["by_provider"]] == [
+        ("anthropic", 0.15, 2, 0), ("azure", 0.02, 1, 0), ("openai", 0.010125, 4, 1)
+    ]
+    assert doc["cost"]["unpriced"] == {"calls": 1, "input_tokens": 10, "output_tokens": 10, "total_tokens": 20}
+    # daily rows (tests/test_end_to_end.py::test_daily_activity / test_daily_csv_export)
+    assert [(r["date"], r["dau"], r["wau"], r["mau"], r["sessions"], r["messages"]) for r in doc["daily"]] == [
+        ("2026-11-02", 3, 3, 3, 4, 6), ("2026-11-03", 2, 3, 3, 1, 2),
+        ("2026-11-04", 0, 3, 3, 0, 0), ("2026-11-05", 1, 3, 3, 1, 1),
+    ]
+    day2 = doc["daily"][0]
+    assert (round(day2["cost_usd"], 6), round(day2["cost_per_message"], 6), day2["avg_response_time_ms"],
+            round(day2["error_rate"], 6)) == (0.155125, 0.025854, 3600.0, 0.166667)
+    # sessions: durations 2403 s, 0, 8 s, 1205 s, 6 s, 7 s; sizes 3, 1, 1, 2, 1, 1
+    e = doc["engagement"]
+    assert [(b["sessions"], b["share_pct"]) for b in e["session_duration_distribution"]] == [
+        (4, 66.67), (0, 0.0), (0, 0.0), (2, 33.33)
+    ]
+    assert [(b["sessions"], b["share_pct"]) for b in e["messages_per_session_distribution"]] == [
+        (5, 83.33), (1, 16.67), (0, 0.0), (0, 0.0)
+    ]
+    assert e["avg_session_duration_ms"] == pytest.approx((2_403_000 + 8_000 + 1_205_000 + 6_000 + 7_000) / 6)
+    # sales 11-02: 4000, 8000; support: 1000, 2000, 3000 (+ m4 untimed): hourly p95 at 10:00 = 2900
+    assert doc["performance"]["hourly"][10] == {"hour": 10, "messages": 3, "avg_response_time_ms": 2000.0,
+                                                "p95_response_time_ms": pytest.approx(2900.0)}
+    assert [(a["agent_id"], a["messages"], a["sessions"], a["error_rate_pct"]) for a in doc["performance"]["agents"]] == [
+        ("support", 5, 3, 20.0), ("sales", 4, 3, 0.0)
+    ]
+    # health at 11-06 00:00: the 3-minute api incident of 11-02 lies in the 7 d window
+    assert [(u["window"], u["probes"], u["uptime_pct"], u["incidents"], u["downtime_minutes"])
+            for u in doc["health"]["uptime"]] == [
+        ("24h", 0, None, 0, 0.0), ("7d", 10, 70.0, 1, 3.0), ("30d", 10, 70.0, 1, 3.0)
+    ]
+    assert doc["health"]["queues"] == [
+        {"queue": "default", "latest_depth": 10, "avg_depth": 5.0, "max_depth": 10, "p95_depth": pytest.approx(9.5)}
+    ]
+
+
+def test_oracle_on_the_hand_fixture_for_one_agent():
+    doc = hand({"kind": "custom", "start": date(2026, 11, 2), "end": date(2026, 11, 3)}, agents=["sales"])
+    assert schema_errors(doc) == []
+    # tests/test_end_to_end.py::test_export_for_one_agent
+    assert [(r["dau"], r["wau"], r["sessions"], r["messages"], round(r["cost_usd"], 6)) for r in doc["daily"]] == [
+        (2, 2, 2, 2, 0.1), (1, 2, 0, 1, 0.02)
+    ]
+    assert doc["scope"] == {"agents": ["sales"]}
+    assert [a["agent_id"] for a in doc["performance"]["agents"]] == ["sales"]
+
+
+def test_oracle_previous_period_and_dst():
+    doc = hand({"kind": "custom", "start": date(2026, 10, 25), "end": date(2026, 11, 7)}, tz="America/New_York")
+    assert schema_errors(doc) == []
+    p, q = doc["period"], doc["previous_period"]
+    assert (p["start"], p["end"], p["start_date"], p["end_date"]) == (
+        "2026-10-25T04:00:00Z", "2026-11-08T05:00:00Z", "2026-10-25", "2026-11-07"
+    )
+    assert p["days"] == pytest.approx(14 + 1 / 24) == q["days"]
+    assert q["end"] == p["start"]
+    # m5 (11-02 23:50 UTC) is 18:50 in New York: local hour 18
+    assert doc["performance"]["hourly"][18]["messages"] == 1
+    rolling = hand({"kind": "rolling", "days": 7, "label": "week"})
+    assert rolling["period"]["start"] == "2026-11-13T15:30:00Z" and rolling["period"]["end"] == AS_OF_TEXT
+    assert rolling["note"] is not None  # no messages in that week
+
+
+def test_largest_remainder_shares_add_to_100():
+    assert oracle.largest_remainder([1, 1, 1]) == [33.34, 33.33, 33.33]
+    assert oracle.largest_remainder([0, 0]) == [0.0, 0.0]
+    assert round(sum(oracle.largest_remainder([3, 7, 11, 13])), 2) == 100.0
+
+
+def _msg(event_id: str, at: str, user: str, agent: str = "long", **fields) -> str:
+    record = {"event_id": event_id, "type": "message", "occurred_at": at, "user_id": user, "agent_id": agent,
+              "status": "ok", "response_time_ms": 1000} | fields
+    return json.dumps({k: v for k, v in record.items() if v is not ...})
+
+
+def test_oracle_contract_edge_cases(tmp_path):
+    start = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    # one user writing every 20 minutes for 30 h: one gap run, cut at 24 h from its first message
+    run = [_msg(f"r{i}", (start + timedelta(minutes=20 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"), "u1")
+           for i in range(91)]
+    first = run + [
+        _msg("e1", "2026-11-02T05:00:00Z", "u2", status="error", response_time_ms=..., agent_name=None,
+             llm_calls=None),  # JSON null reads as absent
+        _msg("o1", "2026-11-03T10:00:00+01:00", "u3", llm_calls=[
+            {"provider": "gcp.gemini", "model": "gemini-1.5-flash", "input_tokens": 1000, "output_tokens": 100},
+            {"provider": "Azure.AI.OpenAI", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 10, "cost_usd": 0.5},
+        ]),
+        "",
+        "[1]",
+        '{"event_id":"n1","type":"message","occurred_at":"2026-11-02T01:00:00Z","user_id":"u9","agent_id":"long",'
+        '"status":"ok","response_time_ms":NaN}',
+        _msg("b1", "2026-11-02T01:00:00Z", "u9", response_time_ms=...),  # ok without response time
+        _msg("b2", "2026-11-02T01:00:00Z", "u9", response_time_ms=True),
+        _msg("b3", "2026-11-02T01:00:00Z", "u9", llm_calls=[{"provider": "openai", "model": "gpt-4o",
+                                                              "input_tokens": 1.5, "output_tokens": 1}]),
+        _msg("b4", "2026-11-02T01:00:00Z", "u9", llm_calls=[{"provider": "openai", "model": "gpt-4o",
+                                                              "input_tokens": 5, "output_tokens": 1,
+                                                              "cache_read_tokens": 6}]),
+        _msg("b5", "yesterday", "u9"),
+        _msg("x" * 201, "2026-11-02T01:00:00Z", "u9"),
+        json.dumps({"event_id": "b6", "type": "click", "occurred_at": "2026-11-02T01:00:00Z", "user_id": "u9"}),
+        '{"event_id": "b7", "type": ',
+    ]
+    a = tmp_path / "a.jsonl.gz"
+    with gzip.open(a, "wt", encoding="utf-8") as f:
+        f.write("\n".join(first) + "\n")
+    b = tmp_path / "b.jsonl"
+    b.write_text(_msg("e1", "2026-11-02T05:00:00Z", "u7", agent="other") + "\n"  # duplicate id: the first wins
+                 + _msg("b8", "2026-11-02T01:00:00Z", "u9", status="maybe") + "\n")
+
+    doc = oracle.compute([a, b], {"kind": "custom", "start": date(2026, 11, 2), "end": date(2026, 11, 3)}, "UTC",
+                         AS_OF, None, SETTINGS)
+    assert schema_errors(doc) == []
+    assert doc["performance"]["messages"] == 93 and doc["performance"]["errors"] == 1
+    assert doc["overview"]["active_users"]["value"] == 3
+    assert [a["agent_id"] for a in doc["performance"]["agents"]] == ["long"]  # "other" was only a duplicate
+    # sessions: u1 72 + 19 messages (cut at 24 h), u2 1, u3 1
+    assert doc["engagement"]["sessions"] == 4
+    assert [b["sessions"] for b in doc["engagement"]["messages_per_session_distribution"]] == [2, 0, 0, 2]
+    assert doc["daily"][0]["sessions"] == 2 and doc["daily"][1]["sessions"] == 2
+    assert [b["sessions"] for b in doc["engagement"]["session_duration_distribution"]] == [2, 0, 0, 2]
+    assert doc["engagement"]["avg_session_duration_ms"] == pytest.approx(
+        (1420 * 60_000 + 1000 + 360 * 60_000 + 1000 + 0 + 1000) / 4
+    )
+    providers = {p["provider"]: p for p in doc["cost"]["by_provider"]}
+    assert set(providers) == {"google", "azure"}
+    assert providers["azure"]["cost_usd"] == 0.5 and providers["google"]["cost_usd"] > 0
+    assert doc["cost"]["unpriced"]["calls"] == 0
+    assert doc["performance"]["hourly"][9]["messages"] == 1 + 3  # o1 at 09:00 UTC; r27..r29 on 11-02
+
+
+# ============================================================================ warehouse vs oracle
+
+CASES = [
+    pytest.param(["--period", "week"], {"kind": "rolling", "days": 7, "label": "week"}, "UTC", None, id="week"),
+    pytest.param(["--period", "month"], {"kind": "rolling", "days": 30, "label": "month"}, "UTC", None, id="month"),
+    pytest.param(["--period", "today"], {"kind": "rolling", "days": 1, "label": "today"}, "UTC", None, id="today"),
+    pytest.param(["--period", "10d", "--agent", "support", "--agent", "sales"],
+                 {"kind": "rolling", "days": 10, "label": "10d"}, "UTC", ["support", "sales"], id="10d-two-agents"),
+    pytest.param(["--start", "2026-11-02", "--end", "2026-11-15"],
+                 {"kind": "custom", "start": date(2026, 11, 2), "end": date(2026, 11, 15)}, "UTC", None, id="custom"),
+    pytest.param(["--month", "2026-10"], {"kind": "month", "month": "2026-10"}, "UTC", None, id="calendar-month"),
+    pytest.param(["--month", "2026-11", "--agent", "tech"], {"kind": "month", "month": "2026-11"}, "UTC", ["tech"],
+                 id="calendar-month-one-agent"),
+    pytest.param(["--start", "2026-10-25", "--end", "2026-11-07", "--tz", "America/New_York"],
+                 {"kind": "custom", "start": date(2026, 10, 25), "end": date(2026, 11, 7)}, "America/New_York", None,
+                 id="new-york-across-dst"),
+]
+
+
+def _cli(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent_analytics.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """45 days of generated events ingested and built into a fresh home: (files, env)."""
+    from ingestion.generate import generate  # the project's generator: allowed here, never in oracle.py
+
+    base = tmp_path_factory.mktemp("oracle")
+    data = base / "data"
+    result = generate(data, 40_000, 45, seed=11, end=date(2026, 11, 20))
+    landing = base / "to-ingest"  # a copy, in case ingest moves or touches its input
+    shutil.copytree(data, landing)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_ANALYTICS_")}
+    env.update(AGENT_ANALYTICS_HOME=str(base / "home"), AGENT_ANALYTICS_TZ="UTC")
+    env.pop("DAGSTER_HOME", None)
+    for args in (("ingest", str(landing)), ("build",)):
+        proc = _cli(env, *args)
+        assert proc.returncode == 0, f"agent-analytics {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return result.files, env
+
+
+@pytest.mark.parametrize("args, period, tz, agents", CASES)
+def test_metrics_equal_the_oracle(generated, args, period, tz, agents):
+    files, env = generated
+    proc = _cli(env, "metrics", "--format", "json", "--as-of", AS_OF_TEXT, *args)
+    assert proc.returncode == 0, f"agent-analytics metrics {' '.join(args)} failed:\n{proc.stderr}"
+    got = json.loads(proc.stdout)
+    want = oracle.compute(files, period, tz, AS_OF, agents, SETTINGS)
+
+    assert schema_errors(want) == [], "the oracle's own document does not fit the schema"
+    problems = schema_errors(got)
+    assert not problems, "the warehouse's document does not fit the schema:\n" + "\n".join(problems[:100])
+    assert_same(got, want)
