@@ -219,6 +219,9 @@ def test_bad_arguments_give_one_line_and_nonzero_exit(warehouse):
         (["export", "--start", "2026-11-05", "--end", "2026-11-01"], "is before --start"),
         (["export", "--agent", "nobody"], "unknown agent 'nobody'"),
         (["ingest", "/no/such/file.jsonl"], "no such file or folder"),
+        (["metrics", "--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
+        (["metrics", "--month", "2026-13"], "is not a month"),
+        (["export", "--period", "week", "--month", "2026-11"], "give only one of"),
     ]
     for argv, message in cases:
         proc = subprocess.run(
@@ -227,3 +230,70 @@ def test_bad_arguments_give_one_line_and_nonzero_exit(warehouse):
         assert proc.returncode == 2, (argv, proc.stderr)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (argv, proc.stderr)
+
+
+def metrics_json(capsys, *argv):
+    import json
+
+    assert main(["metrics", "--format", "json", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_user_active_with_several_agents_is_counted_once(warehouse, capsys):
+    # u1 writes to support (11-02) and sales (11-05); u3 to support and sales; u2 to sales
+    doc = metrics_json(capsys, "--start", "2026-11-02", "--end", "2026-11-05", "--agent", "support", "--agent", "sales")
+    assert doc["overview"]["active_users"]["value"] == 3
+    assert doc["scope"]["agents"] == ["sales", "support"]
+    assert [(a["agent_id"], a["messages"], a["sessions"]) for a in doc["performance"]["agents"]] == [
+        ("support", 5, 3), ("sales", 4, 3)
+    ]
+
+
+def test_agent_without_traffic_in_the_period(warehouse, capsys):
+    doc = metrics_json(capsys, "--start", "2026-11-05", "--end", "2026-11-05", "--agent", "support")
+    agent = doc["performance"]["agents"]
+    assert [(a["agent_id"], a["messages"], a["sessions"], a["cost_usd"], a["error_rate_pct"]) for a in agent] == [
+        ("support", 0, 0, 0.0, 0.0)
+    ]
+    assert doc["note"] and doc["overview"]["messages"]["value"] == 0
+    # support in 10-30..11-05: u1 (11-02) and u3 (11-03)
+    assert doc["cost"]["by_agent"] == [] and doc["daily"][0]["dau"] == 0 and doc["daily"][0]["wau"] == 2
+
+
+def test_period_without_any_data(warehouse, capsys):
+    import jsonschema
+
+    from agent_analytics.exports import load_schema
+
+    doc = metrics_json(capsys, "--start", "2025-01-01", "--end", "2025-01-07")
+    jsonschema.validate(doc, load_schema())
+    assert doc["note"].startswith("No messages")
+    assert len(doc["daily"]) == 7 and all(d["messages"] == 0 and d["cost_per_message"] == 0 for d in doc["daily"])
+    assert doc["performance"]["p95_response_time_ms"] is None
+    assert doc["cost"]["cost_per_user_usd"] == 0 and doc["tokens"]["avg_tokens_per_message"] == 0
+    assert [b["share_pct"] for b in doc["engagement"]["session_duration_distribution"]] == [0.0] * 4
+    assert doc["overview"]["cost_usd"] == {"value": 0.0, "previous": 0.0, "change_pct": None, "trend": "unchanged"}
+
+
+def test_hourly_profile_and_distributions(warehouse, capsys):
+    doc = metrics_json(capsys, "--start", "2026-11-02", "--end", "2026-11-05")
+    hours = {h["hour"]: h for h in doc["performance"]["hourly"]}
+    # 10:xx: m1, m2, m3 (1, 2, 3 s) -> avg 2000, p95 2900; 11:xx: m4, an error without time
+    assert (hours[10]["messages"], hours[10]["avg_response_time_ms"]) == (3, 2000.0)
+    assert hours[10]["p95_response_time_ms"] == pytest.approx(2900.0)
+    assert (hours[11]["messages"], hours[11]["avg_response_time_ms"]) == (1, None)
+    # durations 2403 s, 0, 8 s, 1205 s, 6 s, 7 s -> <1 min: 4, 10+ min: 2 (of 6 sessions)
+    assert [(b["bucket"], b["sessions"], b["share_pct"]) for b in doc["engagement"]["session_duration_distribution"]] == [
+        ("<1 min", 4, 66.67), ("1-5 min", 0, 0.0), ("5-10 min", 0, 0.0), ("10+ min", 2, 33.33)
+    ]
+    # messages per session 3, 1, 1, 2, 1, 1 -> 1-2: 5, 3-5: 1
+    assert [b["sessions"] for b in doc["engagement"]["messages_per_session_distribution"]] == [5, 1, 0, 0]
+
+
+def test_terminal_view_fits_100_columns(warehouse, capsys):
+    assert main(["metrics", "--start", "2026-11-02", "--end", "2026-11-05"]) == 0
+    text = capsys.readouterr().out
+    assert max(len(line) for line in text.splitlines()) <= 100
+    for section in ("Overview", "User engagement", "Agent performance", "Cost analysis", "Token usage", "System health"):
+        assert f"== {section} " in text
+    assert "Total costs:" in text and "$0.18" in text
