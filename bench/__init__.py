@@ -1,0 +1,1 @@
+"""`make bench`: the 10M-message benchmark (`python -m bench.run --help`)."""

@@ -1,0 +1,576 @@
+"""The benchmark behind `make bench` (a benchmark, not a timed test).
+
+Generates `--events` message events over `--days` days ending yesterday (UTC) plus the
+health / queue / deployment events of those days, and one more day (today) to add later.
+Then, on a fresh AGENT_ANALYTICS_HOME under `--workdir`, it times separately:
+
+1. a bare DuckDB `read_ndjson` of the same files (declared columns): the reference;
+2. ingest (`ingest_paths`) of the 30 files; target: at most 2x the bare read;
+3. the first build: `dbt build` (models + dbt tests), the Great Expectations suites, the
+   30-day exports; target: at most 90 s together;
+4. one more day: ingest of its file, then the incremental dbt build + checks + exports;
+   target: at most 15 s for the build;
+5. `agent-analytics build` end to end through Dagster with no new data (informational).
+
+Every step runs in its own process; its peak memory is the larger of the sampled RSS
+of its whole process tree (/proc, every 0.2 s) and the kernel's maximum RSS of the
+largest process (wait4); its CPU time (user + system, whole tree, from wait4) is reported
+too, as on a shared 2-core machine it moves less with other load than wall time does.
+Target: at most 6 GB for every pipeline step.
+
+Results: a table on stdout and `<workdir>/results.json`; step logs in `<workdir>/logs/`.
+Generated data and the warehouse are deleted at the end unless `--keep` is given
+(then a rerun with the same arguments on the same day reuses the generated files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_WORKDIR = Path("/tmp/agent_analytics_bench")
+GB = 1024**3
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+TARGET_INGEST_RATIO = 2.0
+TARGET_FIRST_BUILD_S = 90.0
+TARGET_ONE_MORE_DAY_S = 15.0
+TARGET_PEAK_GB = 6.0
+
+# The contract fields with their types; nested arrays stay JSON (CONTRACT.md section 1).
+BARE_COLUMNS = {
+    "event_id": "VARCHAR", "type": "VARCHAR", "occurred_at": "TIMESTAMPTZ",
+    "user_id": "VARCHAR", "agent_id": "VARCHAR", "agent_name": "VARCHAR", "agent_version": "VARCHAR",
+    "conversation_id": "VARCHAR", "status": "VARCHAR", "error_type": "VARCHAR", "response_time_ms": "DOUBLE",
+    "llm_calls": "JSON", "tool_calls": "JSON",
+    "component": "VARCHAR", "is_up": "BOOLEAN", "latency_ms": "DOUBLE",
+    "queue": "VARCHAR", "depth": "BIGINT", "description": "VARCHAR",
+}
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _parent_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of `root` and all its descendants (shared pages counted per process)."""
+    children = _parent_map()
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            pass
+        todo.extend(children.get(pid, []))
+    return total
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.peak = max(self.peak, tree_rss(self.pid))
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return self.peak
+
+
+# --------------------------------------------------------------------------- running a step
+
+
+class Bench:
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.env = env
+        self.steps: dict[str, dict] = {}
+
+    def run(self, key: str, label: str, cmd: list[str], cwd: Path = REPO) -> dict:
+        """Run one step as a child process: wall time, peak tree RSS, exit code, its result."""
+        result_path = self.logs / f"{key}.result.json"
+        result_path.unlink(missing_ok=True)
+        log_path = self.logs / f"{key}.log"
+        print(f"  {label} ...", end="", flush=True)
+        with open(log_path, "w") as log:
+            start = time.perf_counter()
+            proc = subprocess.Popen(cmd, cwd=cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            sampler = RssSampler(proc.pid)
+            sampler.start()
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+            except BaseException:  # stopped (SIGTERM, Ctrl-C): stop the step before cleaning up
+                proc.terminate()
+                proc.wait()
+                sampler.stop()
+                raise
+            wall = time.perf_counter() - start
+            sampled = sampler.stop()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        step = {
+            "label": label,
+            "wall_s": round(wall, 2),
+            "peak_rss_gb": round(max(sampled, usage.ru_maxrss * 1024) / GB, 2),
+            "max_process_rss_gb": round(usage.ru_maxrss * 1024 / GB, 2),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "load_avg_1m_after": round(os.getloadavg()[0], 2),
+            "exit_code": proc.returncode,
+            "log": str(log_path),
+        }
+        if result_path.exists():
+            step["result"] = json.loads(result_path.read_text())
+        # Python steps time their own work (without interpreter start-up); dbt is timed whole.
+        step["seconds"] = step.get("result", {}).get("seconds", step["wall_s"])
+        step["ok"] = proc.returncode == 0 and step.get("result", {}).get("ok", True)
+        self.steps[key] = step
+        print(f" {step['seconds']:.1f} s, peak {step['peak_rss_gb']:.2f} GB{'' if step['ok'] else '  FAILED'}", flush=True)
+        if not step["ok"]:
+            tail = log_path.read_text(errors="replace").splitlines()[-25:]
+            print("    " + "\n    ".join(tail), file=sys.stderr)
+        return step
+
+    def py(self, key: str, label: str, step: str | None = None, **kwargs) -> dict:
+        """Run STEPS[step] (default: the last part of `key`) in a child Python."""
+        result_path = self.logs / f"{key}.result.json"
+        cmd = [sys.executable, "-m", "bench.run", "--step", step or key.split(".")[-1],
+               "--step-args", json.dumps(kwargs, default=str), "--step-result", str(result_path)]
+        return self.run(key, label, cmd)
+
+    def dbt(self, key: str, label: str, command: str, target: Path) -> dict:
+        from orchestration.defs.dbt.project import DBT_PROJECT_DIR, PROFILES_DIR, dbt_executable
+
+        cmd = [dbt_executable(), command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(PROFILES_DIR),
+               "--target-path", str(target), "--log-path", str(self.workdir / "dbt" / "logs")]
+        if command == "build":
+            (target / "run_results.json").unlink(missing_ok=True)  # never report an earlier build's timings
+        step = self.run(key, label, cmd, cwd=DBT_PROJECT_DIR)
+        if command == "build":
+            step["dbt"] = summarize_run_results(target / "run_results.json", self.logs / f"{key}.run_results.json")
+        return step
+
+
+def summarize_run_results(path: Path, keep_as: Path) -> dict:
+    """Per-node timings of a dbt build: status counts, totals, the slowest models and tests."""
+    if not path.exists():
+        return {}
+    shutil.copyfile(path, keep_as)
+    data = json.loads(path.read_text())
+    nodes = [
+        {"node": r["unique_id"].split(".", 2)[-1], "type": r["unique_id"].split(".")[0], "status": r["status"],
+         "seconds": round(r.get("execution_time") or 0.0, 2)}
+        for r in data.get("results", [])
+    ]
+    statuses: dict[str, int] = {}
+    for n in nodes:
+        statuses[n["status"]] = statuses.get(n["status"], 0) + 1
+    models = sorted((n for n in nodes if n["type"] == "model"), key=lambda n: -n["seconds"])
+    tests = sorted((n for n in nodes if n["type"] in ("test", "unit_test")), key=lambda n: -n["seconds"])
+    return {
+        "elapsed_s": round(data.get("elapsed_time") or 0.0, 2),
+        "statuses": statuses,
+        "model_seconds_sum": round(sum(n["seconds"] for n in models), 2),
+        "test_seconds_sum": round(sum(n["seconds"] for n in tests), 2),
+        "models": models,
+        "slowest_tests": tests[:8],
+        "failures": [n for n in nodes if n["status"] not in ("success", "pass")],
+    }
+
+
+# --------------------------------------------------------------------------- child steps
+
+
+def _settings():
+    from agent_analytics.settings import load_settings
+
+    return load_settings()
+
+
+def step_generate(a: dict) -> dict:
+    from ingestion.generate import generate
+
+    out = Path(a["out"])
+    start = time.perf_counter()
+    r = generate(out, a["events"], a["days"], a["seed"], end=date.fromisoformat(a["end"]))
+    seconds = time.perf_counter() - start
+    size = sum(f.stat().st_size for f in r.files)
+    return {"seconds": round(seconds, 2), "files": len(r.files), "bytes": size, "gb": round(size / GB, 2),
+            "message_events": r.message_events, "other_events": r.other_events, "malformed_lines": r.malformed_lines,
+            "duplicate_lines": r.duplicate_lines, "late_lines": r.late_lines}
+
+
+def step_bare(a: dict) -> dict:
+    import duckdb
+
+    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in BARE_COLUMNS.items()) + "}"
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        start = time.perf_counter()
+        con.execute(
+            f"create table t as select * from read_ndjson('{a['glob']}', columns = {columns}, ignore_errors = true)"
+        )
+        seconds = time.perf_counter() - start
+        rows = con.execute("select count(*) from t").fetchone()[0]
+    finally:
+        con.close()
+    return {"seconds": round(seconds, 2), "rows": rows}
+
+
+def step_ingest(a: dict) -> dict:
+    from ingestion.load import ingest_paths
+
+    settings = _settings()
+    settings.ensure_dirs()
+    start = time.perf_counter()
+    results = ingest_paths([Path(p) for p in a["paths"]], settings.warehouse_path, settings.raw_dir)
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 2), "files": len(results), "lines": sum(r.lines for r in results),
+            "loaded": sum(r.loaded for r in results), "duplicates": sum(r.duplicates for r in results),
+            "quarantined": sum(r.quarantined for r in results)}
+
+
+def step_checks(a: dict) -> dict:
+    from ingestion.warehouse import open_warehouse
+    from orchestration.defs.quality.suites import SUITES, validate
+
+    settings = _settings()
+    start = time.perf_counter()
+    suites = {}
+    for table, (query, suite) in SUITES.items():
+        with open_warehouse(settings.warehouse_path, read_only=True) as con:
+            df = con.execute(query).df()
+        r = validate(df, suite, table)
+        suites[table] = {"rows": len(df), "success": r.success, "evaluated": r.evaluated, "failed": r.failed}
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 2), "ok": all(s["success"] for s in suites.values()), "suites": suites}
+
+
+def step_exports(a: dict) -> dict:
+    """The daily CSV and the full JSON for the 30 days ending `end`, as the export assets make them."""
+    from ingestion.warehouse import open_warehouse
+
+    settings = _settings()
+    settings.exports_dir.mkdir(parents=True, exist_ok=True)
+    end = date.fromisoformat(a["end"])
+    try:
+        from agent_analytics.metrics import MetricsRequest, compute_metrics
+    except ImportError:  # before the metrics layer: daily_rows + full_export
+        return _exports_v1(settings, end)
+    from agent_analytics.exports import to_csv, to_json
+    from agent_analytics.periods import parse_as_of, parse_period
+
+    as_of = parse_as_of(end.isoformat(), settings.company_tz)
+    period = parse_period("30d", None, None, None, as_of, settings.company_tz)
+    start = time.perf_counter()
+    timings = {}
+    # One metrics document per export file, as the two Dagster export assets each compute it.
+    for name, render in (("daily.csv", to_csv), ("analytics.json", to_json)):
+        t0 = time.perf_counter()
+        with open_warehouse(settings.warehouse_path, read_only=True) as con:
+            document = compute_metrics(con, MetricsRequest(period=period, agents=None, as_of=as_of), settings)
+        (settings.exports_dir / name).write_text(render(document))
+        timings[name] = round(time.perf_counter() - t0, 2)
+    seconds = time.perf_counter() - start
+    daily = document["daily"]
+    return {"seconds": round(seconds, 2), "per_file_s": timings, "period": document["period"],
+            "daily_rows": len(daily), "messages": document["performance"]["messages"],
+            "dau_last_day": daily[-1]["dau"] if daily else None, "mau_last_day": daily[-1]["mau"] if daily else None}
+
+
+def _exports_v1(settings, end: date) -> dict:
+    from agent_analytics.exports import daily_rows, full_export, to_csv, to_json
+    from agent_analytics.periods import parse_period
+    from ingestion.warehouse import open_warehouse
+
+    period = parse_period("30d", None, None, end)
+    start = time.perf_counter()
+    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+        rows = daily_rows(con, period)
+        export = full_export(con, period, None, settings.company_tz)
+    (settings.exports_dir / "daily.csv").write_text(to_csv(rows))
+    (settings.exports_dir / "analytics.json").write_text(to_json(export))
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 2), "period": [str(period.start), str(period.end)], "daily_rows": len(rows),
+            "messages": export["summary"]["messages"], "dau_last_day": rows[-1]["dau"] if rows else None,
+            "mau_last_day": rows[-1]["mau"] if rows else None}
+
+
+def step_dagster(a: dict) -> dict:
+    from agent_analytics.cli import run_build
+
+    start = time.perf_counter()
+    ok = run_build(_settings())
+    return {"seconds": round(time.perf_counter() - start, 2), "ok": ok}
+
+
+STEPS = {"generate": step_generate, "bare": step_bare, "ingest": step_ingest, "checks": step_checks,
+         "exports": step_exports, "dagster": step_dagster}
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def _generate(bench: Bench, key: str, label: str, out: Path, events: int, days: int, seed: int, end: date) -> dict:
+    """Generate into `out`, or reuse what an earlier --keep run generated with the same arguments."""
+    params = {"events": events, "days": days, "seed": seed, "end": end.isoformat()}
+    stamp = out / ".bench-params.json"
+    if stamp.exists() and json.loads(stamp.read_text()).get("params") == params:
+        step = json.loads(stamp.read_text())["step"]
+        step["reused"] = True
+        bench.steps[key] = step
+        print(f"  {label}: reusing {out} (generated earlier in {step['seconds']:.1f} s)")
+        return step
+    shutil.rmtree(out, ignore_errors=True)
+    step = bench.py(key, label, step="generate", out=str(out), events=events, days=days, seed=seed, end=end.isoformat())
+    if step["ok"]:
+        stamp.write_text(json.dumps({"params": params, "step": step}))
+    return step
+
+
+def _fmt_s(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f} s"
+
+
+def report(bench: Bench, meta: dict) -> dict:
+    s = bench.steps
+
+    def sec(key: str) -> float | None:
+        return s[key]["seconds"] if key in s else None
+
+    def total(*keys: str) -> float | None:
+        values = [sec(k) for k in keys]
+        return None if any(v is None for v in values) else round(sum(values), 2)
+
+    def peak(*keys: str) -> float | None:
+        values = [s[k]["peak_rss_gb"] for k in keys if k in s]
+        return max(values) if values else None
+
+    ratio = round(sec("ingest") / sec("bare"), 2) if sec("ingest") and sec("bare") else None
+    first = total("first.dbt", "first.checks", "first.exports")
+    more = total("more.dbt", "more.checks", "more.exports")
+    more_all = total("more.ingest", "more.dbt", "more.checks", "more.exports")
+    pipeline = ["ingest", "first.dbt", "first.checks", "first.exports", "more.ingest", "more.dbt", "more.checks",
+                "more.exports", "dagster"]
+    pipeline_peak = peak(*pipeline)
+    gen = s.get("generate", {}).get("result", {})
+
+    def row(what, seconds=None, peak_gb=None, value="", target="", ok=None, keys=()):
+        status = "" if ok is None else ("PASS" if ok else "MISS")
+        if any(k in s and not s[k]["ok"] for k in keys):
+            status = "FAILED"  # a step that failed has no meaningful time
+        cpu = round(sum(s[k]["cpu_s"] for k in keys if k in s), 1) if any(k in s for k in keys) else None
+        return {"what": what, "seconds": seconds, "cpu_s": cpu, "peak_gb": peak_gb, "value": value, "target": target,
+                "status": status}
+
+    rows = [
+        row(f"generate {meta['days']} days (setup)", sec("generate"), peak("generate"),
+            f"{gen.get('gb', '?')} GB, {gen.get('message_events', 0):,} messages", keys=["generate"]),
+        row("generate 1 more day (setup)", sec("extra"), peak("extra"),
+            f"{s.get('extra', {}).get('result', {}).get('message_events', 0):,} messages", keys=["extra"]),
+        row("bare DuckDB read_ndjson (reference)", sec("bare"), peak("bare"),
+            f"{s.get('bare', {}).get('result', {}).get('rows', 0):,} rows", keys=["bare"]),
+        row("ingest", sec("ingest"), peak("ingest"), f"{ratio}x bare" if ratio else "",
+            f"<= {TARGET_INGEST_RATIO:g}x bare", None if ratio is None else ratio <= TARGET_INGEST_RATIO,
+            keys=["bare", "ingest"]),
+        row("first build: dbt build (models + tests)", sec("first.dbt"), peak("first.dbt"), keys=["first.dbt"]),
+        row("first build: GX checks", sec("first.checks"), peak("first.checks"), keys=["first.checks"]),
+        row("first build: exports (CSV + JSON, 30d)", sec("first.exports"), peak("first.exports"),
+            keys=["first.exports"]),
+        row("first build: whole (dbt + checks + exports)", first, peak("first.dbt", "first.checks", "first.exports"),
+            "", f"<= {TARGET_FIRST_BUILD_S:g} s", None if first is None else first <= TARGET_FIRST_BUILD_S,
+            keys=["first.dbt", "first.checks", "first.exports"]),
+        row("  (first build incl. ingest)", total("ingest", "first.dbt", "first.checks", "first.exports"),
+            keys=["ingest", "first.dbt", "first.checks", "first.exports"]),
+        row("+1 day: ingest", sec("more.ingest"), peak("more.ingest"), keys=["more.ingest"]),
+        row("+1 day: dbt build (incremental)", sec("more.dbt"), peak("more.dbt"), keys=["more.dbt"]),
+        row("+1 day: GX checks", sec("more.checks"), peak("more.checks"), keys=["more.checks"]),
+        row("+1 day: exports", sec("more.exports"), peak("more.exports"), keys=["more.exports"]),
+        row("+1 day: build (dbt + checks + exports)", more, peak("more.dbt", "more.checks", "more.exports"),
+            "", f"<= {TARGET_ONE_MORE_DAY_S:g} s", None if more is None else more <= TARGET_ONE_MORE_DAY_S,
+            keys=["more.dbt", "more.checks", "more.exports"]),
+        row("+1 day: incl. its ingest", more_all, None, "", f"<= {TARGET_ONE_MORE_DAY_S:g} s",
+            None if more_all is None else more_all <= TARGET_ONE_MORE_DAY_S,
+            keys=["more.ingest", "more.dbt", "more.checks", "more.exports"]),
+        row("agent-analytics build via Dagster, no new data", sec("dagster"), peak("dagster"), keys=["dagster"]),
+        row("peak memory, any pipeline step", None, pipeline_peak,
+            "" if all(k in s and s[k]["ok"] for k in pipeline[:-1]) else "(incomplete run)", f"<= {TARGET_PEAK_GB:g} GB",
+            None if pipeline_peak is None else pipeline_peak <= TARGET_PEAK_GB),
+    ]
+    rows = [r for r in rows if r["seconds"] is not None or r["peak_gb"] is not None]
+
+    print()
+    header = f"{'step':<48} {'time':>9} {'CPU':>8} {'peak RSS':>9}  {'':<28} {'target':<15} {'':<4}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        mem = "" if r["peak_gb"] is None else f"{r['peak_gb']:.2f} GB"
+        cpu = "" if r["cpu_s"] is None else f"{r['cpu_s']:.0f} s"
+        print(f"{r['what']:<48} {_fmt_s(r['seconds']) if r['seconds'] is not None else '':>9} {cpu:>8} {mem:>9}  "
+              f"{r['value']:<28} {r['target']:<15} {r['status']}")
+    for key, label in (("first.dbt", "first dbt build"), ("more.dbt", "+1 day dbt build")):
+        dbt = s.get(key, {}).get("dbt")
+        if dbt:
+            print(f"\n{label}: dbt elapsed {dbt['elapsed_s']} s, statuses {dbt['statuses']}, "
+                  f"models {dbt['model_seconds_sum']} s + tests {dbt['test_seconds_sum']} s (2 threads); slowest models:")
+            for m in dbt["models"][:6]:
+                print(f"    {m['seconds']:>7.2f} s  {m['node']}")
+            for t in dbt["slowest_tests"][:3]:
+                print(f"    {t['seconds']:>7.2f} s  {t['node']} (test)")
+            for f in dbt["failures"]:
+                print(f"    {f['status'].upper()}: {f['node']}")
+    return {"meta": meta, "table": rows, "steps": s}
+
+
+def _code_version() -> dict:
+    """The commit benchmarked and the files that differed from it (read-only git calls)."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30).stdout.rstrip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"source": str(REPO), "commit": git("rev-parse", "HEAD").strip(),
+            "modified": [line[3:] for line in git("status", "--porcelain").splitlines() if line[3:] != "bench/"]}
+
+
+def _remove_data(workdir: Path) -> None:
+    for name in ("in", "extra", "home", "dbt"):
+        shutil.rmtree(workdir / name, ignore_errors=True)
+
+
+def bench_main(args: argparse.Namespace) -> int:
+    workdir = args.workdir.expanduser().resolve()
+    if any(folder == REPO or (folder / ".git").exists() for folder in (workdir, *workdir.parents)):
+        print(f"bench: --workdir {workdir} is inside a repository; use a folder outside it", file=sys.stderr)
+        return 2
+    today = datetime.now(timezone.utc).date()
+    last_day = today - timedelta(days=1)
+    extra_events = max(1, round(args.events / args.days))
+    in_dir, extra_dir, home = workdir / "in", workdir / "extra", workdir / "home"
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(workdir / "dbt", ignore_errors=True)
+    home.mkdir(parents=True)
+    dbt_target = workdir / "dbt" / "target"
+
+    env = {**os.environ, "AGENT_ANALYTICS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "False", "PYTHONUNBUFFERED": "1"}
+    meta = {
+        "command": " ".join(["python -m bench.run"] + sys.argv[1:]),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "ram_gb": round(os.sysconf("SC_PHYS_PAGES") * PAGE / GB, 1),
+                    "python": platform.python_version(), "platform": platform.platform()},
+        "events": args.events, "days": args.days, "seed": args.seed, "first_day": str(last_day - timedelta(days=args.days - 1)),
+        "last_day": str(last_day), "extra_day": str(today), "extra_events": extra_events, "workdir": str(workdir),
+        "load_avg_start": os.getloadavg(),
+        "code": _code_version(),
+    }
+    bench = Bench(workdir, env)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still reports and cleans up
+    print(f"bench: {args.events:,} messages over {args.days} days ending {last_day}, +1 day ({today}); workdir {workdir}")
+
+    steps_ok = True
+
+    def ok(step: dict) -> bool:
+        nonlocal steps_ok
+        steps_ok &= step["ok"]
+        return step["ok"]
+
+    try:
+        print("setup")
+        if ok(_generate(bench, "generate", f"generate {args.days} days", in_dir, args.events, args.days, args.seed, last_day)) and ok(
+            _generate(bench, "extra", "generate 1 more day", extra_dir, extra_events, 1, args.seed + 1, today)
+        ):
+            print("reference")
+            ok(bench.py("bare", "bare read_ndjson", glob=str(in_dir / "*.jsonl")))
+            print("ingest")
+            if ok(bench.py("ingest", f"ingest {args.days} files", paths=[str(in_dir)])):
+                print("first build")
+                ok(bench.dbt("first.parse", "dbt parse (untimed)", "parse", dbt_target))
+                ok(bench.dbt("first.dbt", "dbt build", "build", dbt_target))
+                ok(bench.py("first.checks", "GX checks"))
+                ok(bench.py("first.exports", "exports", end=str(last_day)))
+                print("one more day")
+                if ok(bench.py("more.ingest", "ingest 1 file", paths=[str(extra_dir)])):
+                    ok(bench.dbt("more.dbt", "dbt build (incremental)", "build", dbt_target))
+                    ok(bench.py("more.checks", "GX checks"))
+                    ok(bench.py("more.exports", "exports", end=str(today)))
+                if args.dagster:
+                    print("end to end")
+                    ok(bench.py("dagster", "agent-analytics build (Dagster, no new data)"))
+    finally:
+        meta["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        meta["load_avg_end"] = os.getloadavg()
+        results = report(bench, meta)
+        results["all_steps_ok"] = steps_ok
+        (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print(f"\nresults: {workdir / 'results.json'}   logs: {bench.logs}")
+        if args.keep:
+            print(f"kept data in {workdir} (--keep)")
+        else:
+            _remove_data(workdir)
+    if not steps_ok:
+        print("bench: some steps failed (see above and the logs)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000, help="message events over the period (default 10M)")
+    parser.add_argument("--days", type=int, default=30, help="days of data ending yesterday UTC (default 30)")
+    parser.add_argument("--seed", type=int, default=7, help="generator seed (the extra day uses seed + 1)")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help=f"scratch folder (default {DEFAULT_WORKDIR})")
+    parser.add_argument("--keep", action="store_true", help="keep generated data and the warehouse")
+    parser.add_argument("--no-dagster", dest="dagster", action="store_false",
+                        help="skip the final end-to-end run through Dagster")
+    parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
+    parser.add_argument("--step-args", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--step-result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.step:
+        result = STEPS[args.step](json.loads(args.step_args))
+        args.step_result.write_text(json.dumps(result, default=str))
+        return 0
+    if args.events < 1 or args.days < 1:
+        parser.error("--events and --days must be positive")
+    return bench_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
