@@ -35,7 +35,7 @@ from agent_analytics.settings import load_settings
 FIXTURES = Path(__file__).parent / "fixtures"
 DAY1, DAY2 = FIXTURES / "day1.jsonl", FIXTURES / "day2.jsonl"
 MARTS = [
-    "fct_messages", "fct_llm_calls", "fct_sessions", "fct_agent_daily", "fct_daily_activity",
+    "int_messages_sessionized", "fct_messages", "fct_llm_calls", "fct_sessions", "fct_agent_daily", "fct_daily_activity",
     "fct_daily_cost_by_provider", "fct_daily_cost_by_model", "fct_component_uptime_daily",
     "fct_downtime_incidents", "fct_queue_depth_daily", "fct_tool_calls_daily", "fct_tool_calls", "fct_health_checks",
     "fct_queue_samples", "dim_agents",

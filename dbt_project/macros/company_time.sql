@@ -8,7 +8,11 @@
 {%- endmacro %}
 
 {% macro duckdb__to_company_time(column) -%}
+    {%- if var("company_tz") in ("UTC", "Etc/UTC") -%}
+    {{ column }}
+    {%- else -%}
     cast(({{ column }} at time zone 'UTC') at time zone '{{ var("company_tz") }}' as timestamp)
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The company-time-zone calendar day of a UTC timestamp. -#}

@@ -1,5 +1,9 @@
 {#-
     Grain: one row per message, with the session it belongs to.
+    Incremental: for each (user, agent) with newly loaded messages, messages are
+    re-sessionized from the start of the earliest gap-run that a new message can touch (the
+    run with a message within one timeout before the pair's first new message); earlier runs
+    cannot change, so the result equals a full rebuild.
     A session is a maximal run of messages from one user to one agent in which each gap
     between consecutive messages is at most the inactivity timeout; a run longer than
     `session_max_hours` is cut into consecutive windows of that length counted from the
@@ -7,10 +11,18 @@
 -#}
 {%- set timeout_ms = var('session_timeout_minutes') | int * 60 * 1000 -%}
 {%- set max_ms = var('session_max_hours') | int * 3600 * 1000 -%}
+{{
+    config(
+        materialized='incremental',
+        unique_key='message_id',
+        incremental_strategy=rebuild_strategy(),
+        on_schema_change='fail',
+    )
+}}
 
 with
 
-messages as (
+all_messages as (
 
     select
         message_id,
@@ -18,10 +30,64 @@ messages as (
         agent_id,
         occurred_at,
         response_time_ms,
-        is_error
+        is_error,
+        loaded_at
     from {{ ref('stg_raw__messages') }}
 
 ),
+
+{% if is_incremental() %}
+new_pairs as (
+
+    select user_id, agent_id, min(occurred_at) as first_new_at
+    from all_messages
+    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    group by user_id, agent_id
+
+),
+
+touched_runs as (
+
+    select existing.user_id, existing.agent_id, min(existing.run_started_at) as run_started_at
+    from {{ this }} as existing
+    inner join new_pairs
+        on new_pairs.user_id = existing.user_id and new_pairs.agent_id = existing.agent_id
+    where existing.occurred_at >= {{ dbt.dateadd('millisecond', -timeout_ms, 'new_pairs.first_new_at') }}
+    group by existing.user_id, existing.agent_id
+
+),
+
+rebuild_points as (
+
+    select
+        new_pairs.user_id,
+        new_pairs.agent_id,
+        case
+            when touched_runs.run_started_at < new_pairs.first_new_at then touched_runs.run_started_at
+            else new_pairs.first_new_at
+        end as rebuild_from_at
+    from new_pairs
+    left join touched_runs
+        on touched_runs.user_id = new_pairs.user_id and touched_runs.agent_id = new_pairs.agent_id
+
+),
+
+messages as (
+
+    select all_messages.*
+    from all_messages
+    inner join rebuild_points
+        on rebuild_points.user_id = all_messages.user_id and rebuild_points.agent_id = all_messages.agent_id
+    where all_messages.occurred_at >= rebuild_points.rebuild_from_at
+
+),
+{% else %}
+messages as (
+
+    select * from all_messages
+
+),
+{% endif %}
 
 previous_message_found as (
 
@@ -97,9 +163,11 @@ final as (
         user_id,
         agent_id,
         occurred_at,
+        run_started_at,
         session_started_at,
         response_time_ms,
-        is_error
+        is_error,
+        loaded_at
     from sessions_started
 
 )

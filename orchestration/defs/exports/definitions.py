@@ -51,38 +51,36 @@ def _document() -> tuple:
     return settings, document
 
 
-@dg.asset(
-    group_name="exports",
-    deps=MART_DEPS,
+@dg.multi_asset(
+    name="exports",
+    specs=[
+        dg.AssetSpec(
+            "daily_csv_export", group_name="exports", deps=MART_DEPS, kinds={"csv"},
+            description="exports/daily.csv: one row per day of the last 30 days (METRICS.md 'Exports' columns).",
+        ),
+        dg.AssetSpec(
+            "full_json_export", group_name="exports", deps=MART_DEPS, kinds={"json"},
+            description="exports/analytics.json: every metric of the last 30 days (schema 2.0).",
+        ),
+    ],
     pool=WAREHOUSE_POOL,
-    kinds={"csv"},
-    description="exports/daily.csv: one row per day of the last 30 days (METRICS.md 'Exports' columns).",
 )
-def daily_csv_export() -> dg.MaterializeResult:
+def exports():
+    """Both files from one metrics document, so they can never disagree."""
     settings, document = _document()
-    path = settings.exports_dir / DAILY_CSV
-    write_atomically(path, to_csv(document))
+    csv_path, json_path = settings.exports_dir / DAILY_CSV, settings.exports_dir / FULL_JSON
+    write_atomically(csv_path, to_csv(document))
+    write_atomically(json_path, to_json(document))
     period = document["period"]
-    return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(path)), "rows": len(document["daily"]),
-                  "start": period["start_date"], "end": period["end_date"]}
+    yield dg.MaterializeResult(
+        asset_key="daily_csv_export",
+        metadata={"path": dg.MetadataValue.path(str(csv_path)), "rows": len(document["daily"]),
+                  "start": period["start_date"], "end": period["end_date"]},
+    )
+    yield dg.MaterializeResult(
+        asset_key="full_json_export",
+        metadata={"path": dg.MetadataValue.path(str(json_path)), "messages": document["performance"]["messages"]},
     )
 
 
-@dg.asset(
-    group_name="exports",
-    deps=MART_DEPS,
-    pool=WAREHOUSE_POOL,
-    kinds={"json"},
-    description="exports/analytics.json: every metric of the last 30 days, breakdowns, series and health.",
-)
-def full_json_export() -> dg.MaterializeResult:
-    settings, document = _document()
-    path = settings.exports_dir / FULL_JSON
-    write_atomically(path, to_json(document))
-    return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(path)), "messages": document["performance"]["messages"]}
-    )
-
-
-defs = dg.Definitions(assets=[daily_csv_export, full_json_export])
+defs = dg.Definitions(assets=[exports])

@@ -1,0 +1,73 @@
+"""A late message that bridges two sessions: the incremental build merges them, exactly as a
+full rebuild does.
+
+First load: u1 -> support at 10:00 and 10:40 (a 40-minute gap: two sessions), u2 -> sales
+at 09:00. Second load: a late u1 -> support message at 10:20 (gaps now 20 and 20 minutes:
+one session of three messages from 10:00) and u3 -> faq at 12:00. u2's session is untouched.
+"""
+
+import json
+import os
+
+import duckdb
+import pytest
+
+from agent_analytics.cli import main, run_build
+from agent_analytics.settings import load_settings
+
+
+def message(eid: str, at: str, user: str, agent: str) -> str:
+    return json.dumps({"event_id": eid, "type": "message", "occurred_at": at, "user_id": user,
+                       "agent_id": agent, "status": "ok", "response_time_ms": 1000}) + "\n"
+
+
+def sessions(settings) -> list[tuple]:
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return con.execute(
+            "select user_id, agent_id, session_started_at::varchar, message_count, duration_ms "
+            "from fct_sessions order by all"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_late_message_merges_sessions_incrementally(tmp_path):
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text(message("a1", "2026-11-02T10:00:00Z", "u1", "support")
+                     + message("a2", "2026-11-02T10:40:00Z", "u1", "support")
+                     + message("b1", "2026-11-02T09:00:00Z", "u2", "sales"))
+    second.write_text(message("a3", "2026-11-02T10:20:00Z", "u1", "support")
+                      + message("c1", "2026-11-02T12:00:00Z", "u3", "faq"))
+    patch = pytest.MonkeyPatch()
+    saved_env = dict(os.environ)
+    try:
+        patch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path / "home"))
+        patch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+        settings = load_settings()
+        assert main(["ingest", str(first)]) == 0
+        assert run_build(settings)
+        assert sessions(settings) == [
+            ("u1", "support", "2026-11-02 10:00:00", 1, 1000),
+            ("u1", "support", "2026-11-02 10:40:00", 1, 1000),
+            ("u2", "sales", "2026-11-02 09:00:00", 1, 1000),
+        ]
+        assert main(["ingest", str(second)]) == 0
+        assert run_build(settings)
+        merged = [
+            ("u1", "support", "2026-11-02 10:00:00", 3, 2_401_000),  # 10:00 -> 10:40 + 1 s
+            ("u2", "sales", "2026-11-02 09:00:00", 1, 1000),
+            ("u3", "faq", "2026-11-02 12:00:00", 1, 1000),
+        ]
+        assert sessions(settings) == merged
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        try:
+            assert con.execute("select sessions from fct_daily_activity").fetchall() == [(3,)]
+        finally:
+            con.close()
+        assert run_build(settings, full_refresh=True)
+        assert sessions(settings) == merged
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        patch.undo()
