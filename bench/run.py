@@ -47,6 +47,7 @@ TARGET_INGEST_RATIO = 2.0
 TARGET_FIRST_BUILD_S = 90.0
 TARGET_ONE_MORE_DAY_S = 15.0
 TARGET_PEAK_GB = 6.0
+TARGET_QUERY_S = 2.0
 
 # The contract fields with their types; nested arrays stay JSON (CONTRACT.md section 1).
 BARE_COLUMNS = {
@@ -280,53 +281,53 @@ def step_checks(a: dict) -> dict:
 
 
 def step_exports(a: dict) -> dict:
-    """The daily CSV and the full JSON for the 30 days ending `end`, as the export assets make them."""
+    """The daily CSV and the full JSON for the 30 days ending `end`, from one metrics document,
+    as the Dagster export asset makes them."""
+    from agent_analytics.exports import to_csv, to_json
+    from agent_analytics.metrics import MetricsRequest, compute_metrics
+    from agent_analytics.periods import parse_as_of, parse_period
     from ingestion.warehouse import open_warehouse
 
     settings = _settings()
     settings.exports_dir.mkdir(parents=True, exist_ok=True)
     end = date.fromisoformat(a["end"])
-    try:
-        from agent_analytics.metrics import MetricsRequest, compute_metrics
-    except ImportError:  # before the metrics layer: daily_rows + full_export
-        return _exports_v1(settings, end)
-    from agent_analytics.exports import to_csv, to_json
-    from agent_analytics.periods import parse_as_of, parse_period
-
     as_of = parse_as_of(end.isoformat(), settings.company_tz)
     period = parse_period("30d", None, None, None, as_of, settings.company_tz)
     start = time.perf_counter()
-    timings = {}
-    # One metrics document per export file, as the two Dagster export assets each compute it.
-    for name, render in (("daily.csv", to_csv), ("analytics.json", to_json)):
-        t0 = time.perf_counter()
-        with open_warehouse(settings.warehouse_path, read_only=True) as con:
-            document = compute_metrics(con, MetricsRequest(period=period, agents=None, as_of=as_of), settings)
-        (settings.exports_dir / name).write_text(render(document))
-        timings[name] = round(time.perf_counter() - t0, 2)
+    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+        document = compute_metrics(con, MetricsRequest(period=period, agents=None, as_of=as_of), settings)
+    (settings.exports_dir / "daily.csv").write_text(to_csv(document))
+    (settings.exports_dir / "analytics.json").write_text(to_json(document))
     seconds = time.perf_counter() - start
     daily = document["daily"]
-    return {"seconds": round(seconds, 2), "per_file_s": timings, "period": document["period"],
+    return {"seconds": round(seconds, 2), "period": document["period"],
             "daily_rows": len(daily), "messages": document["performance"]["messages"],
             "dau_last_day": daily[-1]["dau"] if daily else None, "mau_last_day": daily[-1]["mau"] if daily else None}
 
 
-def _exports_v1(settings, end: date) -> dict:
-    from agent_analytics.exports import daily_rows, full_export, to_csv, to_json
-    from agent_analytics.periods import parse_period
+def step_queries(a: dict) -> dict:
+    """Single period queries of the metrics layer (the full JSON document each), timed one by one."""
+    from agent_analytics.metrics import MetricsRequest, compute_metrics
+    from agent_analytics.periods import parse_as_of, parse_period
     from ingestion.warehouse import open_warehouse
 
-    period = parse_period("30d", None, None, end)
-    start = time.perf_counter()
+    settings = _settings()
+    end = date.fromisoformat(a["end"])
+    tz = settings.company_tz
+    as_of = parse_as_of(end.isoformat(), tz)
+    cases = {
+        "week": parse_period("week", None, None, None, as_of, tz),
+        "month (30d)": parse_period("month", None, None, None, as_of, tz),
+        f"calendar month {end:%Y-%m}": parse_period(None, None, None, f"{end:%Y-%m}", as_of, tz),
+        "today": parse_period("today", None, None, None, as_of, tz),
+    }
+    timings = {}
     with open_warehouse(settings.warehouse_path, read_only=True) as con:
-        rows = daily_rows(con, period)
-        export = full_export(con, period, None, settings.company_tz)
-    (settings.exports_dir / "daily.csv").write_text(to_csv(rows))
-    (settings.exports_dir / "analytics.json").write_text(to_json(export))
-    seconds = time.perf_counter() - start
-    return {"seconds": round(seconds, 2), "period": [str(period.start), str(period.end)], "daily_rows": len(rows),
-            "messages": export["summary"]["messages"], "dau_last_day": rows[-1]["dau"] if rows else None,
-            "mau_last_day": rows[-1]["mau"] if rows else None}
+        for label, period in cases.items():
+            t0 = time.perf_counter()
+            compute_metrics(con, MetricsRequest(period=period, agents=None, as_of=as_of), settings)
+            timings[label] = round(time.perf_counter() - t0, 2)
+    return {"seconds": max(timings.values()), "per_query_s": timings}
 
 
 def step_dagster(a: dict) -> dict:
@@ -338,7 +339,7 @@ def step_dagster(a: dict) -> dict:
 
 
 STEPS = {"generate": step_generate, "bare": step_bare, "ingest": step_ingest, "checks": step_checks,
-         "exports": step_exports, "dagster": step_dagster}
+         "exports": step_exports, "queries": step_queries, "dagster": step_dagster}
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -415,6 +416,10 @@ def report(bench: Bench, meta: dict) -> dict:
             keys=["first.dbt", "first.checks", "first.exports"]),
         row("  (first build incl. ingest)", total("ingest", "first.dbt", "first.checks", "first.exports"),
             keys=["ingest", "first.dbt", "first.checks", "first.exports"]),
+        row("slowest single period query (full JSON)", sec("queries"), peak("queries"),
+            ", ".join(f"{k} {v}s" for k, v in s.get("queries", {}).get("result", {}).get("per_query_s", {}).items())[:28],
+            f"<= {TARGET_QUERY_S:g} s", None if sec("queries") is None else sec("queries") <= TARGET_QUERY_S,
+            keys=["queries"]),
         row("+1 day: ingest", sec("more.ingest"), peak("more.ingest"), keys=["more.ingest"]),
         row("+1 day: dbt build (incremental)", sec("more.dbt"), peak("more.dbt"), keys=["more.dbt"]),
         row("+1 day: GX checks", sec("more.checks"), peak("more.checks"), keys=["more.checks"]),
@@ -525,6 +530,7 @@ def bench_main(args: argparse.Namespace) -> int:
                 ok(bench.dbt("first.dbt", "dbt build", "build", dbt_target))
                 ok(bench.py("first.checks", "GX checks"))
                 ok(bench.py("first.exports", "exports", end=str(last_day)))
+                ok(bench.py("queries", "metrics queries", end=str(last_day)))
                 print("one more day")
                 if ok(bench.py("more.ingest", "ingest 1 file", paths=[str(extra_dir)])):
                     ok(bench.dbt("more.dbt", "dbt build (incremental)", "build", dbt_target))
