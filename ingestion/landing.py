@@ -30,12 +30,12 @@ def archive_loaded(files: list[Path], landing_dir: Path) -> None:
 def ingest_landing(landing_dir: Path, warehouse_path: Path, raw_dir: Path) -> list:
     """Load every waiting landing file and archive it, all under the warehouse lock, so two
     runs started together never load or move the same file twice."""
-    from ingestion.load import load_file, recover
+    from ingestion.load import load_files, recover
     from ingestion.warehouse import open_warehouse
 
     with open_warehouse(warehouse_path) as con:
         recover(con, raw_dir)
         files = landing_files(landing_dir)
-        results = [load_file(con, f, raw_dir) for f in files]
+        results = load_files(con, files, raw_dir)
         archive_loaded(files, landing_dir)
     return results

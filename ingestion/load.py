@@ -1,16 +1,22 @@
 """Load contract files into the raw layer: every line loaded, duplicate or quarantined.
 
 One file is one batch:
-1. read the bytes (gunzip `.gz`), hash them; a content hash already in the ledger is
-   reported as already loaded and changes nothing;
-2. split into lines with numpy (no per-line Python) and validate them in DuckDB SQL
-   (`validate.py`): every line gets one verdict;
+1. read the bytes in line-aligned chunks (gunzip `.gz`) and hash them (sha256); a content
+   hash already in the ledger is reported as already loaded and changes nothing. Threads hash
+   and split ahead (the next chunk, and in `load_files` the next file's first chunk) while
+   DuckDB works on the current one;
+2. split each chunk into lines with numpy (no per-line Python) and validate them in DuckDB
+   SQL (`validate.py`: one typed JSON parse per line and cheap checks that prove nearly every
+   line valid; the full rule list, with reasons, only for the rest): every line gets one verdict;
 3. valid records whose `event_id` was seen earlier in the file or in an earlier batch are
    duplicates; the rest are loaded;
 4. write the batch's Parquet files into `raw/_tmp/<batch>`, rename the folder into
    `raw/batches/` and commit ledger, quarantine, duplicates and event ids in one DuckDB
    transaction. A failure before the commit removes the folder; a hard crash leaves a folder
    without a ledger row, which `sweep_orphans` deletes at the start of the next load.
+
+Memory stays bounded by the chunk size (plus DuckDB's typed copy of the file), whatever the
+size of the file.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ import gzip
 import hashlib
 import shutil
 import uuid
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -29,8 +39,16 @@ import numpy as np
 import pyarrow as pa
 
 from ingestion import pricing, raw_layer
-from ingestion.validate import CALL_ITEMS_SQL, CHECK_SQL, TOOL_ITEMS_SQL
+from ingestion.validate import PARSE_SQL, reason_sql
 from ingestion.warehouse import ensure_ingest_schema, open_warehouse
+
+# Bytes of (decompressed) input handled at once; a file larger than this is read in chunks.
+CHUNK_BYTES = 256 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+# Working tables live in `ingest_work`, an in-memory database attached to the warehouse
+# connection for the duration of one load (not TEMP tables, which a cursor cannot see), so the
+# Parquet writes can run side by side on cursors of that connection.
+_WRITERS = 3
 
 
 class IngestError(Exception):
@@ -70,31 +88,102 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
-def read_file_bytes(path: Path) -> bytes:
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def read_chunks(path: Path, chunk_bytes: int | None = None) -> Iterator[bytes]:
+    """The file's (decompressed) content in pieces that end at a line end (the last may not)."""
+    size = chunk_bytes or CHUNK_BYTES
     try:
-        data = path.read_bytes()
+        gz = _is_gzip(path)
+        handle = gzip.open(path, "rb") if gz else open(path, "rb")
     except OSError as exc:
         raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise IngestError(f"{path}: not a readable gzip file ({exc})") from None
-    return data
+    with handle:
+        carry = b""
+        while True:
+            try:
+                block = handle.read(size)
+            except (OSError, EOFError, zlib.error) as exc:
+                what = "not a readable gzip file" if gz else "cannot read"
+                raise IngestError(f"{path}: {what} ({exc})") from None
+            if not block:
+                if carry:
+                    yield carry
+                return
+            data = carry + block if carry else block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # one line longer than the chunk: keep reading
+                carry = data
+                continue
+            carry = data[cut:]
+            yield data[:cut]
 
 
-def split_lines(data: bytes) -> pa.Table:
-    """(line_number, line_blob) for every line, built from buffers without a Python loop."""
+def read_file_bytes(path: Path) -> bytes:
+    """The whole (decompressed) content of a file."""
+    return b"".join(read_chunks(path))
+
+
+def _line_offsets(data: bytes) -> np.ndarray:
     buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
-    ends = newlines + 1
-    if len(buf) and (len(newlines) == 0 or newlines[-1] != len(buf) - 1):
+    ends = np.flatnonzero(buf == 10) + 1
+    if len(buf) and (len(ends) == 0 or ends[-1] != len(buf)):
         ends = np.append(ends, len(buf))
-    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    return np.concatenate(([0], ends)).astype(np.int64)
+
+
+def split_lines(data: bytes, first_line_number: int = 1) -> pa.Table:
+    """(line_number, line_blob) for every line (with its newline), built from buffers without a Python loop."""
+    offsets = _line_offsets(data)
     count = len(offsets) - 1
     blobs = pa.LargeBinaryArray.from_buffers(pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    numbers = pa.array(np.arange(1, count + 1, dtype=np.int64))
+    numbers = pa.array(np.arange(first_line_number, first_line_number + count, dtype=np.int64))
     return pa.table({"line_number": numbers, "line_blob": blobs})
+
+
+@dataclass
+class Lines:
+    """One chunk's lines as Arrow: `text` (valid UTF-8 everywhere) or per-line `blobs`."""
+
+    first_line_number: int
+    count: int
+    table: pa.Table  # line_number + line_text (large_string) or line_blob (large_binary)
+    blobs: pa.LargeBinaryArray | None  # set when some line is not valid UTF-8
+
+
+def prepare_lines(data: bytes, first_line_number: int) -> Lines:
+    """Split a chunk and check its UTF-8 as a whole (Arrow, no copy); runs outside DuckDB."""
+    table = split_lines(data, first_line_number)
+    blobs = table.column("line_blob").chunk(0)
+    text = pa.LargeStringArray.from_buffers(len(blobs), blobs.buffers()[1], blobs.buffers()[2])
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        return Lines(first_line_number, len(blobs), table, blobs)
+    return Lines(first_line_number, len(blobs), pa.table({"line_number": table.column("line_number"), "line_text": text}), None)
+
+
+def _lines_relation(con: duckdb.DuckDBPyConnection, lines: Lines) -> None:
+    """Register the chunk's lines as the view `lines(line_number, line_bytes, line_text)`.
+
+    Valid UTF-8 is handed over as text without a copy; otherwise each line is decoded on its
+    own (an invalid one gets NULL text).
+    """
+    con.register("lines_arrow", lines.table)
+    if lines.blobs is not None:
+        con.execute(
+            """create or replace temp view lines as
+               select line_number, octet_length(line_blob) as line_bytes, try(decode(line_blob)) as line_text
+               from lines_arrow"""
+        )
+    else:
+        con.execute(
+            """create or replace temp view lines as
+               select line_number, strlen(line_text) as line_bytes, line_text from lines_arrow"""
+        )
 
 
 @lru_cache(maxsize=4096)
@@ -102,22 +191,68 @@ def _rates(provider: str, model: str, price_date) -> tuple[pricing.RateRow, ...]
     return tuple(pricing.rates_for(provider, model, price_date))
 
 
+_ATTO = 10**18  # rates go to SQL as integer atto-dollars (1e-18 USD) per token / per call
+_INT64_MAX = 2**63 - 1
+
+
+def _json_number(fragment: str, sql_type: str) -> str:
+    """A validated JSON number text (kept as JSON by the parse) as an SQL number."""
+    return f"cast(cast({fragment} as varchar) as {sql_type})"
+
+
+def _calls_sql() -> str:
+    """The loaded LLM calls, one row per call, with SQL types and the normalized provider."""
+    return f"""
+    with items as (
+        select event_id, occurred_at, unnest(llm_calls) as c, generate_subscripts(llm_calls, 1) as call_index
+        from ingest_work.loaded where event_type = 'message'
+    )
+    select event_id, call_index, occurred_at,
+           {_provider_case("c.provider")} as provider,
+           c.provider as provider_raw,
+           c.model,
+           {_json_number("c.input_tokens", "bigint")} as input_tokens,
+           {_json_number("c.output_tokens", "bigint")} as output_tokens,
+           coalesce({_json_number("c.cache_read_tokens", "bigint")}, 0) as cache_read_tokens,
+           cast({_json_number("c.cost_usd", "double")} as decimal(18, 10)) as reported_cost_usd,
+           {_json_number("c.latency_ms", "double")} as latency_ms
+    from items"""
+
+
 def _rate_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
     keys = con.execute(
-        "select distinct provider, model, cast(occurred_at as date) from calls where reported_cost_usd is null"
+        f"""select distinct provider, model, cast(occurred_at as date)
+            from ({_calls_sql()}) where reported_cost_usd is null"""
     ).fetchall()
     rows = [r for key in keys for r in _rates(*key)]
+    rates = {
+        name: [int(getattr(r, name) * _ATTO) for r in rows]
+        for name in ("input_rate", "cache_read_rate", "output_rate", "request_rate")
+    }
+    # A rate of over $9 per token does not fit; such a (model, day) stays unpriced.
+    keep = [all(0 <= rates[name][i] <= _INT64_MAX for name in rates) for i in range(len(rows))]
     return pa.table(
         {
-            "provider": pa.array([r.provider for r in rows], pa.string()),
-            "model": pa.array([r.model for r in rows], pa.string()),
-            "price_date": pa.array([r.price_date for r in rows], pa.date32()),
-            "min_input_tokens": pa.array([r.min_input_tokens for r in rows], pa.int64()),
-            "input_rate": pa.array([r.input_rate for r in rows], pa.decimal128(38, 18)),
-            "cache_read_rate": pa.array([r.cache_read_rate for r in rows], pa.decimal128(38, 18)),
-            "output_rate": pa.array([r.output_rate for r in rows], pa.decimal128(38, 18)),
+            "provider": pa.array([r.provider for r, k in zip(rows, keep) if k], pa.string()),
+            "model": pa.array([r.model for r, k in zip(rows, keep) if k], pa.string()),
+            "price_date": pa.array([r.price_date for r, k in zip(rows, keep) if k], pa.date32()),
+            "min_input_tokens": pa.array([r.min_input_tokens for r, k in zip(rows, keep) if k], pa.int64()),
+            **{name: pa.array([v for v, k in zip(values, keep) if k], pa.int64()) for name, values in rates.items()},
         }
     )
+
+
+# The estimate is computed exactly in integer atto-dollars (HUGEINT) and rounded half up to the
+# stored 10 decimals with 64-bit integer division where it fits. (Casting a decimal(38, 18)
+# product down to decimal(18, 10) divides 128-bit integers row by row: about 20x slower.)
+_ATTO_SQL = """(c.input_tokens - c.cache_read_tokens)::hugeint * r.input_rate
+               + c.cache_read_tokens::hugeint * r.cache_read_rate
+               + c.output_tokens::hugeint * r.output_rate
+               + r.request_rate"""
+# (10^8 USD and more does not fit decimal(18, 10): such an estimate stays NULL, i.e. unpriced.)
+_UNITS_SQL = """case when atto < 9000000000000000000 then (atto::bigint + 50000000) // 100000000
+                    when atto < 99999999999999999950000000 then ((atto + 50000000) // 100000000)::bigint end"""
+_ESTIMATE_SQL = "cast(cast(units as decimal(18, 0)) * 0.0000000001 as decimal(18, 10))"
 
 
 def _provider_case(column: str) -> str:
@@ -125,88 +260,133 @@ def _provider_case(column: str) -> str:
     return f"case lower(trim({column})) {branches} else lower(trim({column})) end"
 
 
-def _classify(con: duckdb.DuckDBPyConnection) -> None:
-    """Build temp tables: checked (verdict per line), good (loadable records), calls, tools."""
-    con.execute(f"create or replace temp table checked as {CHECK_SQL}")
-    con.execute(f"create or replace temp table call_items as {CALL_ITEMS_SQL}")
-    con.execute(f"create or replace temp table tool_items as {TOOL_ITEMS_SQL}")
+def _parse(con: duckdb.DuckDBPyConnection, lines: Lines) -> None:
+    """Validate one chunk of lines into the table `ingest_work.parsed` (created by the first chunk).
+
+    Pass 1 types every line and proves most of them valid with cheap checks; pass 2 runs the
+    full rule list on the rest and records each failing line's reason (validate.py).
+    """
+    _lines_relation(con, lines)
+    first = int(lines.first_line_number)
+    try:
+        if first == 1:
+            con.execute(f"create or replace table ingest_work.parsed as {PARSE_SQL}")
+        else:
+            con.execute(f"insert into ingest_work.parsed {PARSE_SQL}")
+        unproven = f"(select line_number from ingest_work.parsed where not quick_ok and line_number >= {first})"
+        if con.execute(f"select count(*) from {unproven}").fetchone()[0]:
+            source = f"(select l.* from lines l semi join {unproven} u using (line_number))"
+            con.execute(f"create or replace table ingest_work.rechecked as {reason_sql(source)}")
+            con.execute(
+                """update ingest_work.parsed as p set reason = r.reason, raw_line = r.raw_line
+                   from ingest_work.rechecked r where p.line_number = r.line_number and r.reason is not null"""
+            )
+            con.execute("drop table ingest_work.rechecked")
+        # Pass 1's typed values are what gets loaded: a valid line must have its key fields.
+        incomplete = con.execute(
+            f"""select min(line_number) from ingest_work.parsed where reason is null and line_number >= {first}
+                and (event_id is null or event_type is null or occurred_at is null)"""
+        ).fetchone()[0]
+        if incomplete is not None:
+            raise RuntimeError(f"line {incomplete}: valid by the rules but its fields were not parsed")
+    finally:
+        con.execute("drop view if exists lines")
+        con.unregister("lines_arrow")
+    if lines.blobs is not None:
+        _describe_invalid_utf8(con, lines.blobs, first)
+
+
+def _describe_invalid_utf8(con: duckdb.DuckDBPyConnection, blobs: pa.LargeBinaryArray, first_line_number: int) -> None:
+    """Keep the text of lines that are not UTF-8 with the bad bytes as \\xNN (a quarantine-only path)."""
+    numbers = [
+        row[0]
+        for row in con.execute(
+            "select line_number from ingest_work.parsed where raw_line is null and reason is not null and line_number >= ?",
+            [first_line_number],
+        ).fetchall()
+    ]
+    texts = [
+        blobs[n - first_line_number].as_py().rstrip(b"\r\n").decode("utf-8", "backslashreplace") for n in numbers
+    ]
+    con.register("invalid_lines", pa.table({"line_number": pa.array(numbers, pa.int64()), "raw_line": texts}))
+    try:
+        con.execute(
+            """update ingest_work.parsed as p set raw_line = i.raw_line
+               from invalid_lines i where p.line_number = i.line_number"""
+        )
+    finally:
+        con.unregister("invalid_lines")
+
+
+def _classify(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, int]:
+    """Find duplicates (earlier in the file, or in an earlier batch); define the view `loaded`."""
     con.execute(
         """
-        create or replace temp table verdicts as
-        with item_reasons as (
-            select line_number, min_by(reason, call_index) as reason
-            from call_items where reason is not null group by line_number
-            union all
-            select line_number, min_by(reason, call_index) as reason
-            from tool_items where reason is not null group by line_number
+        create or replace table ingest_work.duplicates_found as
+        with valid as (
+            select line_number, event_id from ingest_work.parsed where reason is null
         ),
-        first_item_reason as (
-            select line_number, min(reason) as reason from item_reasons group by line_number
+        repeated as (
+            select event_id, min(line_number) as first_line from valid group by event_id having count(*) > 1
         ),
-        judged as (
-            select c.line_number, c.event_type, c.occurred_at, c.j, c.line_text,
-                   coalesce(c.reason, f.reason) as reason,
-                   c.j.event_id ->> '$' as event_id
-            from checked c left join first_item_reason f using (line_number)
+        later_copies as (
+            select v.line_number, v.event_id
+            from valid v join repeated r on v.event_id = r.event_id and v.line_number > r.first_line
         ),
-        ranked as (
-            select *,
-                   case when reason is null
-                        then row_number() over (partition by event_id order by line_number) end as copy_number
-            from judged
+        seen_before as (
+            select v.line_number, v.event_id, e.batch_id
+            from valid v join ingest.event_ids e on v.event_id = e.event_id
         )
-        select r.*, e.batch_id as first_batch_id,
-               case when r.reason is not null then 'quarantined'
-                    when r.copy_number > 1 or e.event_id is not null then 'duplicate'
-                    else 'loaded' end as verdict
-        from ranked r
-        left join ingest.event_ids e on r.reason is null and e.event_id = r.event_id
-        """
+        select line_number, coalesce(s.event_id, c.event_id) as event_id, coalesce(s.batch_id, ?) as first_batch_id
+        from later_copies c full outer join seen_before s using (line_number)
+        """,
+        [batch_id],
     )
+    con.execute(
+        """create or replace view ingest_work.loaded as
+           select p.* from ingest_work.parsed p anti join ingest_work.duplicates_found d using (line_number)
+           where p.reason is null"""
+    )
+    lines, quarantined = con.execute("select count(*), count(reason) from ingest_work.parsed").fetchone()
+    duplicates = con.execute("select count(*) from ingest_work.duplicates_found").fetchone()[0]
+    return {"lines": lines, "quarantined": quarantined, "duplicates": duplicates,
+            "loaded": lines - quarantined - duplicates}
 
 
 def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, batch_id: str, loaded_at: datetime) -> None:
     meta = f"'{batch_id}' as batch_id, timestamp '{loaded_at:%Y-%m-%d %H:%M:%S.%f}' as loaded_at"
-    con.execute(
-        f"""
-        create or replace temp table calls as
-        select v.event_id, i.call_index, v.occurred_at,
-               {_provider_case("i.c.provider ->> '$'")} as provider,
-               i.c.provider ->> '$' as provider_raw,
-               i.c.model ->> '$' as model,
-               cast(i.c.input_tokens as bigint) as input_tokens,
-               cast(i.c.output_tokens as bigint) as output_tokens,
-               coalesce(cast(i.c.cache_read_tokens as bigint), 0) as cache_read_tokens,
-               cast(cast(i.c.cost_usd as double) as decimal(18, 10)) as reported_cost_usd,
-               cast(i.c.latency_ms as double) as latency_ms
-        from call_items i join verdicts v using (line_number)
-        where v.verdict = 'loaded'
-        """
-    )
-    con.register("rates", _rate_table(con))
-    copy = "(format parquet, compression zstd)"
+    con.register("rates_arrow", _rate_table(con))
+    try:
+        con.execute(
+            """create or replace table ingest_work.rates as
+               select *, lead(min_input_tokens) over (
+                          partition by provider, model, price_date order by min_input_tokens) as next_min_input_tokens
+               from rates_arrow"""
+        )
+    finally:
+        con.unregister("rates_arrow")
+    source_file = file_name.replace("'", "''")
     tables = {
         "messages": f"""
-            select event_id, occurred_at,
-                   j.user_id ->> '$' as user_id, j.agent_id ->> '$' as agent_id,
-                   j.agent_name ->> '$' as agent_name, j.agent_version ->> '$' as agent_version,
-                   j.conversation_id ->> '$' as conversation_id, j.status ->> '$' as status,
-                   j.error_type ->> '$' as error_type, cast(j.response_time_ms as double) as response_time_ms,
-                   cast(coalesce(json_array_length(j.llm_calls), 0) as integer) as llm_call_count,
-                   cast(coalesce(json_array_length(j.tool_calls), 0) as integer) as tool_call_count,
-                   '{file_name.replace("'", "''")}' as source_file, line_number, {meta}
-            from verdicts where verdict = 'loaded' and event_type = 'message' order by occurred_at""",
+            select event_id, occurred_at, user_id, agent_id, agent_name, agent_version, conversation_id, status,
+                   error_type, response_time_ms, cast(coalesce(len(llm_calls), 0) as integer) as llm_call_count,
+                   cast(coalesce(len(tool_calls), 0) as integer) as tool_call_count,
+                   '{source_file}' as source_file, line_number, {meta}
+            from ingest_work.loaded where event_type = 'message'""",
         "llm_calls": f"""
-            with priced as (
-                select c.*,
-                       cast(arg_max((c.input_tokens - c.cache_read_tokens) * r.input_rate
-                                    + c.cache_read_tokens * r.cache_read_rate
-                                    + c.output_tokens * r.output_rate, r.min_input_tokens) as decimal(18, 10)) as estimated_cost_usd
-                from calls c
-                left join rates r
+            with rated as (
+                select c.*, {_ATTO_SQL} as atto
+                from ({_calls_sql()}) c
+                left join ingest_work.rates r
                   on c.reported_cost_usd is null and r.provider = c.provider and r.model = c.model
-                 and r.price_date = cast(c.occurred_at as date) and r.min_input_tokens <= c.input_tokens
-                group by all
+                 and r.price_date = cast(c.occurred_at as date) and c.input_tokens >= r.min_input_tokens
+                 and (r.next_min_input_tokens is null or c.input_tokens < r.next_min_input_tokens)
+            ),
+            rounded as (
+                select * exclude (atto), {_UNITS_SQL} as units from rated
+            ),
+            priced as (
+                select * exclude (units), {_ESTIMATE_SQL} as estimated_cost_usd from rounded
             )
             select event_id, cast(call_index as integer) as call_index, occurred_at, provider, provider_raw, model,
                    input_tokens, output_tokens, cache_read_tokens, reported_cost_usd, estimated_cost_usd,
@@ -214,29 +394,39 @@ def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, b
                    case when reported_cost_usd is not null then 'reported'
                         when estimated_cost_usd is not null then 'estimated' else 'unpriced' end as cost_source,
                    latency_ms, {meta}
-            from priced order by occurred_at, event_id, call_index""",
+            from priced""",
         "tool_calls": f"""
-            select v.event_id, cast(i.call_index as integer) as call_index, v.occurred_at,
-                   i.c.name ->> '$' as tool_name, cast(i.c.latency_ms as double) as latency_ms,
-                   coalesce(i.c.status ->> '$', 'ok') as status, {meta}
-            from tool_items i join verdicts v using (line_number)
-            where v.verdict = 'loaded' order by v.occurred_at, v.event_id, i.call_index""",
+            with items as (
+                select event_id, occurred_at, unnest(tool_calls) as c, generate_subscripts(tool_calls, 1) as call_index
+                from ingest_work.loaded where event_type = 'message'
+            )
+            select event_id, cast(call_index as integer) as call_index, occurred_at,
+                   c.name as tool_name, {_json_number("c.latency_ms", "double")} as latency_ms,
+                   coalesce(c.status, 'ok') as status, {meta}
+            from items""",
         "health_checks": f"""
-            select event_id, occurred_at, coalesce(j.component ->> '$', 'default') as component,
-                   cast(j.is_up as boolean) as is_up, cast(j.latency_ms as double) as latency_ms, {meta}
-            from verdicts where verdict = 'loaded' and event_type = 'health_check' order by occurred_at""",
+            select event_id, occurred_at, coalesce(component, 'default') as component,
+                   is_up, latency_ms, {meta}
+            from ingest_work.loaded where event_type = 'health_check'""",
         "queue_samples": f"""
-            select event_id, occurred_at, coalesce(j.queue ->> '$', 'default') as queue_name,
-                   cast(j.depth as bigint) as depth, {meta}
-            from verdicts where verdict = 'loaded' and event_type = 'queue_sample' order by occurred_at""",
+            select event_id, occurred_at, coalesce(queue_name, 'default') as queue_name, depth, {meta}
+            from ingest_work.loaded where event_type = 'queue_sample'""",
         "deployments": f"""
-            select event_id, occurred_at, j.agent_id ->> '$' as agent_id, j.agent_version ->> '$' as agent_version,
-                   j.description ->> '$' as description, {meta}
-            from verdicts where verdict = 'loaded' and event_type = 'deployment' order by occurred_at""",
+            select event_id, occurred_at, agent_id, agent_version, description, {meta}
+            from ingest_work.loaded where event_type = 'deployment'""",
     }
-    for table, query in tables.items():
-        con.execute(f"copy ({query}) to '{folder / (table + '.parquet')}' {copy}")
-    con.unregister("rates")
+    # One COPY writes one Parquet file on one thread: run them side by side, biggest first.
+    def write(table: str) -> None:
+        cursor = con.cursor()
+        try:
+            cursor.execute("set enable_progress_bar = false")
+            cursor.execute(f"copy ({tables[table]}) to '{folder / (table + '.parquet')}' (format parquet, compression zstd)")
+        finally:
+            cursor.close()
+
+    with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+        for done in [pool.submit(write, table) for table in tables]:
+            done.result()
 
 
 def _commit(con: duckdb.DuckDBPyConnection, result: FileResult, path: Path, now: datetime) -> None:
@@ -248,55 +438,109 @@ def _commit(con: duckdb.DuckDBPyConnection, result: FileResult, path: Path, now:
     )
     con.execute(
         f"""insert into ingest.quarantine
-            select ?, ?, line_number, reason, coalesce(rtrim(line_text, chr(13) || chr(10)), '<not valid UTF-8>'), {ts}
-            from verdicts where verdict = 'quarantined' order by line_number""",
+            select ?, ?, line_number, reason, raw_line, {ts}
+            from ingest_work.parsed where reason is not null order by line_number""",
         [result.batch_id, result.file_name],
     )
     con.execute(
         """insert into ingest.duplicates
-           select ?, ?, line_number, event_id, coalesce(first_batch_id, ?)
-           from verdicts where verdict = 'duplicate' order by line_number""",
-        [result.batch_id, result.file_name, result.batch_id],
+           select ?, ?, line_number, event_id, first_batch_id from ingest_work.duplicates_found
+           order by line_number""",
+        [result.batch_id, result.file_name],
     )
-    con.execute(
-        "insert into ingest.event_ids select event_id, ? from verdicts where verdict = 'loaded'", [result.batch_id]
-    )
+    con.execute("insert into ingest.event_ids select event_id, ? from ingest_work.loaded", [result.batch_id])
 
 
-def _already_loaded(con: duckdb.DuckDBPyConnection, content_hash: str) -> FileResult | None:
+def _already_loaded(con: duckdb.DuckDBPyConnection, content_hash: str, file_name: str) -> FileResult | None:
+    """The first batch that loaded this content, reported under the name the file has now."""
     row = con.execute(
-        """select file_name, lines, loaded, duplicates, quarantined, batch_id from ingest.ledger
+        """select lines, loaded, duplicates, quarantined, batch_id from ingest.ledger
            where content_hash = ? order by ingested_at limit 1""",
         [content_hash],
     ).fetchone()
     if row is None:
         return None
-    return FileResult(row[0], content_hash, row[1], row[2], row[3], row[4], row[5], already_loaded=True)
+    return FileResult(file_name, content_hash, row[0], row[1], row[2], row[3], row[4], already_loaded=True)
 
 
-def load_file(con: duckdb.DuckDBPyConnection, path: Path, raw_dir: Path, fail_at: str | None = None) -> FileResult:
-    data = read_file_bytes(path)
-    content_hash = hashlib.sha256(data).hexdigest()
-    previous = _already_loaded(con, content_hash)
-    if previous is not None:
-        return previous
-    batch_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    con.register("lines", split_lines(data))
-    staging = raw_layer.tmp_dir(raw_dir) / batch_id
-    published: Path | None = None
+def _attach_work(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("attach if not exists ':memory:' as ingest_work")
+
+
+def _drop_work(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("drop view if exists lines")
+    con.execute("detach database if exists ingest_work")
+
+
+@dataclass
+class _Opening:
+    """A file's first chunk, read, hashed and split (possibly ahead of time, in a thread)."""
+
+    chunks: Iterator[bytes]  # the remaining chunks
+    hasher: object  # sha256 of everything read so far
+    prepared: Lines
+    following: bytes | None  # the second chunk, None when the file is one chunk
+
+
+def _open(path: Path) -> _Opening:
+    chunks = read_chunks(path)
     try:
-        _classify(con)
-        counts = dict(con.execute("select verdict, count(*) from verdicts group by verdict").fetchall())
-        result = FileResult(
-            file_name=path.name,
-            content_hash=content_hash,
-            lines=sum(counts.values()),
-            loaded=counts.get("loaded", 0),
-            duplicates=counts.get("duplicate", 0),
-            quarantined=counts.get("quarantined", 0),
-            batch_id=batch_id,
-        )
+        chunk = next(chunks, b"")
+        hasher = hashlib.sha256()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashed = pool.submit(hasher.update, chunk)  # hashlib releases the GIL on big buffers
+            prepared = prepare_lines(chunk[len(_BOM):] if chunk.startswith(_BOM) else chunk, 1)
+            following = next(chunks, None)
+            hashed.result()
+    except BaseException:
+        chunks.close()
+        raise
+    return _Opening(chunks, hasher, prepared, following)
+
+
+def load_file(
+    con: duckdb.DuckDBPyConnection, path: Path, raw_dir: Path, fail_at: str | None = None, *,
+    opening: _Opening | None = None,
+) -> FileResult:
+    """Load one file as one batch (see the module docstring); `opening` is its first chunk read ahead."""
+    con.execute("set TimeZone = 'UTC'")
+    con.execute("set enable_progress_bar = false")
+    _attach_work(con)
+    staging: Path | None = None
+    published: Path | None = None
+    opening = opening or _open(path)
+    hasher = opening.hasher
+    try:
+        with closing(opening.chunks) as chunks, ThreadPoolExecutor(max_workers=2) as pool:
+            prepared: Lines | None = opening.prepared
+            following = opening.following
+            if following is None:  # the file is one chunk: skip it early when already loaded
+                previous = _already_loaded(con, hasher.hexdigest(), path.name)
+                if previous is not None:
+                    return previous
+            # Worker threads hash and split the next chunk while DuckDB validates this one.
+            hashed = None
+            while prepared is not None:
+                upcoming = None
+                if following is not None:
+                    if hashed is not None:
+                        hashed.result()  # hash the chunks in order
+                    hashed = pool.submit(hasher.update, following)
+                    upcoming = pool.submit(prepare_lines, following, prepared.first_line_number + prepared.count)
+                _parse(con, prepared)
+                prepared = upcoming.result() if upcoming is not None else None
+                following = next(chunks, None) if upcoming is not None else None
+            if hashed is not None:
+                hashed.result()
+        content_hash = hasher.hexdigest()
+        previous = _already_loaded(con, content_hash, path.name)
+        if previous is not None:
+            return previous
+        batch_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        counts = _classify(con, batch_id)
+        result = FileResult(file_name=path.name, content_hash=content_hash, batch_id=batch_id, **counts)
+        staging = raw_layer.tmp_dir(raw_dir) / batch_id
         staging.mkdir(parents=True)
         _write_batch(con, staging, path.name, batch_id, now)
         if fail_at == "after_raw_write":
@@ -313,14 +557,13 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, raw_dir: Path, fail_at
             raise
         return result
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         if published is not None:
             shutil.rmtree(published, ignore_errors=True)
         raise
     finally:
-        con.unregister("lines")
-        for temp in ("checked", "call_items", "tool_items", "verdicts", "calls"):
-            con.execute(f"drop table if exists {temp}")
+        _drop_work(con)
 
 
 def recover(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[str]:
@@ -331,15 +574,34 @@ def recover(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[str]:
     return raw_layer.sweep_orphans(raw_dir, committed)
 
 
+def load_files(
+    con: duckdb.DuckDBPyConnection, files: list[Path], raw_dir: Path, fail_at: str | None = None
+) -> list[FileResult]:
+    """`load_file` for each file in order; a thread reads, hashes and splits the next file's
+    first chunk while the current one is validated and written."""
+    results = []
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        upcoming = ahead.submit(_open, files[0]) if files else None
+        try:
+            for i, file in enumerate(files):
+                opening = upcoming.result()
+                upcoming = ahead.submit(_open, files[i + 1]) if i + 1 < len(files) else None
+                results.append(load_file(con, file, raw_dir, fail_at=fail_at, opening=opening))
+        finally:
+            if upcoming is not None:  # a load failed: close the file read ahead
+                try:
+                    upcoming.result().chunks.close()
+                except Exception:
+                    pass
+    return results
+
+
 def ingest_paths(paths: list[Path], warehouse_path: Path, raw_dir: Path, fail_at: str | None = None) -> list[FileResult]:
     """Load every file under `paths`; raises IngestError before loading anything if a path is bad."""
     files = expand_paths(paths)
     for file in files:
         if not file.is_file():
             raise IngestError(f"{file}: not a regular file")
-    results = []
     with open_warehouse(warehouse_path) as con:
         recover(con, raw_dir)
-        for file in files:
-            results.append(load_file(con, file, raw_dir, fail_at=fail_at))
-    return results
+        return load_files(con, files, raw_dir, fail_at=fail_at)

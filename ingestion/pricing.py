@@ -3,7 +3,8 @@
 Calling genai-prices once per call would be per-row Python on the hot path. Prices only
 change with (provider, model, day) and, for tiered models, with the prompt size, so we ask
 genai-prices once per distinct (provider, model, day) and per price segment, and let DuckDB
-multiply: cost = uncached_input * input_rate + cache_read * cache_rate + output * output_rate,
+multiply: cost = uncached_input * input_rate + cache_read * cache_rate + output * output_rate
+(+ a per-request fee for the few models that have one),
 using the segment whose `[min_input_tokens, next)` range holds the call's input tokens
 (genai-prices' "cliff" tiers: crossing a threshold re-prices every token of the call).
 
@@ -55,6 +56,7 @@ class RateRow:
     input_rate: Decimal  # USD per uncached input token
     cache_read_rate: Decimal  # USD per cached input token
     output_rate: Decimal  # USD per output token
+    request_rate: Decimal = Decimal(0)  # USD per call (a few providers charge per request)
 
 
 def _total(model: str, provider_id: str, when: datetime, inp: int, cache: int, out: int) -> Decimal:
@@ -76,8 +78,16 @@ def _tier_starts(model: str, provider_id: str, when: datetime) -> list[int]:
     return sorted(starts)
 
 
+_QUANTUM = Decimal("1e-18")  # the scale of the SQL rate columns
+
+
 def rates_for(provider: str, model: str, price_date: date) -> list[RateRow]:
-    """Rate segments for one (provider, model, day); [] when genai-prices has no price."""
+    """Rate segments for one (provider, model, day); [] when genai-prices has no price.
+
+    Within a segment the price is linear: total = fee + uncached * input + cached * cache +
+    output * output_rate. The rates are read off genai-prices by differences of probes inside
+    the segment, so a per-request fee is not mistaken for a token price.
+    """
     provider_id = PRICE_PROVIDER_IDS.get(provider, provider)
     when = datetime.combine(price_date, time(12), tzinfo=timezone.utc)
     try:
@@ -89,6 +99,7 @@ def rates_for(provider: str, model: str, price_date: date) -> list[RateRow]:
         # A prompt size inside this segment: a tier applies when input tokens > its start.
         n = start + 1
         base = _total(model, provider_id, when, n, 0, 0)
+        input_rate = _total(model, provider_id, when, n + 1, 0, 0) - base
         cached = _total(model, provider_id, when, n, n, 0)
         with_output = _total(model, provider_id, when, n, 0, _PROBE)
         rows.append(
@@ -97,9 +108,10 @@ def rates_for(provider: str, model: str, price_date: date) -> list[RateRow]:
                 model=model,
                 price_date=price_date,
                 min_input_tokens=n if start else 0,
-                input_rate=base / n,
-                cache_read_rate=cached / n,
-                output_rate=(with_output - base) / _PROBE,
+                input_rate=input_rate.quantize(_QUANTUM),
+                cache_read_rate=(input_rate + (cached - base) / n).quantize(_QUANTUM),
+                output_rate=((with_output - base) / _PROBE).quantize(_QUANTUM),
+                request_rate=(base - n * input_rate).quantize(_QUANTUM),
             )
         )
     return rows

@@ -2,7 +2,7 @@
 
 Layout under `<home>/raw/`:
 
-    batches/<batch_id>/<table>.parquet   one file per raw table, sorted by occurred_at
+    batches/<batch_id>/<table>.parquet   one file per raw table, rows in the input file's order
     batches/0-schema/<table>.parquet     empty files that fix each table's schema
     _tmp/<batch_id>/                     a batch being written (never read)
 
@@ -10,6 +10,9 @@ A batch is written into `_tmp/`, then renamed into `batches/` (atomic on one fil
 then recorded in the ledger inside a DuckDB transaction. The ledger row is the commit: a
 batch folder without a ledger row is the leftover of a crash and `sweep_orphans` removes it
 before anything else reads or writes the raw layer.
+
+Rows are not re-sorted: platforms write their files in time order, so row groups already
+cover narrow time ranges, and a sort cost more than writing the Parquet itself (ingest budget).
 
 Any engine reads a table as `raw/batches/*/<table>.parquet` (DuckDB `read_parquet`,
 Spark `spark.read.parquet`), which is why the raw layer is plain Parquet, not DuckDB tables.

@@ -1,10 +1,32 @@
 """Vectorized validation of contract records: SQL that gives every line one verdict.
 
-Input: a relation `lines(line_number bigint, line_blob blob)`, one row per physical line.
-Output of `CHECK_SQL`: the parsed fields of every line and `reason`, NULL when the line is a
-valid record. Every rule of CONTRACT.md section 1 is one `when ... then 'reason'` branch;
-the first failing rule names the reason. Nested `llm_calls` / `tool_calls` items are checked
-by `CALL_ITEMS_SQL` / `TOOL_ITEMS_SQL` and their first failure is folded into the line's reason.
+Input: a relation `lines(line_number bigint, line_bytes bigint, line_text varchar)`, one row
+per physical line; `line_text` is NULL when the line is not valid UTF-8.
+
+Two passes, both plain DuckDB SQL (no per-line Python):
+
+1. `PARSE_SQL` parses every line once with `json_transform` into typed fields (strings as
+   VARCHAR, numbers and booleans as their raw JSON text, `llm_calls` / `tool_calls` as lists of
+   such structs) and computes `quick_ok`: a cheap conjunction of checks that together imply
+   every rule below (a string field's value cannot have come from a JSON number, boolean,
+   object or array; a number's text starts with a digit; and so on). Nearly every real line
+   passes it, and then its typed fields are its final values.
+2. `reason_sql(source)` runs the full rule list on the few lines that did not pass (the
+   caller feeds them as `source`). It parses them into raw JSON fragments and derives each
+   fragment's JSON kind from its first byte (`"` string, `{` object, `[` array, `t`/`f`
+   boolean, `-`/digit number; JSON null reads as SQL NULL, i.e. absent). Every rule of
+   CONTRACT.md section 1 is one `when ... then 'reason'` branch; the first failing rule names
+   the reason, and for nested `llm_calls` / `tool_calls` the first failing item's. A line
+   that passes every rule here is valid too (it was only unusual, e.g. a numeric-looking id).
+
+`quick_ok` may reject a valid line (pass 2 then accepts it) but must never accept an invalid
+one; tests/test_ingest.py holds a line for every rule.
+
+Limits beyond the contract's types, each quarantined with its own reason instead of failing
+the file: a line over 1 MiB, ids over 200 and texts over 1,000 characters (descriptions
+10,000), integers above the 64-bit range, token counts above 10^9 per call (no model has such
+a context; it also keeps every cost estimate inside the stored decimal(18,10)), `cost_usd` of
+10^8 or more (the decimal(18,10) range) and non-finite numbers (`1e400`).
 """
 
 from __future__ import annotations
@@ -13,200 +35,467 @@ MAX_LINE_BYTES = 1_048_576
 MAX_ID_CHARS = 200
 MAX_TEXT_CHARS = 1_000
 MAX_DESCRIPTION_CHARS = 10_000
+MAX_BIGINT = 9_223_372_036_854_775_807
+MAX_TOKENS = 1_000_000_000
+MAX_COST_USD = 100_000_000  # exclusive: decimal(18, 10) holds < 10^8
 EVENT_TYPES = ("message", "health_check", "queue_sample", "deployment")
 
-_FIELDS = (
-    "event_id type occurred_at user_id agent_id agent_name agent_version conversation_id status "
-    "error_type response_time_ms llm_calls tool_calls component is_up latency_ms queue depth description"
-).split()
-_SPEC = "{" + ",".join(f'"{f}":"JSON"' for f in _FIELDS) + "}"
-
-_CALL_FIELDS = "provider model input_tokens output_tokens cache_read_tokens cost_usd latency_ms".split()
-_CALL_SPEC = "[{" + ",".join(f'"{f}":"JSON"' for f in _CALL_FIELDS) + "}]"
-_TOOL_FIELDS = "name latency_ms status".split()
-_TOOL_SPEC = "[{" + ",".join(f'"{f}":"JSON"' for f in _TOOL_FIELDS) + "}]"
+# Top-level fields: name -> kind of value ("string", "number", "integer", "boolean", "array").
+FIELDS: dict[str, str] = {
+    "event_id": "string",
+    "type": "string",
+    "occurred_at": "string",
+    "user_id": "string",
+    "agent_id": "string",
+    "agent_name": "string",
+    "agent_version": "string",
+    "conversation_id": "string",
+    "status": "string",
+    "error_type": "string",
+    "response_time_ms": "number",
+    "llm_calls": "array",
+    "tool_calls": "array",
+    "component": "string",
+    "is_up": "boolean",
+    "latency_ms": "number",
+    "queue": "string",
+    "depth": "integer",
+    "description": "string",
+}
+CALL_FIELDS: dict[str, str] = {
+    "provider": "string",
+    "model": "string",
+    "input_tokens": "integer",
+    "output_tokens": "integer",
+    "cache_read_tokens": "integer",
+    "cost_usd": "number",
+    "latency_ms": "number",
+}
+TOOL_FIELDS: dict[str, str] = {"name": "string", "latency_ms": "number", "status": "string"}
+ITEM_FIELDS = {"llm_calls": CALL_FIELDS, "tool_calls": TOOL_FIELDS}
 
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$"
+
+
+def _occurred_at(v: str) -> str:
+    """RFC 3339 text -> UTC timestamp (no offset: read as UTC, the session time zone); else NULL."""
+    return (
+        f"case when regexp_full_match({v}, '{_RFC3339}') "
+        f"then try_cast(coalesce(try_cast({v} as timestamptz), try_cast(upper({v}) as timestamptz)) as timestamp) end"
+    )
 
 
 class Sql(str):
     """A reason that is an SQL expression (computed per line), not literal text."""
 
 
+# --------------------------------------------------------------------------- pass 1: parse + quick checks
+
+
+def _typed_spec(fields: dict[str, str]) -> str:
+    parts = []
+    for name, kind in fields.items():
+        if kind == "string":
+            parts.append(f'"{name}":"VARCHAR"')
+        elif kind == "array":
+            parts.append(f'"{name}":[{_typed_spec(ITEM_FIELDS[name])}]')
+        else:
+            parts.append(f'"{name}":"JSON"')
+    return "{" + ",".join(parts) + "}"
+
+
+# First bytes of the text a non-string JSON value turns into when read as VARCHAR
+# (digits and '-' for numbers, true/false, nan/NaN/inf/Infinity, objects, arrays).
+_NON_STRING_STARTS = "(45, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 116, 102, 110, 78, 105, 73, 123, 91)"
+
+
+# In a projection DuckDB evaluates both sides of AND / OR for every row, but the branches of a
+# CASE only for the rows that reach them: the costly tests below sit in CASE branches.
+
+
+def _either(condition: str, otherwise: str) -> str:
+    """`condition or otherwise`, evaluating `otherwise` only where `condition` is not true."""
+    return f"(case when {condition} then true else {otherwise} end)"
+
+
+def _surely_string(v: str) -> str:
+    """The VARCHAR value `v` can only have come from a JSON string."""
+    return _either(
+        f"ord({v}) not in {_NON_STRING_STARTS}",
+        f"ord({v}) not in (123, 91) and {v} not in ('true', 'false') and try_cast({v} as double) is null",
+    )
+
+
+def _quick_string(v: str, max_chars: int, required: bool) -> str:
+    # strlen (bytes) within bounds implies length (characters) within bounds
+    core = f"strlen({v}) between 1 and {max_chars} and {_surely_string(v)}"
+    return f"coalesce({core}, false)" if required else _either(f"{v} is null", core)
+
+
+def _quick_number(f: str, required: bool = False, below: int | None = None) -> str:
+    """A JSON number text starting with a digit (so >= 0), finite (and below `below`)."""
+    value = f"try_cast(cast({f} as varchar) as double)"
+    core = f"ord({f}) between 48 and 57 and isfinite({value})"
+    if below is not None:
+        core += f" and {value} < {below}"
+    return f"coalesce({core}, false)" if required else _either(f"{f} is null", core)
+
+
+def _quick_integer(f: str, required: bool, digits: int) -> str:
+    """A plain integer text of at most `digits` digits (so below 10^digits)."""
+    core = (
+        f"ord({f}) between 48 and 57 and strlen({f}) <= {digits} "
+        f"and not (contains({f}, '.') or contains({f}, 'e') or contains({f}, 'E'))"
+    )
+    return f"coalesce({core}, false)" if required else _either(f"{f} is null", core)
+
+
+def _quick_array(field: str, item_ok: str) -> str:
+    # a NULL list is an absent field only if the key does not occur in the line at all
+    return (
+        f"case when t.{field} is null then not contains(line_text, '\"{field}\"') "
+        f"else coalesce(list_bool_and(list_transform(t.{field}, lambda c: {item_ok})), true) end"
+    )
+
+
+def _quick_ok() -> str:
+    call_ok = " and ".join([
+        "c is not null",
+        _quick_string("c.provider", MAX_TEXT_CHARS, True),
+        _quick_string("c.model", MAX_TEXT_CHARS, True),
+        _quick_integer("c.input_tokens", True, len(str(MAX_TOKENS)) - 1),
+        _quick_integer("c.output_tokens", True, len(str(MAX_TOKENS)) - 1),
+        _quick_integer("c.cache_read_tokens", False, len(str(MAX_TOKENS)) - 1),
+        _either("c.cache_read_tokens is null", "cast(cast(c.cache_read_tokens as varchar) as bigint)"
+                " <= cast(cast(c.input_tokens as varchar) as bigint)"),
+        _quick_number("c.cost_usd", below=MAX_COST_USD),
+        _quick_number("c.latency_ms"),
+    ])
+    tool_ok = " and ".join([
+        "c is not null",
+        _quick_string("c.name", MAX_TEXT_CHARS, True),
+        _quick_number("c.latency_ms"),
+        _quick_string("c.status", MAX_ID_CHARS, False),
+    ])
+    message = " and ".join([
+        _quick_string("t.user_id", MAX_TEXT_CHARS, True),
+        _quick_string("t.agent_id", MAX_TEXT_CHARS, True),
+        _quick_string("t.agent_name", MAX_TEXT_CHARS, False),
+        _quick_string("t.agent_version", MAX_TEXT_CHARS, False),
+        _quick_string("t.conversation_id", MAX_TEXT_CHARS, False),
+        "t.status in ('ok', 'error')",
+        _quick_string("t.error_type", MAX_TEXT_CHARS, False),
+        _quick_number("t.response_time_ms"),
+        "(t.status = 'error' or t.response_time_ms is not null)",  # cheap: plain OR
+        _quick_array("llm_calls", call_ok),
+        _quick_array("tool_calls", tool_ok),
+    ])
+    health_check = " and ".join([
+        _quick_string("t.component", MAX_TEXT_CHARS, False),
+        "cast(t.is_up as varchar) in ('true', 'false')",
+        _quick_number("t.latency_ms"),
+    ])
+    queue_sample = " and ".join([
+        _quick_string("t.queue", MAX_TEXT_CHARS, False),
+        _quick_integer("t.depth", True, len(str(MAX_BIGINT)) - 1),
+    ])
+    deployment = " and ".join([
+        _quick_string("t.agent_id", MAX_TEXT_CHARS, True),
+        _quick_string("t.agent_version", MAX_TEXT_CHARS, True),
+        _quick_string("t.description", MAX_DESCRIPTION_CHARS, False),
+    ])
+    return f"""coalesce(
+            line_text is not null and t is not null and ord(line_text) = 123
+            and {_quick_string("t.event_id", MAX_ID_CHARS, True)}
+            and occurred_at is not null
+            and case t.type
+                when 'message' then {message}
+                when 'health_check' then {health_check}
+                when 'queue_sample' then {queue_sample}
+                when 'deployment' then {deployment}
+                else false
+            end, false)"""
+
+
+# Output of pass 1 (the `parsed` table): typed values; numbers inside llm_calls / tool_calls
+# stay JSON text until the raw layer is written. `reason` / `raw_line` are filled by pass 2.
+PARSE_SQL = f"""
+with parsed as (
+    select
+        line_number,
+        line_text,
+        case when line_bytes <= {MAX_LINE_BYTES} then try(json_transform(line_text, '{_typed_spec(FIELDS)}')) end as t
+    from lines
+),
+timed as (
+    select *, {_occurred_at("t.occurred_at")} as occurred_at from parsed
+)
+select
+    line_number,
+    {_quick_ok()} as quick_ok,
+    null::varchar as reason,
+    null::varchar as raw_line,
+    t.type as event_type,
+    t.event_id,
+    occurred_at,
+    t.user_id,
+    t.agent_id,
+    t.agent_name,
+    t.agent_version,
+    t.conversation_id,
+    t.status,
+    t.error_type,
+    try_cast(cast(t.response_time_ms as varchar) as double) as response_time_ms,
+    t.component,
+    cast(t.is_up as varchar) = 'true' as is_up,
+    try_cast(cast(t.latency_ms as varchar) as double) as latency_ms,
+    t.queue as queue_name,
+    try_cast(cast(t.depth as varchar) as bigint) as depth,
+    t.description,
+    t.llm_calls,
+    t.tool_calls
+from timed
+"""
+
+
+# --------------------------------------------------------------------------- pass 2: every rule, with its reason
+
+
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _absent(expr: str) -> str:
-    return f"({expr} is null or json_type({expr}) = 'NULL')"
+def _spec(fields: dict[str, str]) -> str:
+    return "{" + ",".join(f'"{f}":"JSON"' for f in fields) + "}"
 
 
-def _string_rules(expr: str, name: str, required: bool, max_chars: int) -> list[tuple[str, str]]:
+def _kind(fragment: str) -> str:
+    """JSON kind of a raw fragment from its first byte: s, n, b, a, o; NULL when absent/null."""
+    return (
+        f"case when {fragment} is not null then case ord({fragment}) "
+        f"when 34 then 's' when 123 then 'o' when 91 then 'a' when 116 then 'b' when 102 then 'b' when 45 then 'n' "
+        f"else case when ord({fragment}) between 48 and 57 then 'n' else '?' end end end"
+    )
+
+
+def _is_integer_text(fragment: str) -> str:
+    """A number fragment written without fraction or exponent (the parser keeps big ones as text)."""
+    return f"not (contains({fragment}, '.') or contains({fragment}, 'e') or contains({fragment}, 'E'))"
+
+
+def _string_rules(p: str, name: str, required: bool, max_chars: int) -> list[tuple[str, str]]:
     rules = []
     if required:
-        rules.append((_absent(expr), f"missing field {name}"))
-    present = f"not {_absent(expr)}"
+        rules.append((f"{p}k_{name} is null", f"missing field {name}"))
     rules += [
-        (f"{present} and json_type({expr}) <> 'VARCHAR'", f"field {name} must be a string"),
-        (f"{present} and length({expr} ->> '$') = 0", f"field {name} is empty"),
-        (f"{present} and length({expr} ->> '$') > {max_chars}", f"oversized field {name} (over {max_chars} chars)"),
+        (f"{p}k_{name} <> 's'", f"field {name} must be a string"),
+        (f"length({p}v_{name}) = 0", f"field {name} is empty"),
+        (f"length({p}v_{name}) > {max_chars}", f"oversized field {name} (over {max_chars} chars)"),
     ]
     return rules
 
 
-def _number_rules(expr: str, name: str, required: bool, integer: bool = False) -> list[tuple[str, str]]:
-    kinds = "('UBIGINT', 'BIGINT')" if integer else "('UBIGINT', 'BIGINT', 'DOUBLE')"
-    what = "an integer" if integer else "a number"
+def _number_rules(p: str, name: str, required: bool, maximum: int | None = None) -> list[tuple[str, str]]:
+    """Rules for a number (`maximum` None: any finite double) or an integer up to `maximum`."""
     rules = []
     if required:
-        rules.append((_absent(expr), f"missing field {name}"))
-    present = f"not {_absent(expr)}"
-    rules += [
-        (f"{present} and json_type({expr}) not in {kinds}", f"field {name} must be {what}"),
-        (f"{present} and json_type({expr}) = 'BIGINT'", f"negative number in field {name}"),
-        (f"{present} and json_type({expr}) = 'DOUBLE' and cast({expr} as double) < 0", f"negative number in field {name}"),
-    ]
+        rules.append((f"{p}k_{name} is null", f"missing field {name}"))
+    if maximum is None:
+        rules += [
+            (f"{p}k_{name} <> 'n'", f"field {name} must be a number"),
+            (f"{p}v_{name} < 0", f"negative number in field {name}"),
+            (f"not isfinite({p}v_{name})", f"field {name} out of range"),
+        ]
+    else:
+        rules += [
+            (f"{p}k_{name} <> 'n' or not {p}i_{name}", f"field {name} must be an integer"),
+            (f"{p}v_{name} < 0", f"negative number in field {name}"),
+            (f"{p}k_{name} = 'n' and ({p}v_{name} is null or {p}v_{name} > {maximum})",
+             f"field {name} out of range (over {maximum})"),
+        ]
     return rules
 
 
-def _array_rules(expr: str, name: str) -> list[tuple[str, str]]:
-    return [(f"not {_absent(expr)} and json_type({expr}) <> 'ARRAY'", f"field {name} must be an array")]
+def _array_rules(p: str, name: str) -> list[tuple[str, str]]:
+    return [(f"{p}k_{name} <> 'a'", f"field {name} must be an array")]
+
+
+def _guard(condition: str, rules: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(f"{condition} and ({cond})", reason) for cond, reason in rules]
 
 
 def _line_rules() -> list[tuple[str, str]]:
-    msg, hc, qs, dep = (f"j_type = '{t}'" for t in EVENT_TYPES)
+    msg, hc, qs, dep = (f"v_type = '{t}'" for t in EVENT_TYPES)
+    ws = "' \t\r\n'"
     rules: list[tuple[str, str]] = [
         ("line_text is null", "not valid UTF-8"),
         (f"line_bytes > {MAX_LINE_BYTES}", f"oversized line (over {MAX_LINE_BYTES} bytes)"),
-        ("trim(line_text, ' \t\r\n') = ''", "empty line"),
-        ("j is null", "not JSON"),
-        ("left(ltrim(line_text, ' \t\r\n'), 1) <> '{'", "not a JSON object"),
+        (f"j is null and trim(line_text, {ws}) = ''", "empty line"),
+        ("j is null and not json_valid(line_text)", "not JSON"),
+        (f"j is null or (ord(line_text) <> 123 and ord(ltrim(line_text, {ws})) <> 123)", "not a JSON object"),
     ]
-    rules += _string_rules("j.event_id", "event_id", True, MAX_ID_CHARS)
-    rules += _string_rules("j.type", "type", True, MAX_ID_CHARS)
-    rules.append((f"j_type not in {EVENT_TYPES}", Sql("'unknown type ' || j_type")))
-    rules.append((_absent("j.occurred_at"), "missing field occurred_at"))
-    rules.append(("json_type(j.occurred_at) <> 'VARCHAR'", "field occurred_at must be a string"))
+    rules += _string_rules("", "event_id", True, MAX_ID_CHARS)
+    rules += _string_rules("", "type", True, MAX_ID_CHARS)
+    rules.append((f"v_type not in {EVENT_TYPES}", Sql("'unknown type ' || v_type")))
+    rules.append(("k_occurred_at is null", "missing field occurred_at"))
+    rules.append(("k_occurred_at <> 's'", "field occurred_at must be a string"))
     rules.append(("occurred_at is null", "unparseable timestamp occurred_at"))
-    for rule in (
-        _string_rules("j.user_id", "user_id", True, MAX_TEXT_CHARS)
-        + _string_rules("j.agent_id", "agent_id", True, MAX_TEXT_CHARS)
-        + _string_rules("j.agent_name", "agent_name", False, MAX_TEXT_CHARS)
-        + _string_rules("j.agent_version", "agent_version", False, MAX_TEXT_CHARS)
-        + _string_rules("j.conversation_id", "conversation_id", False, MAX_TEXT_CHARS)
-        + _string_rules("j.status", "status", True, MAX_ID_CHARS)
-        + [("(j.status ->> '$') not in ('ok', 'error')", "field status must be ok or error")]
-        + _string_rules("j.error_type", "error_type", False, MAX_TEXT_CHARS)
-        + _number_rules("j.response_time_ms", "response_time_ms", False)
-        + [(f"(j.status ->> '$') = 'ok' and {_absent('j.response_time_ms')}", "missing field response_time_ms (required when status is ok)")]
-        + _array_rules("j.llm_calls", "llm_calls")
-        + _array_rules("j.tool_calls", "tool_calls")
-    ):
-        rules.append((f"{msg} and ({rule[0]})", rule[1]))
-    for rule in (
-        _string_rules("j.component", "component", False, MAX_TEXT_CHARS)
-        + [(_absent("j.is_up"), "missing field is_up"), ("json_type(j.is_up) <> 'BOOLEAN'", "field is_up must be a boolean")]
-        + _number_rules("j.latency_ms", "latency_ms", False)
-    ):
-        rules.append((f"{hc} and ({rule[0]})", rule[1]))
-    for rule in _string_rules("j.queue", "queue", False, MAX_TEXT_CHARS) + _number_rules("j.depth", "depth", True, integer=True):
-        rules.append((f"{qs} and ({rule[0]})", rule[1]))
-    for rule in (
-        _string_rules("j.agent_id", "agent_id", True, MAX_TEXT_CHARS)
-        + _string_rules("j.agent_version", "agent_version", True, MAX_TEXT_CHARS)
-        + _string_rules("j.description", "description", False, MAX_DESCRIPTION_CHARS)
-    ):
-        rules.append((f"{dep} and ({rule[0]})", rule[1]))
+    rules += _guard(
+        msg,
+        _string_rules("", "user_id", True, MAX_TEXT_CHARS)
+        + _string_rules("", "agent_id", True, MAX_TEXT_CHARS)
+        + _string_rules("", "agent_name", False, MAX_TEXT_CHARS)
+        + _string_rules("", "agent_version", False, MAX_TEXT_CHARS)
+        + _string_rules("", "conversation_id", False, MAX_TEXT_CHARS)
+        + _string_rules("", "status", True, MAX_ID_CHARS)
+        + [("v_status not in ('ok', 'error')", "field status must be ok or error")]
+        + _string_rules("", "error_type", False, MAX_TEXT_CHARS)
+        + _number_rules("", "response_time_ms", False)
+        + [("v_status = 'ok' and k_response_time_ms is null", "missing field response_time_ms (required when status is ok)")]
+        + _array_rules("", "llm_calls")
+        + _array_rules("", "tool_calls"),
+    )
+    rules += _guard(
+        hc,
+        _string_rules("", "component", False, MAX_TEXT_CHARS)
+        + [("k_is_up is null", "missing field is_up"), ("k_is_up <> 'b'", "field is_up must be a boolean")]
+        + _number_rules("", "latency_ms", False),
+    )
+    rules += _guard(qs, _string_rules("", "queue", False, MAX_TEXT_CHARS) + _number_rules("", "depth", True, MAX_BIGINT))
+    rules += _guard(
+        dep,
+        _string_rules("", "agent_id", True, MAX_TEXT_CHARS)
+        + _string_rules("", "agent_version", True, MAX_TEXT_CHARS)
+        + _string_rules("", "description", False, MAX_DESCRIPTION_CHARS),
+    )
     return rules
 
 
 def _case(rules: list[tuple[str, str]]) -> str:
     branches = "\n".join(
-        f"        when {cond} then {reason if isinstance(reason, Sql) else _lit(reason)}"
-        for cond, reason in rules
+        f"        when {cond} then {reason if isinstance(reason, Sql) else _lit(reason)}" for cond, reason in rules
     )
     return f"case\n{branches}\n    end"
 
 
+def _not_object(fields: dict[str, str], array: str) -> tuple[str, str]:
+    """An item whose fields are all absent: an empty object, or not an object at all."""
+    all_absent = " and ".join(f"x.k_{f} is null" for f in fields)
+    return (f"{all_absent} and json_type({array}, '$[' || (i - 1) || ']') <> 'OBJECT'", "item must be an object")
+
+
 def _call_rules() -> list[tuple[str, str]]:
-    rules = _string_rules("c.provider", "provider", True, MAX_TEXT_CHARS)
-    rules += _string_rules("c.model", "model", True, MAX_TEXT_CHARS)
-    rules += _number_rules("c.input_tokens", "input_tokens", True, integer=True)
-    rules += _number_rules("c.output_tokens", "output_tokens", True, integer=True)
-    rules += _number_rules("c.cache_read_tokens", "cache_read_tokens", False, integer=True)
-    rules.append(
-        (
-            "not " + _absent("c.cache_read_tokens") + " and cast(c.cache_read_tokens as bigint) > cast(c.input_tokens as bigint)",
-            "cache_read_tokens exceeds input_tokens",
-        )
-    )
-    rules += _number_rules("c.cost_usd", "cost_usd", False)
-    rules += _number_rules("c.latency_ms", "latency_ms", False)
+    p = "x."
+    rules = [_not_object(CALL_FIELDS, "j.llm_calls")]
+    rules += _string_rules(p, "provider", True, MAX_TEXT_CHARS)
+    rules += _string_rules(p, "model", True, MAX_TEXT_CHARS)
+    rules += _number_rules(p, "input_tokens", True, MAX_TOKENS)
+    rules += _number_rules(p, "output_tokens", True, MAX_TOKENS)
+    rules += _number_rules(p, "cache_read_tokens", False, MAX_TOKENS)
+    rules.append(("x.v_cache_read_tokens > x.v_input_tokens", "cache_read_tokens exceeds input_tokens"))
+    rules += _number_rules(p, "cost_usd", False)
+    rules.append((f"x.v_cost_usd >= {MAX_COST_USD}", f"field cost_usd out of range (over {MAX_COST_USD})"))
+    rules += _number_rules(p, "latency_ms", False)
     return rules
 
 
 def _tool_rules() -> list[tuple[str, str]]:
-    rules = _string_rules("c.name", "name", True, MAX_TEXT_CHARS)
-    rules += _number_rules("c.latency_ms", "latency_ms", False)
-    rules += _string_rules("c.status", "status", False, MAX_ID_CHARS)
+    p = "x."
+    rules = [_not_object(TOOL_FIELDS, "j.tool_calls")]
+    rules += _string_rules(p, "name", True, MAX_TEXT_CHARS)
+    rules += _number_rules(p, "latency_ms", False)
+    rules += _string_rules(p, "status", False, MAX_ID_CHARS)
     return rules
 
 
-CHECK_SQL = f"""
-with decoded as (
-    select line_number, octet_length(line_blob) as line_bytes, try(decode(line_blob)) as line_text
-    from lines
-),
-parsed as (
+def _item_struct(fields: dict[str, str]) -> str:
+    """Struct literal of kinds, values and integer flags for one item fragment struct `c`."""
+    parts = []
+    for name, kind in fields.items():
+        frag = f"c.{name}"
+        parts.append(f"'k_{name}': {_kind(frag)}")
+        if kind == "string":
+            parts.append(f"'v_{name}': case when ord({frag}) = 34 then {frag} ->> '$' end")
+        elif kind == "number":
+            parts.append(f"'v_{name}': try_cast(cast({frag} as varchar) as double)")
+        elif kind == "integer":
+            parts.append(f"'i_{name}': {_is_integer_text(frag)}")
+            parts.append(f"'v_{name}': case when {_is_integer_text(frag)} then try_cast(cast({frag} as varchar) as hugeint) end")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _items(field: str, fields: dict[str, str], rules: list[tuple[str, str]]) -> str:
+    """List of checked items of the array fragment `j.<field>`: struct(kinds, values, reason)."""
+    spec = "[" + _spec(fields) + "]"
+    checked = f"""list_transform(
+            list_transform(json_transform(j.{field}, '{spec}'), lambda c: {_item_struct(fields)}),
+            lambda x, i: struct_insert(x, reason := '{field}[' || i || ']: ' || ({_case(rules)})))"""
+    return f"case when v_type = 'message' and k_{field} = 'a' then {checked} end"
+
+
+def _line_columns() -> list[str]:
+    cols = []
+    for name, kind in FIELDS.items():
+        frag = f"j.{name}"
+        cols.append(f"{_kind(frag)} as k_{name}")
+        if kind == "string":
+            cols.append(f"case when ord({frag}) = 34 then {frag} ->> '$' end as v_{name}")
+        elif kind == "number":
+            cols.append(f"try_cast(cast({frag} as varchar) as double) as v_{name}")
+        elif kind == "integer":
+            cols.append(f"{_is_integer_text(frag)} as i_{name}")
+            cols.append(f"case when {_is_integer_text(frag)} then try_cast(cast({frag} as varchar) as hugeint) end as v_{name}")
+        elif kind == "boolean":
+            cols.append(f"cast({frag} as varchar) = 'true' as v_{name}")
+    return cols
+
+
+def _first_reason(items: str) -> str:
+    return f"list_filter(list_transform({items}, lambda x: x.reason), lambda r: r is not null)[1]"
+
+
+_LINE_COLUMNS = ",\n        ".join(_line_columns())
+
+
+def reason_sql(source: str) -> str:
+    """(line_number, reason, raw_line) for the lines of relation `source` (same columns as `lines`)."""
+    return f"""
+with parsed as (
     select
         line_number,
         line_bytes,
         line_text,
-        case when line_bytes <= {MAX_LINE_BYTES} then try(json_transform(line_text, '{_SPEC}')) end as j
-    from decoded
+        case when line_bytes <= {MAX_LINE_BYTES} then try(json_transform(line_text, '{_spec(FIELDS)}')) end as j
+    from {source}
 ),
-typed as (
+fields as (
+    select
+        line_number, line_bytes, line_text, j,
+        {_LINE_COLUMNS}
+    from parsed
+),
+timed as (
     select
         *,
-        j.type ->> '$' as j_type,
-        case when json_type(j.occurred_at) = 'VARCHAR'
-                  and regexp_full_match(j.occurred_at ->> '$', '{_RFC3339}')
-             then try_cast(try_cast(j.occurred_at ->> '$' as timestamptz) as timestamp) end as occurred_at
-    from parsed
+        {_occurred_at("v_occurred_at")} as occurred_at,
+        {_items("llm_calls", CALL_FIELDS, _call_rules())} as llm_items,
+        {_items("tool_calls", TOOL_FIELDS, _tool_rules())} as tool_items
+    from fields
+),
+judged as (
+    select
+        line_number,
+        line_text,
+        coalesce(
+            {_case(_line_rules())},
+            {_first_reason("llm_items")},
+            {_first_reason("tool_items")}
+        ) as reason
+    from timed
 )
 select
     line_number,
-    line_text,
-    j,
-    j_type as event_type,
-    occurred_at,
-    {_case(_line_rules())} as reason
-from typed
+    reason,
+    case when reason is not null then rtrim(line_text, chr(13) || chr(10)) end as raw_line
+from judged
 """
-
-
-def _items_sql(field: str, spec: str, rules: list[tuple[str, str]], label: str) -> str:
-    return f"""
-with arrays as (
-    select line_number, try(json_transform(j.{field}, '{spec}')) as items
-    from checked
-    where reason is null and event_type = 'message' and json_type(j.{field}) = 'ARRAY'
-),
-items as (
-    select line_number, unnest(list_transform(items, lambda x, i: {{'idx': i, 'item': x}})) as u
-    from arrays
-),
-flat as (
-    select line_number, u.idx as call_index, u.item as c from items
-)
-select
-    line_number,
-    call_index,
-    c,
-    '{label}[' || call_index || ']: ' || ({_case(rules)}) as reason
-from flat
-"""
-
-
-CALL_ITEMS_SQL = _items_sql("llm_calls", _CALL_SPEC, _call_rules(), "llm_calls")
-TOOL_ITEMS_SQL = _items_sql("tool_calls", _TOOL_SPEC, _tool_rules(), "tool_calls")
