@@ -171,11 +171,11 @@ class Bench:
                "--step-args", json.dumps(kwargs, default=str), "--step-result", str(result_path)]
         return self.run(key, label, cmd)
 
-    def dbt(self, key: str, label: str, command: str, target: Path) -> dict:
+    def dbt(self, key: str, label: str, command: str, target: Path, extra: tuple[str, ...] = ()) -> dict:
         from orchestration.defs.dbt.project import DBT_PROJECT_DIR, PROFILES_DIR, dbt_executable
 
         cmd = [dbt_executable(), command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(PROFILES_DIR),
-               "--target-path", str(target), "--log-path", str(self.workdir / "dbt" / "logs")]
+               "--target-path", str(target), "--log-path", str(self.workdir / "dbt" / "logs"), *extra]
         if command == "build":
             (target / "run_results.json").unlink(missing_ok=True)  # never report an earlier build's timings
         step = self.run(key, label, cmd, cwd=DBT_PROJECT_DIR)
@@ -533,7 +533,11 @@ def bench_main(args: argparse.Namespace) -> int:
                 ok(bench.py("queries", "metrics queries", end=str(last_day)))
                 print("one more day")
                 if ok(bench.py("more.ingest", "ingest 1 file", paths=[str(extra_dir)])):
-                    ok(bench.dbt("more.dbt", "dbt build (incremental)", "build", dbt_target))
+                    # as the 5-minute refresh runs it: the staging-view tests are left to the nightly rebuild
+                    from orchestration.defs.dbt.definitions import REFRESH_EXCLUDE
+
+                    ok(bench.dbt("more.dbt", "dbt build (incremental, as the refresh)", "build", dbt_target,
+                                 ("--exclude", REFRESH_EXCLUDE)))
                     ok(bench.py("more.checks", "GX checks"))
                     ok(bench.py("more.exports", "exports", end=str(today)))
                 if args.dagster:
