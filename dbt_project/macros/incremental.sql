@@ -23,3 +23,12 @@
     from {{ messages }} as m
     where m.message_date >= {{ dbt.dateadd('day', -(var('lookback_days') | int), '(select max(message_date) from ' ~ messages ~ ')') }}
 {%- endmacro %}
+
+{#- `select <columns> from <relation>`, restricted on incremental runs to rows of ingest
+    batches loaded after this model's newest `loaded_at`. -#}
+{% macro loaded_since_last_run(relation, columns='*') -%}
+    select {{ columns }} from {{ relation }}
+    {% if is_incremental() %}
+    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    {% endif %}
+{%- endmacro %}

@@ -13,19 +13,13 @@ with
 
 tool_calls as (
 
-    select * from {{ ref('stg_raw__tool_calls') }}
-    {% if is_incremental() %}
-    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
-    {% endif %}
+    {{ loaded_since_last_run(ref('stg_raw__tool_calls')) }}
 
 ),
 
 messages as (
 
-    select message_id, user_id, agent_id, message_date, loaded_at from {{ ref('stg_raw__messages') }}
-    {% if is_incremental() %}
-    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
-    {% endif %}
+    {{ loaded_since_last_run(ref('stg_raw__messages'), 'message_id, user_id, agent_id, message_date, loaded_at') }}
 
 ),
 
