@@ -11,7 +11,7 @@ import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from agent_analytics.settings import Settings, SettingsError, load_settings
 

@@ -61,12 +61,6 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> dict:
     return _rows(con, sql, params)[0]
 
 
-def _num(value) -> float | int | None:
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
-
-
 def _plain(value):
     if isinstance(value, Decimal):
         return float(value)
