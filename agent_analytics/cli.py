@@ -1,4 +1,4 @@
-"""The `agent-analytics` command line: ingest, build, export, generate, demo, dev.
+"""The `agent-analytics` command line: ingest, build, export, metrics, report, generate, demo, dev.
 
 Bad arguments and user mistakes print one line `agent-analytics: error: ...` and exit 2
 (1 when a build fails); never a traceback.
@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     metrics = sub.add_parser("metrics", help="every metric of the analytics guide for a period, in the terminal")
     _add_period_arguments(metrics)
     metrics.add_argument("--format", choices=("table", "json"), default="table")
+
+    report = sub.add_parser("report", help="write (and email) the reports of one frequency for a period")
+    report.add_argument("--frequency", choices=("daily", "weekly", "monthly"), required=True)
+    report.add_argument("--name", help="only the report definition with this name")
+    report.add_argument("--period-end", dest="period_end", type=_date_arg,
+                        help="a date inside the period, YYYY-MM-DD (default: the last period that has ended)")
 
     generate = sub.add_parser("generate", help="write deterministic synthetic events in the contract format")
     generate.add_argument("--events", type=_positive_int, required=True, help="message events")
@@ -199,6 +205,43 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics import mail
+    from agent_analytics.exports import ExportError
+    from agent_analytics.reports.definitions import ReportConfigError, definitions_path, load_definitions
+    from agent_analytics.reports.produce import email_report, write_report
+
+    try:
+        path = definitions_path(settings)
+        chosen = [d for d in load_definitions(path) if d.frequency == args.frequency]
+        smtp = mail.smtp_settings()
+    except (ReportConfigError, mail.MailError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.name:
+        names = [d.name for d in chosen]
+        chosen = [d for d in chosen if d.name == args.name]
+        if not chosen:
+            raise UsageError(f"no {args.frequency} report named {args.name!r} in {path} ({', '.join(names) or 'none defined'})")
+    if not chosen:
+        raise UsageError(f"no {args.frequency} report is defined in {path}")
+    if not settings.warehouse_path.exists():
+        raise UsageError(f"no warehouse at {settings.warehouse_path}: run '{PROG} build' first")
+    failed = 0
+    for definition in chosen:
+        try:
+            report = write_report(settings, definition, args.period_end)
+        except ExportError as exc:
+            raise UsageError(f"report {definition.name!r}: {exc}") from None
+        for file in report.files:
+            print(f"{definition.name} {report.label}: wrote {file}")
+        try:
+            print(f"{definition.name} {report.label}: {email_report(report, smtp)}")
+        except mail.MailError as exc:
+            failed += 1
+            print(f"{PROG}: error: {definition.name} {report.label}: not emailed: {exc} (the files are written)", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from ingestion.generate import generate
 
@@ -223,6 +266,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"raw layer (Parquet):  {settings.raw_dir / 'batches'}")
     print(f"daily CSV export:     {settings.exports_dir / 'daily.csv'}")
     print(f"full JSON export:     {settings.exports_dir / 'analytics.json'}")
+    print(f"dashboard:            {settings.reports_dir / 'dashboard' / 'index.html'}")
+    print(f"reports (PDF, CSV):   {settings.reports_dir}/<name>/<period>.pdf|.csv")
     print(f"loaded sample files:  {settings.landing_dir / 'loaded'}")
     print("quarantined lines:    table ingest.quarantine in the warehouse")
     print(f"Dagster UI:           make dev   (DAGSTER_HOME={settings.dagster_home})")
@@ -246,6 +291,7 @@ COMMANDS = {
     "build": cmd_build,
     "export": cmd_export,
     "metrics": cmd_metrics,
+    "report": cmd_report,
     "generate": cmd_generate,
     "demo": cmd_demo,
     "dev": cmd_dev,

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from agent_analytics.reports.periods import FREQUENCIES
+from agent_analytics.settings import load_settings
 from orchestration.defs.dbt import definitions as dbt_concern
 from orchestration.defs.exports import definitions as exports_concern
 from orchestration.defs.ingest import definitions as ingest_concern
 from orchestration.defs.quality import definitions as quality_concern
+from orchestration.defs.reports import definitions as reports_concern
 
 BUILD_JOB = "build_all"
 REFRESH_JOB = "refresh"
@@ -19,11 +22,14 @@ REFRESH_JOB = "refresh"
 
 def build_definitions() -> dg.Definitions:
     everything = dg.AssetSelection.all()
+    scheduled_reports = dg.AssetSelection.assets(*(reports_concern.report_asset_name(f) for f in FREQUENCIES))
     build_all = dg.define_asset_job(
-        BUILD_JOB, selection=everything, description="Ingest landing files, build every model, check, export."
+        BUILD_JOB, selection=everything,
+        description="Ingest landing files, build every model, check, export, dashboard, reports (not emailed).",
     )
     refresh = dg.define_asset_job(
-        REFRESH_JOB, selection=everything, description="Incremental refresh: new files in, affected days rebuilt, exports out."
+        REFRESH_JOB, selection=everything - scheduled_reports,
+        description="Incremental refresh: new files in, affected days rebuilt, exports and dashboard out.",
     )
     schedules = [
         dg.ScheduleDefinition(
@@ -47,6 +53,7 @@ def build_definitions() -> dg.Definitions:
         dbt_concern.build_defs(),
         quality_concern.defs,
         exports_concern.defs,
+        reports_concern.build_defs(load_settings().company_tz),
         dg.Definitions(jobs=[build_all, refresh], schedules=schedules),
     )
 

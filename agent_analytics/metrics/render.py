@@ -2,49 +2,22 @@
 
 from __future__ import annotations
 
+from agent_analytics.metrics.formatting import (
+    change,
+    count,
+    duration,
+    money,
+    ms,
+    tokens,
+)
+
 WIDTH = 100
 BAR = 30
-ARROWS = {"up": "↑", "down": "↓", "unchanged": "→", "new": "↑"}
-
-
-def _money(value: float) -> str:
-    return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 1000:.1f}s" if value >= 1000 else f"{value:.0f}ms"
-
-
-def _duration(ms: float) -> str:
-    seconds = int(round(ms / 1000))
-    return f"{seconds // 60}m {seconds % 60:02d}s"
-
-
-def _count(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def _tokens(value: float) -> str:
-    if value >= 1_000_000:
-        return f"{value / 1_000_000:.1f}M"
-    if value >= 1_000:
-        return f"{value / 1_000:.0f}K"
-    return str(int(value))
 
 
 def _bar(share: float) -> str:
     full = share / 100 * BAR
     return "█" * int(full) + ("▌" if full - int(full) >= 0.5 else "")
-
-
-def _change(metric: dict, label: str) -> str:
-    if metric["change_pct"] is None:
-        return "(new)" if metric["trend"] == "new" else "(→ unchanged)"
-    if metric["trend"] == "unchanged":
-        return "(→ unchanged)"
-    return f"({ARROWS[metric['trend']]} {abs(metric['change_pct']):.0f}% vs {label})"
 
 
 def _table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
@@ -79,17 +52,17 @@ def render_table(doc: dict) -> str:
     o = doc["overview"]
     out += _section("Overview")
     for label, key, fmt in (
-        ("Active users", "active_users", _count),
-        ("Daily active users", "dau", _count),
-        ("Total sessions", "sessions", _count),
-        ("Active agents", "active_agents", _count),
-        ("Total costs", "cost_usd", _money),
+        ("Active users", "active_users", count),
+        ("Daily active users", "dau", count),
+        ("Total sessions", "sessions", count),
+        ("Active agents", "active_agents", count),
+        ("Total costs", "cost_usd", money),
     ):
-        out.append(f"  {label + ':':<20} {fmt(o[key]['value']):>12} {_change(o[key], prev_label)}")
+        out.append(f"  {label + ':':<20} {fmt(o[key]['value']):>12} {change(o[key], prev_label)}")
 
     e = doc["engagement"]
     out += _section("User engagement")
-    out.append(f"  Sessions: {_count(e['sessions'])}   average duration: {_duration(e['avg_session_duration_ms'])}"
+    out.append(f"  Sessions: {count(e['sessions'])}   average duration: {duration(e['avg_session_duration_ms'])}"
                f"   messages per session: {e['messages_per_session']:.1f}")
     out.append("  Daily active users (DAU / WAU / MAU)")
     series = e["series"][-14:]
@@ -103,12 +76,12 @@ def render_table(doc: dict) -> str:
 
     perf = doc["performance"]
     out += _section("Agent performance")
-    out.append(f"  Active agents: {perf['active_agents']}   average response: {_ms(perf['avg_response_time_ms'])}"
+    out.append(f"  Active agents: {perf['active_agents']}   average response: {ms(perf['avg_response_time_ms'])}"
                f"   error rate: {perf['error_rate_pct']:.2f}%")
     out += _table(
         ["Agent", "Sessions", "Messages", "Avg duration", "Cost", "Error %", "Avg resp", "Tokens"],
-        [[a["agent_name"][:22], _count(a["sessions"]), _count(a["messages"]), _duration(a["avg_session_duration_ms"]),
-          _money(a["cost_usd"]), f"{a['error_rate_pct']:.1f}%", _ms(a["avg_response_time_ms"]), _tokens(a["total_tokens"])]
+        [[a["agent_name"][:22], count(a["sessions"]), count(a["messages"]), duration(a["avg_session_duration_ms"]),
+          money(a["cost_usd"]), f"{a['error_rate_pct']:.1f}%", ms(a["avg_response_time_ms"]), tokens(a["total_tokens"])]
          for a in perf["agents"]],
         "lrrrrrrr",
     )
@@ -116,13 +89,13 @@ def render_table(doc: dict) -> str:
     top = max((h["p95_response_time_ms"] or 0 for h in perf["hourly"]), default=0) or 1
     for h in perf["hourly"]:
         if h["messages"]:
-            out.append(f"    {h['hour']:02d}:00  {_ms(h['avg_response_time_ms']):>7} {_ms(h['p95_response_time_ms']):>7}  "
+            out.append(f"    {h['hour']:02d}:00  {ms(h['avg_response_time_ms']):>7} {ms(h['p95_response_time_ms']):>7}  "
                        f"{_bar((h['avg_response_time_ms'] or 0) / top * 100)}")
     if perf["tools"]:
         out.append("  Tool latency")
         out += _table(
             ["Tool", "Calls", "Avg", "P95", "Errors"],
-            [[t["tool_name"][:24], _count(t["calls"]), _ms(t["avg_latency_ms"]), _ms(t["p95_latency_ms"]),
+            [[t["tool_name"][:24], count(t["calls"]), ms(t["avg_latency_ms"]), ms(t["p95_latency_ms"]),
               f"{t['error_share_pct']:.1f}%"] for t in perf["tools"]],
             "lrrrr",
         )
@@ -130,21 +103,21 @@ def render_table(doc: dict) -> str:
     c = doc["cost"]
     out += _section("Cost analysis")
     for p in c["by_provider"]:
-        out.append(f"  {p['provider']:<14} {_money(p['cost_usd']):>12} ({p['share_pct']:5.1f}%) {_bar(p['share_pct'])}")
+        out.append(f"  {p['provider']:<14} {money(p['cost_usd']):>12} ({p['share_pct']:5.1f}%) {_bar(p['share_pct'])}")
     out.append("  Cost per agent (top 5)")
     top_agents = c["by_agent"][:5]
     for a in top_agents:
-        out.append(f"    {a['agent_id']:<18} {_money(a['cost_usd']):>12} {_bar(a['share_pct'])}")
+        out.append(f"    {a['agent_id']:<18} {money(a['cost_usd']):>12} {_bar(a['share_pct'])}")
     out.append("  Cost by week")
-    out += ["  " + line for line in _series([(w["week_start"], w["cost_usd"]) for w in c["by_week"]], _money)]
-    out.append(f"  Cost per message: {_money(c['cost_per_message_usd'])}   per session: {_money(c['cost_per_session_usd'])}"
-               f"   per user: {_money(c['cost_per_user_usd'])}")
+    out += ["  " + line for line in _series([(w["week_start"], w["cost_usd"]) for w in c["by_week"]], money)]
+    out.append(f"  Cost per message: {money(c['cost_per_message_usd'])}   per session: {money(c['cost_per_session_usd'])}"
+               f"   per user: {money(c['cost_per_user_usd'])}")
     u = c["unpriced"]
     if u["calls"]:
         out.append(f"  Unpriced (no known price, not in the totals): {u['calls']:,} calls, {u['total_tokens']:,} tokens")
     f = c["forecast"]
     trend = "n/a" if f["trend_pct"] is None else f"{f['trend_pct']:+.0f}% week-over-week"
-    out.append(f"  Forecast: {_money(f['weekly_spend_usd'])}/week, projected monthly ~{_money(f['projected_monthly_usd'])}, trend {trend}")
+    out.append(f"  Forecast: {money(f['weekly_spend_usd'])}/week, projected monthly ~{money(f['projected_monthly_usd'])}, trend {trend}")
 
     t = doc["tokens"]
     out += _section("Token usage")
@@ -153,7 +126,7 @@ def render_table(doc: dict) -> str:
     out.append(f"  Average tokens per message: {t['avg_tokens_per_message']:,.0f}")
     out += _table(
         ["Agent", "Prompt", "Completion", "Total", "Per message"],
-        [[a["agent_id"][:22], _tokens(a["input_tokens"]), _tokens(a["output_tokens"]), _tokens(a["total_tokens"]),
+        [[a["agent_id"][:22], tokens(a["input_tokens"]), tokens(a["output_tokens"]), tokens(a["total_tokens"]),
           f"{a['avg_tokens_per_message']:,.0f}"] for a in t["by_agent"]],
         "lrrrr",
     )
@@ -170,8 +143,8 @@ def render_table(doc: dict) -> str:
     for w in h["error_rate"]:
         out.append(f"  Error rate {w['window']:<8} {w['error_rate_pct']:6.2f}%  {w['status']}  ({w['messages']:,} messages)")
     r = h["response_time"]
-    out.append(f"  P50 {_ms(r['p50_ms'])} {r['p50_status']}   P95 {_ms(r['p95_ms'])} {r['p95_status']}"
-               f"   P99 {_ms(r['p99_ms'])} {r['p99_status']}")
+    out.append(f"  P50 {ms(r['p50_ms'])} {r['p50_status']}   P95 {ms(r['p95_ms'])} {r['p95_status']}"
+               f"   P99 {ms(r['p99_ms'])} {r['p99_status']}")
     v = h["request_volume"]
     out.append(f"  Request volume: current {v['current_per_min']} req/min, peak today {v['peak_per_min_today']} req/min,"
                f" capacity {v['capacity_per_min']} req/min ({v['headroom_pct']:.0f}% headroom)")

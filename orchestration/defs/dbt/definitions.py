@@ -10,7 +10,12 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from agent_analytics.settings import load_settings
 from ingestion.warehouse import warehouse_lock
-from orchestration.defs.dbt.project import DBT_PROJECT_DIR, PROFILES_DIR, dbt_executable, ensure_manifest
+from orchestration.defs.dbt.project import (
+    DBT_PROJECT_DIR,
+    PROFILES_DIR,
+    dbt_executable,
+    ensure_manifest,
+)
 from orchestration.pools import WAREHOUSE_POOL
 
 

@@ -5,14 +5,13 @@ temporary name and renamed, so a reader never sees a half-written export.
 """
 
 
-import os
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from agent_analytics.exports import to_csv, to_json
+from agent_analytics.files import write_atomically
 from agent_analytics.metrics import MetricsRequest, compute_metrics
 from agent_analytics.periods import parse_as_of, parse_period
 from agent_analytics.settings import load_settings
@@ -31,13 +30,6 @@ MART_DEPS = [
 DAILY_CSV = "daily.csv"
 FULL_JSON = "analytics.json"
 EXPORT_PERIOD = "30d"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _document() -> tuple:

@@ -64,7 +64,6 @@ def validate(df: pd.DataFrame, suite: Suite, name: str) -> SuiteResult:
     """Run a suite over a DataFrame with an ephemeral GX context."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")

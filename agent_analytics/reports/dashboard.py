@@ -1,0 +1,260 @@
+"""The dashboard: one self-contained HTML page per period, and an index linking them.
+
+Pages hold the guide's six sections (overview, user engagement, agent performance, cost
+analysis, token usage, system health) rendered from one metrics document. Charts are inline
+SVG, styles inline, no script and no network: a page opens offline from the file system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
+
+from agent_analytics.metrics.formatting import count, duration, money, ms, tokens
+from agent_analytics.reports import charts as chart_lib
+from agent_analytics.reports.periods import Page
+
+GOOD = {"Excellent", "Good", "Fast", "Healthy"}
+WARN = {"Acceptable"}
+ARROW = {"up": "▲", "down": "▼", "unchanged": "▶", "new": "▲"}
+# For these, a rise is bad news (shown red); for the rest a rise is good news (green).
+RISE_IS_BAD = {"cost_usd", "error_rate_pct"}
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;background:#f8fafc;color:#0f172a}
+header{background:#0f172a;color:#f8fafc;padding:16px 28px}
+header h1{margin:0;font-size:22px} header p{margin:4px 0 0;color:#cbd5e1;font-size:13px}
+nav{padding:8px 28px;background:#e2e8f0;font-size:14px} nav a{margin-right:16px;color:#1d4ed8}
+nav a.current{font-weight:bold;color:#0f172a;text-decoration:none}
+main{padding:8px 28px 40px;max-width:1400px}
+section{background:#fff;border:1px solid #e2e8f0;border-radius:8px;margin:18px 0;padding:12px 18px}
+h2{font-size:18px;margin:4px 0 12px} h3{font-size:14px;margin:14px 0 6px;color:#334155}
+.kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:12px}
+.kpi{border:1px solid #e2e8f0;border-radius:8px;padding:10px 12px;background:#f8fafc}
+.kpi .label{font-size:12px;color:#475569} .kpi .value{font-size:24px;font-weight:600;margin:2px 0}
+.kpi .change{font-size:12px} .pos{color:#047857} .neg{color:#b91c1c} .flat{color:#475569}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
+.chart svg{width:100%;height:auto}
+table{border-collapse:collapse;font-size:13px;margin:4px 0 8px}
+th,td{padding:4px 10px;border-bottom:1px solid #e2e8f0;text-align:right} th{background:#f1f5f9}
+th:first-child,td:first-child{text-align:left}
+.status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
+.status.good{background:#d1fae5;color:#065f46} .status.warn{background:#fef3c7;color:#92400e}
+.status.bad{background:#fee2e2;color:#991b1b} .status.none{background:#e2e8f0;color:#475569}
+.facts{display:flex;flex-wrap:wrap;gap:8px 28px;font-size:14px;margin:6px 0} .facts b{font-weight:600}
+.note{background:#fef3c7;padding:8px 12px;border-radius:6px}
+footer{color:#64748b;font-size:12px;padding:0 28px 24px}
+"""
+
+
+def status_badge(label: str) -> str:
+    kind = "good" if label in GOOD else "warn" if label in WARN else "none" if label == "No data" else "bad"
+    return f'<span class="status {kind}">{escape(label)}</span>'
+
+
+def change_html(metric: dict, key: str) -> str:
+    trend, pct = metric["trend"], metric["change_pct"]
+    if pct is None:
+        text = "new" if trend == "new" else "unchanged"
+    else:
+        text = f"{ARROW[trend]} {abs(pct):.1f}%"
+    if trend in ("up", "new"):
+        css = "neg" if key in RISE_IS_BAD else "pos"
+    elif trend == "down":
+        css = "pos" if key in RISE_IS_BAD else "neg"
+    else:
+        css = "flat"
+    return f'<span class="change {css}">{escape(text)} vs previous period</span>'
+
+
+def table(headers: list[str], rows: Iterable[list[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def facts(items: list[tuple[str, str]]) -> str:
+    return '<div class="facts">' + "".join(f"<span>{escape(k)}: <b>{v}</b></span>" for k, v in items) + "</div>"
+
+
+def _kpis(doc: dict) -> str:
+    o = doc["overview"]
+    cards = []
+    for label, key, fmt in (
+        ("Active users", "active_users", count),
+        ("Daily active users (last day)", "dau", count),
+        ("Sessions", "sessions", count),
+        ("Messages", "messages", count),
+        ("Active agents", "active_agents", count),
+        ("Total cost", "cost_usd", money),
+        ("Error rate", "error_rate_pct", lambda v: f"{v:.2f}%"),
+    ):
+        metric = o[key]
+        cards.append(
+            f'<div class="kpi" data-kpi="{key}"><div class="label">{escape(label)}</div>'
+            f'<div class="value">{escape(fmt(metric["value"]))}</div>{change_html(metric, key)}</div>'
+        )
+    return '<div class="kpis">' + "".join(cards) + "</div>"
+
+
+def _chart_grid(svgs: dict[str, str], names: list[str]) -> str:
+    inner = "".join(f'<div class="chart" id="chart-{n}">{svgs[n]}</div>' for n in names if n in svgs)
+    return f'<div class="charts">{inner}</div>' if inner else "<p>No data to chart in this period.</p>"
+
+
+def _engagement(doc: dict, svgs: dict[str, str]) -> str:
+    e = doc["engagement"]
+    last = e["series"][-1] if e["series"] else {"dau": 0, "wau": 0, "mau": 0}
+    return facts(
+        [("DAU", count(last["dau"])), ("WAU", count(last["wau"])), ("MAU", count(last["mau"])),
+         ("Sessions", count(e["sessions"])), ("Average session", duration(e["avg_session_duration_ms"])),
+         ("Messages per session", f"{e['messages_per_session']:.1f}")]
+    ) + _chart_grid(svgs, ["dau_trend", "session_duration", "messages_per_session"])
+
+
+def _performance(doc: dict, svgs: dict[str, str]) -> str:
+    perf = doc["performance"]
+    out = facts(
+        [("Active agents", count(perf["active_agents"])), ("Messages", count(perf["messages"])),
+         ("Average response", ms(perf["avg_response_time_ms"])), ("Success rate", f"{perf['success_rate_pct']:.2f}%")]
+    )
+    out += "<h3>Agent comparison</h3>" + table(
+        ["Agent", "Sessions", "Messages", "Avg session", "Cost", "Error rate", "Avg response", "Tokens"],
+        [[escape(a["agent_name"]), count(a["sessions"]), count(a["messages"]), duration(a["avg_session_duration_ms"]),
+          money(a["cost_usd"]), f"{a['error_rate_pct']:.2f}%", ms(a["avg_response_time_ms"]), tokens(a["total_tokens"])]
+         for a in perf["agents"]],
+    )
+    out += _chart_grid(svgs, ["response_by_hour"])
+    if perf["tools"]:
+        out += "<h3>Tool latency</h3>" + table(
+            ["Tool", "Calls", "Average", "P95", "Errors"],
+            [[escape(t["tool_name"]), count(t["calls"]), ms(t["avg_latency_ms"]), ms(t["p95_latency_ms"]),
+              f"{t['error_share_pct']:.1f}%"] for t in perf["tools"]],
+        )
+    return out
+
+
+def _cost(doc: dict, svgs: dict[str, str]) -> str:
+    c = doc["cost"]
+    f = c["forecast"]
+    trend = "n/a" if f["trend_pct"] is None else f"{f['trend_pct']:+.1f}% week over week"
+    out = facts(
+        [("Total", money(c["total_usd"])), ("Per message", money(c["cost_per_message_usd"])),
+         ("Per session", money(c["cost_per_session_usd"])), ("Per user", money(c["cost_per_user_usd"]))]
+    )
+    out += "<h3>By provider</h3>" + table(
+        ["Provider", "Cost", "Share", "Calls", "Unpriced calls"],
+        [[escape(p["provider"]), money(p["cost_usd"]), f"{p['share_pct']:.2f}%", count(p["calls"]), count(p["unpriced_calls"])]
+         for p in c["by_provider"]],
+    )
+    out += _chart_grid(svgs, ["cost_by_provider", "cost_trend", "cost_top_agents"])
+    out += "<h3>Forecast</h3>" + facts(
+        [("Last 7 days", money(f["weekly_spend_usd"])), ("Projected monthly", money(f["projected_monthly_usd"])),
+         ("Trend", escape(trend))]
+    )
+    u = c["unpriced"]
+    if u["calls"]:
+        out += (f'<p class="note">{count(u["calls"])} model calls ({count(u["total_tokens"])} tokens) have no known price '
+                "and are not in the totals.</p>")
+    return out
+
+
+def _tokens(doc: dict, svgs: dict[str, str]) -> str:
+    t = doc["tokens"]
+    out = facts(
+        [("Total", count(t["total_tokens"])), ("Prompt", f"{count(t['input_tokens'])} ({t['input_share_pct']:.1f}%)"),
+         ("Completion", f"{count(t['output_tokens'])} ({t['output_share_pct']:.1f}%)"),
+         ("Average per message", count(t["avg_tokens_per_message"]))]
+    )
+    out += _chart_grid(svgs, ["tokens_by_agent", "tokens_by_model"])
+    out += "<h3>By model</h3>" + table(
+        ["Model", "Provider", "Prompt", "Completion", "Total", "Share"],
+        [[escape(m["model"]), escape(m["provider"]), count(m["input_tokens"]), count(m["output_tokens"]),
+          count(m["total_tokens"]), f"{m['share_pct']:.2f}%"] for m in t["by_model"]],
+    )
+    return out
+
+
+def _health(doc: dict, svgs: dict[str, str]) -> str:
+    h = doc["health"]
+    out = "<h3>Uptime</h3>" + table(
+        ["Window", "Uptime", "Status", "Incidents", "Downtime"],
+        [[w["window"], "-" if w["uptime_pct"] is None else f"{w['uptime_pct']:.2f}%", status_badge(w["status"]),
+          count(w["incidents"]), f"{w['downtime_minutes']:.1f} min"] for w in h["uptime"]],
+    )
+    out += "<h3>Error rate</h3>" + table(
+        ["Window", "Error rate", "Status", "Messages"],
+        [[w["window"], f"{w['error_rate_pct']:.2f}%", status_badge(w["status"]), count(w["messages"])] for w in h["error_rate"]],
+    )
+    r = h["response_time"]
+    out += "<h3>Response time</h3>" + table(
+        ["Percentile", "Response time", "Status"],
+        [[name, ms(r[f"{key}_ms"]), status_badge(r[f"{key}_status"])] for name, key in (("P50", "p50"), ("P95", "p95"), ("P99", "p99"))],
+    )
+    v = h["request_volume"]
+    out += "<h3>Request volume</h3>" + facts(
+        [("Current", f"{v['current_per_min']} req/min"), ("Peak today", f"{v['peak_per_min_today']} req/min"),
+         ("Capacity", f"{v['capacity_per_min']} req/min"), ("Headroom", f"{v['headroom_pct']:.0f}%")]
+    )
+    if h["queues"]:
+        out += "<h3>Queue depth</h3>" + table(
+            ["Queue", "Latest", "Average", "P95", "Max"],
+            [[escape(q["queue"]), count(q["latest_depth"]), f"{q['avg_depth']:.1f}", f"{q['p95_depth']:.1f}", count(q["max_depth"])]
+             for q in h["queues"]],
+        )
+    return out + _chart_grid(svgs, ["request_volume", "queue_depth"])
+
+
+SECTIONS = (
+    ("overview", "Overview", None),
+    ("engagement", "User engagement", _engagement),
+    ("performance", "Agent performance", _performance),
+    ("cost", "Cost analysis", _cost),
+    ("tokens", "Token usage", _tokens),
+    ("health", "System health", _health),
+)
+
+
+def render_page(page: Page, doc: dict, pages: list[Page]) -> str:
+    """One dashboard page: the six sections of the document, charts inline."""
+    svgs = {name: chart_lib.to_svg(chart.figure) for name, chart in chart_lib.charts(doc).items()}
+    period = doc["period"]
+    scope = ", ".join(doc["scope"]["agents"]) if doc["scope"]["agents"] else "all agents"
+    nav = "".join(
+        f'<a href="{p.slug}.html"{" class=current" if p.slug == page.slug else ""}>{escape(p.title)}</a>' for p in pages
+    )
+    body = []
+    for key, title, render in SECTIONS:
+        inner = _kpis(doc) if render is None else render(doc, svgs)
+        body.append(f'<section id="{key}"><h2>{escape(title)}</h2>{inner}</section>')
+    note = f'<p class="note">{escape(doc["note"])}</p>' if doc["note"] else ""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>Agent analytics: {escape(page.title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>Agent analytics: {escape(page.title)}</h1>"
+        f"<p>{escape(period['start_date'])} to {escape(period['end_date'])} ({escape(doc['time_zone'])}), {escape(scope)}; "
+        f"compared with the previous {period['days']:g} days. Data as of {escape(doc['as_of'])}.</p></header>"
+        f'<nav><a href="index.html">Index</a>{nav}</nav><main>{note}{"".join(body)}</main>'
+        f"<footer>Generated {escape(doc['generated_at'])} by agent-analytics from the metrics layer "
+        f"(schema {escape(doc['schema_version'])}).</footer></body></html>\n"
+    )
+
+
+def render_index(pages: list[Page], docs: dict[str, dict]) -> str:
+    rows = []
+    for p in pages:
+        o = docs[p.slug]["overview"]
+        rows.append(
+            [f'<a href="{p.slug}.html">{escape(p.title)}</a>', escape(docs[p.slug]["period"]["start_date"]),
+             escape(docs[p.slug]["period"]["end_date"]), count(o["active_users"]["value"]), count(o["sessions"]["value"]),
+             money(o["cost_usd"]["value"]), f"{o['error_rate_pct']['value']:.2f}%"]
+        )
+    first = docs[pages[0].slug]
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Agent analytics dashboards</title>"
+        f"<style>{CSS}</style></head><body><header><h1>Agent analytics dashboards</h1>"
+        f"<p>Time zone {escape(first['time_zone'])}. Data as of {escape(first['as_of'])}.</p></header><main><section>"
+        "<h2>Periods</h2>"
+        + table(["Period", "From", "To", "Active users", "Sessions", "Cost", "Error rate"], rows)
+        + "</section></main></body></html>\n"
+    )

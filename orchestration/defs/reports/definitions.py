@@ -1,0 +1,110 @@
+"""The dashboard (rewritten by every build and refresh) and the scheduled reports.
+
+- `dashboard`: reports/dashboard/*.html from the metrics layer, after the marts.
+- `daily_reports`, `weekly_reports`, `monthly_reports`: every report definition of that
+  frequency (reports.toml, read at run time) for the period just ended. `build_all`
+  materializes them without email, so `make demo` shows them; the per-frequency schedules
+  run them with `send_email`. Files are written first; a mail server that is down or
+  refuses then fails the step with its answer, and Dagster retries it (RetryPolicy).
+"""
+
+from datetime import date
+
+import dagster as dg
+
+from agent_analytics import mail
+from agent_analytics.reports.definitions import definitions_path, load_definitions
+from agent_analytics.reports.periods import FREQUENCIES, default_period_end
+from agent_analytics.reports.produce import email_report, write_dashboard, write_report
+from agent_analytics.settings import load_settings
+from orchestration.defs.exports.definitions import MART_DEPS
+from orchestration.pools import WAREHOUSE_POOL
+
+REPORTS_GROUP = "reports"
+CRONS = {"daily": "0 6 * * *", "weekly": "0 6 * * 1", "monthly": "0 6 1 * *"}
+RETRY = dg.RetryPolicy(max_retries=3, delay=60, backoff=dg.Backoff.EXPONENTIAL)
+
+
+@dg.asset(group_name=REPORTS_GROUP, deps=MART_DEPS, pool=WAREHOUSE_POOL, kinds={"html"})
+def dashboard() -> dg.MaterializeResult:
+    """reports/dashboard/: one self-contained HTML page per period and an index."""
+    index = write_dashboard(load_settings())
+    return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index))})
+
+
+class ReportConfig(dg.Config):
+    period_end: str = ""  # YYYY-MM-DD inside the period; empty: the last period that has ended
+    send_email: bool = False
+
+
+def report_asset_name(frequency: str) -> str:
+    return f"{frequency}_reports"
+
+
+def _report_asset(frequency: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=report_asset_name(frequency), group_name=REPORTS_GROUP, deps=MART_DEPS, pool=WAREHOUSE_POOL,
+        kinds={"pdf", "csv"}, retry_policy=RETRY,
+        description=f"Every {frequency} report definition: reports/<name>/<period-label>.pdf|.csv, emailed when scheduled.",
+    )
+    def _reports(context: dg.AssetExecutionContext, config: ReportConfig) -> dg.MaterializeResult:
+        settings = load_settings()
+        period_end = date.fromisoformat(config.period_end) if config.period_end else None
+        definitions = [d for d in load_definitions(definitions_path(settings)) if d.frequency == frequency]
+        written = [write_report(settings, d, period_end) for d in definitions]
+        for report in written:
+            context.log.info(f"report {report.definition.name} {report.label}: {', '.join(str(f) for f in report.files)}")
+        outcomes = []
+        if config.send_email:
+            smtp = mail.smtp_settings()
+            failures = []
+            for report in written:
+                try:
+                    outcome = email_report(report, smtp)
+                except mail.MailError as error:
+                    outcome = f"NOT emailed: {error}"
+                    failures.append(f"{report.definition.name}: {error}")
+                context.log.info(f"report {report.definition.name} {report.label}: {outcome}")
+                outcomes.append(f"{report.definition.name}: {outcome}")
+            if failures:
+                raise dg.Failure(
+                    description=f"{len(failures)} report email(s) failed; the files are written. " + "; ".join(failures),
+                )
+        return dg.MaterializeResult(
+            metadata={
+                "reports": len(written),
+                "files": "\n".join(str(f) for r in written for f in r.files) or "no definitions of this frequency",
+                "periods": ", ".join(sorted({r.label for r in written})),
+                "email": "\n".join(outcomes) or "not requested (build run)",
+            }
+        )
+
+    return _reports
+
+
+def _report_schedule(frequency: str, job: dg.JobDefinition, tz: str) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"{frequency}_reports_schedule", job=job, cron_schedule=CRONS[frequency], execution_timezone=tz,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Writes and emails the {frequency} reports for the period that just ended.",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        today = context.scheduled_execution_time.date()
+        period_end = default_period_end(frequency, today)
+        return dg.RunRequest(
+            run_key=f"{frequency}-{period_end.isoformat()}",  # one run per period
+            run_config={"ops": {report_asset_name(frequency): {"config": {"period_end": period_end.isoformat(), "send_email": True}}}},
+        )
+
+    return _schedule
+
+
+def build_defs(tz: str) -> dg.Definitions:
+    report_assets = [_report_asset(f) for f in FREQUENCIES]
+    jobs = [
+        dg.define_asset_job(f"{f}_reports_job", selection=[report_asset_name(f)], description=f"The {f} reports, emailed.")
+        for f in FREQUENCIES
+    ]
+    schedules = [_report_schedule(f, job, tz) for f, job in zip(FREQUENCIES, jobs, strict=True)]
+    return dg.Definitions(assets=[dashboard, *report_assets], jobs=jobs, schedules=schedules)
+
