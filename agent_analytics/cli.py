@@ -208,7 +208,11 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from agent_analytics import mail
     from agent_analytics.exports import ExportError
-    from agent_analytics.reports.definitions import ReportConfigError, definitions_path, load_definitions
+    from agent_analytics.reports.definitions import (
+        ReportConfigError,
+        definitions_path,
+        load_definitions,
+    )
     from agent_analytics.reports.produce import email_report, write_report
 
     try:

@@ -120,7 +120,7 @@ def send_with_retries(
     message: EmailMessage,
     attempts: int = 3,
     backoff_s: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> int:
     """Send, retrying with exponential backoff; returns the attempt that succeeded.
 
@@ -133,7 +133,7 @@ def send_with_retries(
         except MailError:
             if attempt == attempts:
                 raise
-            sleep(backoff_s * 2 ** (attempt - 1))
+            (sleep or time.sleep)(backoff_s * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 
 

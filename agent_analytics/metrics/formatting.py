@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 ARROWS = {"up": "↑", "down": "↓", "unchanged": "→", "new": "↑"}
 
 
 def money(value: float) -> str:
-    return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
+    """Dollars rounded half up to the cent ($0.125 -> $0.13); 4 places below one cent."""
+    places = "0.01" if abs(value) >= 0.01 or value == 0 else "0.0001"
+    rounded = Decimal(str(value)).quantize(Decimal(places), rounding=ROUND_HALF_UP)
+    return f"-${-rounded:,}" if rounded < 0 else f"${rounded:,}"
 
 
 def ms(value: float | None) -> str:

@@ -8,6 +8,7 @@ no font files); the PDF embeds them as PNG. Axes carry their units.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -119,14 +120,19 @@ def messages_per_session(doc: dict) -> Figure | None:
     return _share_bars("Messages per session", doc["engagement"]["messages_per_session_distribution"], "messages in the session")
 
 
+def _seconds(ms: float | None) -> float:
+    """Milliseconds as seconds; an hour with only failed messages has no time (a gap)."""
+    return math.nan if ms is None else ms / 1000
+
+
 def response_by_hour(doc: dict) -> Figure | None:
     hours = [h for h in doc["performance"]["hourly"] if h["messages"]]
     if not hours:
         return None
     figure, axes = _figure(f"Response time by hour of day ({doc['time_zone']})")
     x = [h["hour"] for h in hours]
-    axes.plot(x, [h["avg_response_time_ms"] / 1000 for h in hours], marker="o", label="average", color=PALETTE[0])
-    axes.plot(x, [(h["p95_response_time_ms"] or 0) / 1000 for h in hours], marker="o", label="P95", color=PALETTE[3])
+    axes.plot(x, [_seconds(h["avg_response_time_ms"]) for h in hours], marker="o", label="average", color=PALETTE[0])
+    axes.plot(x, [_seconds(h["p95_response_time_ms"]) for h in hours], marker="o", label="P95", color=PALETTE[3])
     axes.set_xlabel("hour of day")
     axes.set_ylabel("response time (s)")
     axes.set_xticks(range(0, 24, 2))

@@ -41,10 +41,10 @@ def report_asset_name(frequency: str) -> str:
     return f"{frequency}_reports"
 
 
-def _report_asset(frequency: str) -> dg.AssetsDefinition:
+def report_asset(frequency: str, retry_policy: dg.RetryPolicy = RETRY) -> dg.AssetsDefinition:
     @dg.asset(
         name=report_asset_name(frequency), group_name=REPORTS_GROUP, deps=MART_DEPS, pool=WAREHOUSE_POOL,
-        kinds={"pdf", "csv"}, retry_policy=RETRY,
+        kinds={"pdf", "csv"}, retry_policy=retry_policy,
         description=f"Every {frequency} report definition: reports/<name>/<period-label>.pdf|.csv, emailed when scheduled.",
     )
     def _reports(context: dg.AssetExecutionContext, config: ReportConfig) -> dg.MaterializeResult:
@@ -100,7 +100,7 @@ def _report_schedule(frequency: str, job: dg.JobDefinition, tz: str) -> dg.Sched
 
 
 def build_defs(tz: str) -> dg.Definitions:
-    report_assets = [_report_asset(f) for f in FREQUENCIES]
+    report_assets = [report_asset(f) for f in FREQUENCIES]
     jobs = [
         dg.define_asset_job(f"{f}_reports_job", selection=[report_asset_name(f)], description=f"The {f} reports, emailed.")
         for f in FREQUENCIES
