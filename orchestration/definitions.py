@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from orchestration.defs.alerts import definitions as alerts_concern
 from orchestration.defs.dbt import definitions as dbt_concern
 from orchestration.defs.exports import definitions as exports_concern
 from orchestration.defs.ingest import definitions as ingest_concern
@@ -47,6 +48,7 @@ def build_definitions() -> dg.Definitions:
         dbt_concern.build_defs(),
         quality_concern.defs,
         exports_concern.defs,
+        alerts_concern.defs,
         dg.Definitions(jobs=[build_all, refresh], schedules=schedules),
     )
 
