@@ -1,4 +1,4 @@
-"""The `agent-analytics` command line: ingest, build, export, generate, demo, dev.
+"""The `agent-analytics` command line: ingest, build, export, generate, demo, dev, alerts.
 
 Bad arguments and user mistakes print one line `agent-analytics: error: ...` and exit 2
 (1 when a build fails); never a traceback.
@@ -13,6 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from agent_analytics.alerts.commands import add_alerts_parser
 from agent_analytics.settings import Settings, SettingsError, load_settings
 
 PROG = "agent-analytics"
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="generate a 30-day sample, build everything, print where the outputs are")
     sub.add_parser("dev", help="open the Dagster UI on this warehouse")
+    add_alerts_parser(sub, _Parser)
     return parser
 
 
@@ -244,6 +246,15 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     return 0  # not reached
 
 
+def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics.alerts.commands import AlertsCommandError, run_alerts
+
+    try:
+        return run_alerts(args, settings)
+    except AlertsCommandError as exc:
+        raise UsageError(str(exc)) from None
+
+
 COMMANDS = {
     "ingest": cmd_ingest,
     "build": cmd_build,
@@ -252,6 +263,7 @@ COMMANDS = {
     "generate": cmd_generate,
     "demo": cmd_demo,
     "dev": cmd_dev,
+    "alerts": cmd_alerts,
 }
 
 

@@ -7,13 +7,12 @@ the field and what is wrong. Format: docs/alerts.md and config/alerts.example.to
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RULES_VAR = "AGENT_ANALYTICS_ALERT_RULES"
+from agent_analytics.settings import ALERT_RULES_VAR as RULES_VAR
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 COMPARISONS = (">", ">=", "<", "<=")
 SEVERITIES = ("info", "warning", "error", "critical")
@@ -135,13 +134,6 @@ class AlertConfig:
 
     def env_names(self) -> tuple[str, ...]:
         return tuple(sorted({n for c in self.channels.values() for n in c.env_names}))
-
-
-def rules_path(home: Path, environ: dict[str, str] | None = None) -> Path:
-    """AGENT_ANALYTICS_ALERT_RULES, else <AGENT_ANALYTICS_HOME>/alerts.toml."""
-    env = os.environ if environ is None else environ
-    value = (env.get(RULES_VAR) or "").strip()
-    return Path(value).expanduser().resolve() if value else home / "alerts.toml"
 
 
 def load_config(path: Path) -> AlertConfig:

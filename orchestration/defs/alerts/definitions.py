@@ -14,7 +14,7 @@ import dagster as dg
 
 from agent_analytics.alerts.deliver import deliver_pending
 from agent_analytics.alerts.evaluate import evaluate
-from agent_analytics.alerts.rules import AlertsConfigError, load_config, rules_path
+from agent_analytics.alerts.rules import AlertsConfigError, load_config
 from agent_analytics.alerts.secrets import redactor_for
 from agent_analytics.settings import load_settings
 from ingestion.warehouse import open_warehouse
@@ -33,7 +33,7 @@ DELIVERY_CHECK = "channels_delivering"
 
 def _config(settings):
     """(config or None, problem or None); no rules file is not a problem."""
-    path = rules_path(settings.home)
+    path = settings.alert_rules_path
     if not path.exists():
         return None, None
     try:
@@ -59,7 +59,7 @@ def alert_evaluation(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     if config is None:
         if problem:
             context.log.warning(redact(f"alert rules not evaluated: {problem}"))
-        metadata = {"rules_file": redact(str(rules_path(settings.home))), "rules": 0, "status": redact(problem or "no rules file")}
+        metadata = {"rules_file": redact(str(settings.alert_rules_path)), "rules": 0, "status": redact(problem or "no rules file")}
         return dg.MaterializeResult(
             metadata=metadata,
             check_results=[dg.AssetCheckResult(check_name=RULES_CHECK, passed=problem is None, severity=dg.AssetCheckSeverity.WARN,
