@@ -18,16 +18,7 @@ final as (
         {{ dbt.hash(dbt.concat([
             dbt.safe_cast('minute_at', api.Column.translate_type('string')), "'|'", 'agent_id'
         ])) }} as agent_minute_key,
-        minute_at,
-        agent_id,
-        messages,
-        errors,
-        timed_messages,
-        total_response_time_ms,
-        avg_response_time_ms,
-        p50_response_time_ms,
-        p95_response_time_ms,
-        max_loaded_at
+        minute_facts.*
     from minute_facts
 
 )

@@ -15,17 +15,7 @@
 
 final as (
 
-    select
-        minute_at,
-        messages,
-        errors,
-        timed_messages,
-        total_response_time_ms,
-        avg_response_time_ms,
-        p50_response_time_ms,
-        p95_response_time_ms,
-        max_loaded_at
-    from minute_facts
+    select * from minute_facts
 
 )
 
