@@ -90,7 +90,7 @@ def test_reminder_every_n_steps_while_it_holds():
     rule = config({"r": {"metric": "error_rate", "comparison": ">", "threshold": 2, "window": "2m", "remind_every": "3m",
                          "channels": ["hook"]}}).rules["r"]
     state, out = advance(rule, "all", State(), steps([5, 5, 5, 5, 5, 5, 5, 0]))
-    # fires at minute 1, reminders at minutes 4 and 7? minute 7 does not hold -> resolved instead
+    # fires after minute 1 (2 minutes held), a reminder 3 minutes later (minute 4); minute 7 does not hold: resolved
     assert [(t.kind, t.number, t.at) for t in out] == [
         ("triggered", 0, T0 + timedelta(minutes=2)),
         ("reminder", 1, T0 + timedelta(minutes=5)),
