@@ -9,6 +9,7 @@
 | AGENT_ANALYTICS_ERROR_RATE_THRESHOLDS | 0.5,1,2            | error rate % under which: Excellent, Good, Acceptable (else Poor) |
 | AGENT_ANALYTICS_RESPONSE_TIME_THRESHOLDS_MS | 2000,4000,6000 | response time under which: Fast, Good, Acceptable (else Slow) |
 | AGENT_ANALYTICS_UPTIME_HEALTHY_PCT    | 99.9               | uptime % at or above which: Healthy (else Degraded) |
+| AGENT_ANALYTICS_ALERT_RULES           | <home>/alerts.toml | alert rules file (docs/alerts.md)             |
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ CAPACITY_VAR = "AGENT_ANALYTICS_CAPACITY_PER_MIN"
 ERROR_THRESHOLDS_VAR = "AGENT_ANALYTICS_ERROR_RATE_THRESHOLDS"
 RESPONSE_THRESHOLDS_VAR = "AGENT_ANALYTICS_RESPONSE_TIME_THRESHOLDS_MS"
 UPTIME_VAR = "AGENT_ANALYTICS_UPTIME_HEALTHY_PCT"
+ALERT_RULES_VAR = "AGENT_ANALYTICS_ALERT_RULES"
 
 
 class SettingsError(ValueError):
@@ -40,6 +42,7 @@ class Settings:
     error_rate_thresholds_pct: tuple[float, float, float] = (0.5, 1.0, 2.0)
     response_time_thresholds_ms: tuple[float, float, float] = (2000.0, 4000.0, 6000.0)
     uptime_healthy_pct: float = 99.9
+    alert_rules_file: Path | None = None  # None: <home>/alerts.toml
 
     @property
     def landing_dir(self) -> Path:
@@ -60,6 +63,10 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def alert_rules_path(self) -> Path:
+        return self.alert_rules_file or self.home / "alerts.toml"
 
     @property
     def dagster_home(self) -> Path:
@@ -102,6 +109,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         error_rate_thresholds_pct=_numbers(env, ERROR_THRESHOLDS_VAR, "0.5,1,2", 3),
         response_time_thresholds_ms=_numbers(env, RESPONSE_THRESHOLDS_VAR, "2000,4000,6000", 3),
         uptime_healthy_pct=_numbers(env, UPTIME_VAR, "99.9", 1)[0],
+        alert_rules_file=Path(env[ALERT_RULES_VAR]).expanduser().resolve() if (env.get(ALERT_RULES_VAR) or "").strip() else None,
     )
 
 

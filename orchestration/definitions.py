@@ -10,6 +10,7 @@ import dagster as dg
 
 from agent_analytics.reports.periods import FREQUENCIES
 from agent_analytics.settings import load_settings
+from orchestration.defs.alerts import definitions as alerts_concern
 from orchestration.defs.dbt import definitions as dbt_concern
 from orchestration.defs.exports import definitions as exports_concern
 from orchestration.defs.ingest import definitions as ingest_concern
@@ -54,6 +55,7 @@ def build_definitions() -> dg.Definitions:
         quality_concern.defs,
         exports_concern.defs,
         reports_concern.build_defs(load_settings().company_tz),
+        alerts_concern.defs,
         dg.Definitions(jobs=[build_all, refresh], schedules=schedules),
     )
 

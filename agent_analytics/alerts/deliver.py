@@ -1,0 +1,125 @@
+"""Delivery of the outbox: every pending event to its channel, retried with backoff,
+each attempt in the delivery log (alerts.deliveries).
+
+- One run tries each pending (event, channel) up to `attempts_per_run` times, sleeping
+  backoff_seconds x 1, 2, 4, ... between tries, each try with `timeout_seconds`.
+- A channel that failed every try of one event is not tried again in the same run (its other
+  events wait), so a dead channel costs one event's tries per run, not one per event.
+- An event stays `pending` for the next run until `max_attempts` tries in all, then it is
+  `failed`. A 2xx answer (SMTP: accepted) makes it `delivered`; it is never sent again.
+- The warehouse is opened only to read the outbox and to write the results, never while
+  waiting on a channel. Error texts are redacted before they are stored or returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from agent_analytics.alerts.channels import Attempt, send
+from agent_analytics.alerts.rules import AlertConfig
+from agent_analytics.alerts.secrets import Redactor
+from agent_analytics.alerts.store import ensure_alert_tables
+from ingestion.warehouse import open_warehouse
+
+
+@dataclass
+class DeliveryResult:
+    delivered: int = 0
+    failed_attempts: int = 0
+    given_up: int = 0
+    still_pending: int = 0
+    failing_channels: dict[str, str] = field(default_factory=dict)  # channel -> last error (redacted)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.failing_channels and not self.given_up
+
+
+def _utc(clock: Callable[[], float]) -> datetime:
+    return datetime.fromtimestamp(clock(), timezone.utc).replace(tzinfo=None)
+
+
+def attempt_with_retries(
+    channel, event: dict, body: str, config: AlertConfig, environ: Mapping[str, str], first_attempt: int,
+    sleep: Callable[[float], None], clock: Callable[[], float],
+) -> list[tuple[int, datetime, Attempt]]:
+    """Up to attempts_per_run tries; stops at the first success."""
+    d = config.delivery
+    tries: list[tuple[int, datetime, Attempt]] = []
+    for i in range(d.attempts_per_run):
+        if i:
+            sleep(d.backoff_seconds * 2 ** (i - 1))
+        at = _utc(clock)
+        result = send(channel, event, body, environ, d.timeout_seconds, clock)
+        tries.append((first_attempt + i, at, result))
+        if result.ok:
+            break
+    return tries
+
+
+def deliver_pending(
+    warehouse_path: Path,
+    config: AlertConfig,
+    redact: Redactor,
+    environ: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> DeliveryResult:
+    env = os.environ if environ is None else environ
+    with open_warehouse(warehouse_path) as con:
+        ensure_alert_tables(con)
+        pending = con.execute(
+            "select event_id, channel, event_type, payload, attempts from alerts.outbox "
+            "where status = 'pending' order by created_at, rowid"
+        ).fetchall()
+    result = DeliveryResult()
+    log_rows, updates = [], []
+    for event_id, channel_name, event_type, payload, attempts in pending:
+        channel = config.channels.get(channel_name)
+        if channel_name in result.failing_channels:
+            result.still_pending += 1
+            continue
+        if channel is None:
+            error = f"channel {channel_name} is no longer in the rules file"
+            updates.append((event_id, channel_name, "failed", attempts, None, None, error))
+            result.given_up += 1
+            continue
+        tries = attempt_with_retries(channel, json.loads(payload), payload, config, env, attempts + 1, sleep, clock)
+        for number, at, attempt in tries:
+            error = None if attempt.error is None else redact(attempt.error)
+            log_rows.append((event_id, channel_name, event_type, number, attempt.status_code,
+                             "delivered" if attempt.ok else "failed", error, at, round(attempt.duration_ms, 3)))
+        last_number, last_at, last = tries[-1]
+        if last.ok:
+            result.delivered += 1
+            result.failed_attempts += len(tries) - 1
+            updates.append((event_id, channel_name, "delivered", last_number, last_at, last_at, None))
+            continue
+        result.failed_attempts += len(tries)
+        error = redact(last.error)
+        result.failing_channels[channel_name] = error
+        status = "failed" if last_number >= config.delivery.max_attempts else "pending"
+        if status == "failed":
+            result.given_up += 1
+        else:
+            result.still_pending += 1
+        updates.append((event_id, channel_name, status, last_number, last_at, None, error))
+    if log_rows or updates:
+        with open_warehouse(warehouse_path) as con:
+            con.execute("begin transaction")
+            if log_rows:
+                con.executemany("insert into alerts.deliveries values (?, ?, ?, ?, ?, ?, ?, ?, ?)", log_rows)
+            for event_id, channel_name, status, attempts, last_at, delivered_at, error in updates:
+                con.execute(
+                    "update alerts.outbox set status = ?, attempts = ?, last_attempt_at = coalesce(?, last_attempt_at), "
+                    "delivered_at = ?, last_error = ? where event_id = ? and channel = ?",
+                    [status, attempts, last_at, delivered_at, error, event_id, channel_name],
+                )
+            con.execute("commit")
+    return result

@@ -1,0 +1,322 @@
+"""The alert rules file (TOML): rules, channels, evaluation and delivery settings.
+
+The file names environment variables for every URL, key and secret, never their values.
+`load_config` validates it and raises `AlertsConfigError` with one line naming the file,
+the field and what is wrong. Format: docs/alerts.md and config/alerts.example.toml.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent_analytics.settings import ALERT_RULES_VAR as RULES_VAR
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+COMPARISONS = (">", ">=", "<", "<=")
+SEVERITIES = ("info", "warning", "error", "critical")
+CHANNEL_TYPES = ("webhook", "slack", "pagerduty", "email")
+EVENT_TYPES = ("alert.triggered", "alert.resolved", "analytics.daily_summary")
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+DURATION = re.compile(r"(\d+)\s*([mhd])")
+STEP_MINUTES = {"m": 1, "h": 60, "d": 1440}
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    grain: str  # minute | day
+    unit: str
+    per_agent: bool  # can be scoped to one agent / each agent
+    grows_within_day: bool = False  # daily value only increases as the day goes on
+    description: str = ""
+
+
+METRICS = {
+    m.name: m
+    for m in (
+        Metric("daily_cost", "day", "USD", True, True, "cost of the company day (so far), all agents or one"),
+        Metric("agent_daily_cost", "day", "USD", True, True, "cost of the company day per agent (every agent separately)"),
+        Metric("dau", "day", "users", True, True, "distinct users of the company day"),
+        Metric("p95_response_time", "minute", "ms", True, False, "95th percentile response time of the minute"),
+        Metric("p50_response_time", "minute", "ms", True, False, "median response time of the minute"),
+        Metric("avg_response_time", "minute", "ms", True, False, "average response time of the minute"),
+        Metric("error_rate", "minute", "%", True, False, "errors / messages of the minute, in percent"),
+        Metric("request_volume", "minute", "messages/min", True, False, "messages in the minute (0 when none)"),
+        Metric("uptime", "minute", "%", False, False, "up probes / all probes of the minute, in percent"),
+        Metric("queue_depth", "minute", "requests", False, False, "highest queue depth sampled in the minute"),
+    )
+}
+
+
+class AlertsConfigError(ValueError):
+    """The rules file cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    type: str
+    url_env: str | None = None
+    secret_env: str | None = None
+    routing_key_env: str | None = None
+    to: tuple[str, ...] = ()
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        """Every environment variable this channel reads."""
+        return tuple(n for n in (self.url_env, self.secret_env, self.routing_key_env) if n)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    metric: str
+    comparison: str
+    threshold: float
+    window_steps: int  # consecutive minutes (minute metrics) or days (daily metrics)
+    scope: str  # "all", "each" (every agent separately) or an agent id
+    severity: str
+    channels: tuple[str, ...]
+    remind_every_steps: int | None = None
+    description: str = ""
+
+    @property
+    def grain(self) -> str:
+        return METRICS[self.metric].grain
+
+    @property
+    def unit(self) -> str:
+        return METRICS[self.metric].unit
+
+    def holds(self, value: float | None) -> bool:
+        if value is None:
+            return False
+        return {
+            ">": value > self.threshold,
+            ">=": value >= self.threshold,
+            "<": value < self.threshold,
+            "<=": value <= self.threshold,
+        }[self.comparison]
+
+    @property
+    def window_text(self) -> str:
+        return f"{self.window_steps}{'m' if self.grain == 'minute' else 'd'}"
+
+    def condition_text(self) -> str:
+        value = f"{self.threshold:g}"
+        return f"{self.metric} {self.comparison} {value} {self.unit} for {self.window_text}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    timeout_seconds: float = 5.0
+    attempts_per_run: int = 3
+    backoff_seconds: float = 1.0
+    max_attempts: int = 12
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    lateness_minutes: int = 1
+    lookback_minutes: int = 60
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    path: Path
+    rules: dict[str, Rule]
+    channels: dict[str, Channel]
+    summary_channels: tuple[str, ...] = ()
+    delivery: Delivery = field(default_factory=Delivery)
+    evaluation: Evaluation = field(default_factory=Evaluation)
+
+    def env_names(self) -> tuple[str, ...]:
+        return tuple(sorted({n for c in self.channels.values() for n in c.env_names}))
+
+
+def load_config(path: Path) -> AlertConfig:
+    """Read and validate the rules file; AlertsConfigError (one line) on any problem."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise AlertsConfigError(
+            f"no alert rules file at {path} (set {RULES_VAR}; example: config/alerts.example.toml)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AlertsConfigError(f"{path}: cannot read: {type(exc).__name__}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise AlertsConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: dict, path: Path) -> AlertConfig:
+    where = _Where(path)
+    where.only(data, "", {"evaluation", "delivery", "daily_summary", "channels", "rules"})
+    channels = {name: _channel(name, body, where) for name, body in where.table(data, "channels").items()}
+    rules = {name: _rule(name, body, channels, where) for name, body in where.table(data, "rules").items()}
+    summary = where.table(data, "daily_summary")
+    where.only(summary, "daily_summary", {"channels"})
+    summary_channels = _channel_refs(summary.get("channels", []), channels, where, "daily_summary.channels")
+    for name in summary_channels:
+        if channels[name].type == "pagerduty":
+            where.fail("daily_summary.channels", f"{name!r} is a PagerDuty channel, which takes alerts only")
+    delivery = where.table(data, "delivery")
+    where.only(delivery, "delivery", {"timeout_seconds", "attempts_per_run", "backoff_seconds", "max_attempts"})
+    evaluation = where.table(data, "evaluation")
+    where.only(evaluation, "evaluation", {"lateness_minutes", "lookback_minutes"})
+    d = Delivery(
+        timeout_seconds=where.number(delivery, "delivery", "timeout_seconds", 5.0, positive=True),
+        attempts_per_run=int(where.number(delivery, "delivery", "attempts_per_run", 3, positive=True, whole=True)),
+        backoff_seconds=where.number(delivery, "delivery", "backoff_seconds", 1.0),
+        max_attempts=int(where.number(delivery, "delivery", "max_attempts", 12, positive=True, whole=True)),
+    )
+    e = Evaluation(
+        lateness_minutes=int(where.number(evaluation, "evaluation", "lateness_minutes", 1, whole=True)),
+        lookback_minutes=int(where.number(evaluation, "evaluation", "lookback_minutes", 60, positive=True, whole=True)),
+    )
+    return AlertConfig(path, rules, channels, summary_channels, d, e)
+
+
+class _Where:
+    """Validation helpers whose errors name the file and the field."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, field_name: str, problem: str):
+        raise AlertsConfigError(f"{self.path}: {field_name}: {problem}")
+
+    def only(self, table: dict, prefix: str, allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                name = f"{prefix}.{key}" if prefix else key
+                self.fail(name, f"unknown setting (expected one of: {', '.join(sorted(allowed))})")
+
+    def table(self, data: dict, key: str) -> dict:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(key, "must be a table")
+        return value
+
+    def text(self, body: dict, prefix: str, key: str, default: str | None = None, required: bool = False) -> str | None:
+        value = body.get(key, default)
+        if value is None:
+            if required:
+                self.fail(f"{prefix}.{key}", "is required")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.fail(f"{prefix}.{key}", "must be a non-empty string")
+        return value.strip()
+
+    def number(self, body: dict, prefix: str, key: str, default: float, positive: bool = False, whole: bool = False) -> float:
+        value = body.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(f"{prefix}.{key}", f"must be a number, not {value!r}")
+        if value < 0 or (positive and value == 0) or (whole and value != int(value)):
+            need = ("positive" if positive else "non-negative") + (" whole number" if whole else " number")
+            self.fail(f"{prefix}.{key}", f"must be a {need}, not {value!r}")
+        return float(value)
+
+    def env_name(self, body: dict, prefix: str, key: str, required: bool) -> str | None:
+        value = self.text(body, prefix, key, required=required)
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            self.fail(f"{prefix}.{key}", "must name an environment variable (the value itself belongs in the environment)")
+        return value
+
+
+def _channel(name: str, body, where: _Where) -> Channel:
+    prefix = f"channels.{name}"
+    if not NAME.fullmatch(name):
+        where.fail(prefix, "channel names use letters, digits, '_', '-', '.' (at most 64)")
+    if not isinstance(body, dict):
+        where.fail(prefix, "must be a table")
+    kind = where.text(body, prefix, "type", required=True)
+    if kind not in CHANNEL_TYPES:
+        where.fail(f"{prefix}.type", f"{kind!r} is not one of {', '.join(CHANNEL_TYPES)}")
+    allowed = {
+        "webhook": {"type", "url_env", "secret_env"},
+        "slack": {"type", "url_env"},
+        "pagerduty": {"type", "routing_key_env", "url_env"},
+        "email": {"type", "to"},
+    }[kind]
+    for key in body:
+        if key in ("url", "secret", "routing_key", "password"):
+            where.fail(f"{prefix}.{key}", f"secrets and URLs come from the environment: use {key}_env = \"VARIABLE_NAME\"")
+    where.only(body, prefix, allowed)
+    if kind == "email":
+        to = body.get("to")
+        if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
+            where.fail(f"{prefix}.to", "must be a non-empty list of email addresses")
+        return Channel(name, kind, to=tuple(a.strip() for a in to))
+    return Channel(
+        name,
+        kind,
+        url_env=where.env_name(body, prefix, "url_env", required=kind != "pagerduty"),
+        secret_env=where.env_name(body, prefix, "secret_env", required=kind == "webhook"),
+        routing_key_env=where.env_name(body, prefix, "routing_key_env", required=kind == "pagerduty"),
+    )
+
+
+def _channel_refs(value, channels: dict[str, Channel], where: _Where, field_name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        where.fail(field_name, "must be a list of channel names")
+    for name in value:
+        if name not in channels:
+            where.fail(field_name, f"unknown channel {name!r} (defined: {', '.join(sorted(channels)) or 'none'})")
+    return tuple(dict.fromkeys(value))
+
+
+def _duration(text, where: _Where, field_name: str, grain: str) -> int:
+    """A duration as a number of steps (minutes or days) of the metric's grain."""
+    match = DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not match or int(match.group(1)) <= 0:
+        where.fail(field_name, f"{text!r} is not a duration like 10m, 2h or 1d")
+    minutes = int(match.group(1)) * STEP_MINUTES[match.group(2)]
+    if grain == "day":
+        if minutes % 1440:
+            where.fail(field_name, f"{text!r}: a daily metric is evaluated per company day, so use whole days (1d, 2d, ...)")
+        return minutes // 1440
+    return minutes
+
+
+def _rule(name: str, body, channels: dict[str, Channel], where: _Where) -> Rule:
+    prefix = f"rules.{name}"
+    if not NAME.fullmatch(name):
+        where.fail(prefix, "rule names use letters, digits, '_', '-', '.' (at most 64)")
+    if not isinstance(body, dict):
+        where.fail(prefix, "must be a table")
+    where.only(body, prefix, {"metric", "comparison", "threshold", "window", "scope", "severity", "channels", "remind_every", "description"})
+    metric = where.text(body, prefix, "metric", required=True)
+    if metric not in METRICS:
+        where.fail(f"{prefix}.metric", f"{metric!r} is not one of {', '.join(METRICS)}")
+    spec = METRICS[metric]
+    comparison = where.text(body, prefix, "comparison", required=True)
+    if comparison not in COMPARISONS:
+        where.fail(f"{prefix}.comparison", f"{comparison!r} is not one of {', '.join(COMPARISONS)}")
+    if "threshold" not in body:
+        where.fail(f"{prefix}.threshold", "is required")
+    threshold = body["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        where.fail(f"{prefix}.threshold", f"must be a number in {spec.unit}, not {threshold!r}")
+    default_window = "1m" if spec.grain == "minute" else "1d"
+    window = _duration(body.get("window", default_window), where, f"{prefix}.window", spec.grain)
+    default_scope = "each" if metric == "agent_daily_cost" else "all"
+    scope = where.text(body, prefix, "scope", default=default_scope)
+    if not spec.per_agent and scope != "all":
+        where.fail(f"{prefix}.scope", f"{metric} is platform-wide: the scope can only be 'all'")
+    if metric == "agent_daily_cost" and scope == "all":
+        where.fail(f"{prefix}.scope", "agent_daily_cost is per agent: use 'each' or one agent id (or metric daily_cost)")
+    severity = where.text(body, prefix, "severity", default="warning")
+    if severity not in SEVERITIES:
+        where.fail(f"{prefix}.severity", f"{severity!r} is not one of {', '.join(SEVERITIES)}")
+    rule_channels = _channel_refs(body.get("channels", []), channels, where, f"{prefix}.channels")
+    if not rule_channels:
+        where.fail(f"{prefix}.channels", "name at least one channel")
+    remind = body.get("remind_every")
+    remind_steps = None if remind is None else _duration(remind, where, f"{prefix}.remind_every", spec.grain)
+    description = body.get("description", "")
+    if not isinstance(description, str):
+        where.fail(f"{prefix}.description", "must be a string")
+    return Rule(name, metric, comparison, float(threshold), window, scope, severity, rule_channels, remind_steps, description)

@@ -1,0 +1,56 @@
+{#- Per-minute message facts for the alert marts: messages, errors and response time
+    (average, P50, P95) per UTC minute and the given extra grouping columns.
+    Incremental runs rebuild every minute that newly loaded messages touch (a late message
+    rebuilds its minute from all of that minute's messages), found through this model's
+    watermark max(max_loaded_at). `messages` needs agent_id, is_error, response_time_ms,
+    occurred_at and loaded_at. -#}
+{% macro minute_facts(messages, group_columns=[]) -%}
+
+with
+
+messages as (
+
+    select
+        {% for column in group_columns %}{{ column }},
+        {% endfor -%}
+        is_error,
+        response_time_ms,
+        loaded_at,
+        {{ dbt.date_trunc('minute', 'occurred_at') }} as minute_at
+    from {{ messages }}
+
+),
+
+{% if is_incremental() %}
+affected_minutes as (
+
+    select distinct minute_at
+    from messages
+    where loaded_at > {{ loaded_watermark() }}
+
+),
+{% endif %}
+
+minute_facts as (
+
+    select
+        minute_at,
+        {% for column in group_columns %}{{ column }},
+        {% endfor -%}
+        count(*) as messages,
+        sum(case when is_error then 1 else 0 end) as errors,
+        count(response_time_ms) as timed_messages,
+        sum(response_time_ms) as total_response_time_ms,
+        avg(response_time_ms) as avg_response_time_ms,
+        {{ percentile('response_time_ms', 0.5) }} as p50_response_time_ms,
+        {{ percentile('response_time_ms', 0.95) }} as p95_response_time_ms,
+        max(loaded_at) as max_loaded_at
+    from messages
+    {% if is_incremental() %}
+    where minute_at in (select minute_at from affected_minutes)
+    {% endif %}
+    group by minute_at{% for column in group_columns %}, {{ column }}{% endfor %}
+
+)
+
+{%- endmacro %}

@@ -1,0 +1,1 @@
+"""Alerts: rule evaluation and delivery of webhook, Slack, PagerDuty and email events."""
