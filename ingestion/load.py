@@ -1,13 +1,16 @@
 """Load contract files into the raw layer: every line loaded, duplicate or quarantined.
 
 One file is one batch:
-1. read the bytes in line-aligned chunks (gunzip `.gz`) and hash them (sha256); a content
-   hash already in the ledger is reported as already loaded and changes nothing. Threads hash
-   and split ahead (the next chunk, and in `load_files` the next file's first chunk) while
-   DuckDB works on the current one;
-2. split each chunk into lines with numpy (no per-line Python) and validate them in DuckDB
-   SQL (`validate.py`: one typed JSON parse per line and cheap checks that prove nearly every
-   line valid; the full rule list, with reasons, only for the rest): every line gets one verdict;
+1. scan the (gunzipped) bytes once: sha256, line ends per 512 KiB block, line lengths
+   (`scan_file`; in `load_files` a thread scans the next file while DuckDB works on this
+   one). A content hash already in the ledger is reported as already loaded and changes
+   nothing;
+2. validate in DuckDB SQL (`validate.py`: typed fields and cheap checks that prove nearly
+   every line valid; the full rule list, with reasons, only for the rest), so every line gets
+   one verdict. A file without blank or over-long lines is parsed by DuckDB's `read_ndjson`
+   straight from disk (row i is line i) and only its unproven lines are picked out of the
+   file and checked as lines; any other file takes the line path: line-aligned chunks split
+   into lines with numpy/Arrow (no per-line Python), a thread splitting the next chunk;
 3. valid records whose `event_id` was seen earlier in the file or in an earlier batch are
    duplicates; the rest are loaded;
 4. write the batch's Parquet files into `raw/_tmp/<batch>`, rename the folder into
@@ -15,8 +18,8 @@ One file is one batch:
    transaction. A failure before the commit removes the folder; a hard crash leaves a folder
    without a ledger row, which `sweep_orphans` deletes at the start of the next load.
 
-Memory stays bounded by the chunk size (plus DuckDB's typed copy of the file), whatever the
-size of the file.
+Memory stays bounded by the scan buffer or chunk size (plus DuckDB's typed copy of the
+file), whatever the size of the file.
 """
 
 from __future__ import annotations
