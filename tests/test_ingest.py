@@ -522,3 +522,70 @@ def test_open_warehouse_waits_for_the_lock(tmp_path, home):
     assert proc.returncode == 0, err
     assert out.split() == ["1", "1", "0", "0"]
 
+
+
+# --------------------------------------------------------------------------- the read_ndjson path
+
+
+def _everything(home) -> tuple:
+    return (
+        query(home, "select file_name, lines, loaded, duplicates, quarantined from ingest.ledger order by file_name"),
+        query(home, "select file_name, line_number, reason, raw_line from ingest.quarantine order by all"),
+        query(home, "select file_name, line_number, event_id from ingest.duplicates order by all"),
+        raw(home, "messages", "source_file, line_number, event_id, occurred_at, user_id, agent_id, agent_name, "
+                              "response_time_ms, llm_call_count, tool_call_count", order="source_file, line_number"),
+        raw(home, "llm_calls", "event_id, call_index, provider, model, input_tokens, output_tokens, cache_read_tokens, "
+                               "cost_usd, cost_source, latency_ms", order="event_id, call_index"),
+        raw(home, "tool_calls", "event_id, call_index, tool_name, latency_ms, status", order="event_id, call_index"),
+        raw(home, "health_checks", "event_id, component, is_up, latency_ms"),
+        raw(home, "queue_samples", "event_id, queue_name, depth"),
+        raw(home, "deployments", "event_id, agent_id, agent_version, description"),
+    )
+
+
+def test_the_file_path_and_the_line_path_give_the_same_result(tmp_path, monkeypatch):
+    """Without blank lines DuckDB's read_ndjson parses the file; the lines its quick checks do
+    not prove valid are rechecked from their text, and every verdict matches the line path."""
+    no_blank = [text for text, _ in ACCOUNTING if not (isinstance(text, str) and text.strip() == "")]
+    lines = no_blank + UNUSUAL_BUT_VALID + [message("m-1"), message("m-2", user_id=5), message("h-1")]
+    first = write_lines(tmp_path / "a.jsonl", lines)
+    second = tmp_path / "b.jsonl.gz"  # gzip, ending without a line end, repeating ids of a.jsonl
+    second.write_bytes(gzip.compress((message("m-zero") + "\n" + "{oops\n" + message("m-20")).encode()))
+    homes = {}
+    for name, file_path in (("file", True), ("line", False)):
+        home = SimpleNamespace(warehouse=tmp_path / name / "w.duckdb", raw=tmp_path / name / "raw")
+        with monkeypatch.context() as m:
+            if file_path:
+                m.setattr(load, "_parse_chunks", lambda *a: pytest.fail("the line path ran for a whole file"))
+            else:
+                m.setattr(load, "_parse_file", lambda *a: False)
+            results = ingest_paths([first, second], home.warehouse, home.raw)
+        homes[name] = (home, [counts(r) for r in results])
+    (file_home, file_counts), (line_home, line_counts) = homes["file"], homes["line"]
+    assert file_counts == line_counts == [(42, 13, 2, 27), (3, 1, 1, 1)]
+    assert _everything(file_home) == _everything(line_home)
+    assert query(file_home, "select line_number, reason from ingest.quarantine where file_name = 'a.jsonl' "
+                            "order by line_number desc limit 2") == [
+        (41, "field user_id must be a string"), (31, "llm_calls[1]: field cost_usd out of range (over 100000000)")
+    ]
+    # unusual but valid lines (rechecked from their text) keep their line numbers, in file order
+    assert [row[1:3] for row in raw(file_home, "messages", "source_file, line_number, event_id",
+                                    order="source_file, line_number")][:8] == [
+        (1, "m-1"), (5, "m-2"), (32, "12345"), (33, "m-true"), (34, "m-brackets"), (35, "m-numbers"),
+        (36, "é" * 150), (37, "m-zero"),
+    ]
+
+
+def test_a_line_over_the_size_limit_sends_the_file_to_the_line_path(tmp_path, home):
+    long_line = message("m-long", agent_name="x" * 900, conversation_id="c", extra="y" * load.MAX_LINE_BYTES)
+    path = write_lines(tmp_path / "long.jsonl", [message("m-1"), long_line, message("m-2")])
+    scan = load.scan_file(path)
+    assert (scan.lines, scan.short_lines) == (3, False)
+    assert load.scan_file(write_lines(tmp_path / "short.jsonl", [message("m-1")] * 3)).short_lines
+
+    [result] = ingest_paths([path], home.warehouse, home.raw)
+
+    assert counts(result) == (3, 2, 0, 1)
+    assert query(home, "select line_number, reason from ingest.quarantine") == [
+        (2, f"oversized line (over {load.MAX_LINE_BYTES} bytes)")
+    ]
