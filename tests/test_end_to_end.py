@@ -196,6 +196,19 @@ def test_json_export_summary(warehouse, capsys):
     assert (week["probes"], week["uptime_pct"], week["incidents"], week["downtime_minutes"]) == (10, 70.0, 1, 3.0)
 
 
+def test_refresh_tests_only_the_rows_of_the_new_load(warehouse):
+    """The second (incremental) build scoped the big models' data tests to day2's rows.
+
+    Runs before test_incremental_equals_full_refresh, whose full refresh resets the scope.
+    """
+    scopes = dict(query(warehouse, "select model_name, loaded_after from dbt_test_watermarks where model_name is not null"))
+    assert set(scopes) == {"int_messages_sessionized", "fct_messages", "fct_llm_calls", "fct_tool_calls", "fct_sessions"}
+    tested = query(warehouse, "select message_id from fct_messages where loaded_at > ? order by 1", [scopes["fct_messages"]])
+    assert tested == [("m8",), ("m9",)]  # the two messages loaded from day2.jsonl
+    untested = query(warehouse, "select count(*) from fct_messages where loaded_at <= ?", [scopes["fct_messages"]])
+    assert untested == [(7,)]  # day1's messages were tested by the first build
+
+
 def test_incremental_equals_full_refresh(warehouse):
     def snapshot():
         con = duckdb.connect(str(warehouse.warehouse_path), read_only=True)
