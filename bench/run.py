@@ -305,6 +305,17 @@ def step_exports(a: dict) -> dict:
             "dau_last_day": daily[-1]["dau"] if daily else None, "mau_last_day": daily[-1]["mau"] if daily else None}
 
 
+def step_dashboard(a: dict) -> dict:
+    """The five dashboard pages and the index, as the `dashboard` asset writes them, at the end of day `end`."""
+    from agent_analytics.periods import parse_as_of
+    from agent_analytics.reports.produce import write_dashboard
+
+    settings = _settings()
+    start = time.perf_counter()
+    index = write_dashboard(settings, now=parse_as_of(a["end"], settings.company_tz))
+    return {"seconds": round(time.perf_counter() - start, 2), "pages": len(list(index.parent.glob("*.html")))}
+
+
 def step_queries(a: dict) -> dict:
     """Single period queries of the metrics layer (the full JSON document each), timed one by one."""
     from agent_analytics.metrics import MetricsRequest, compute_metrics
@@ -339,7 +350,8 @@ def step_dagster(a: dict) -> dict:
 
 
 STEPS = {"generate": step_generate, "bare": step_bare, "ingest": step_ingest, "checks": step_checks,
-         "exports": step_exports, "queries": step_queries, "dagster": step_dagster}
+         "exports": step_exports, "queries": step_queries, "dagster": step_dagster,
+         "dashboard": step_dashboard}
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -430,6 +442,10 @@ def report(bench: Bench, meta: dict) -> dict:
         row("+1 day: incl. its ingest", more_all, None, "", f"<= {TARGET_ONE_MORE_DAY_S:g} s",
             None if more_all is None else more_all <= TARGET_ONE_MORE_DAY_S,
             keys=["more.ingest", "more.dbt", "more.checks", "more.exports"]),
+        row("dashboard: 5 pages (after the first build)", sec("first.dashboard"), peak("first.dashboard"),
+            "informational", keys=["first.dashboard"]),
+        row("dashboard: 5 pages (after +1 day)", sec("more.dashboard"), peak("more.dashboard"),
+            "informational", keys=["more.dashboard"]),
         row("agent-analytics build via Dagster, no new data", sec("dagster"), peak("dagster"), keys=["dagster"]),
         row("peak memory, any pipeline step", None, pipeline_peak,
             "" if all(k in s and s[k]["ok"] for k in pipeline[:-1]) else "(incomplete run)", f"<= {TARGET_PEAK_GB:g} GB",
@@ -530,6 +546,7 @@ def bench_main(args: argparse.Namespace) -> int:
                 ok(bench.dbt("first.dbt", "dbt build", "build", dbt_target))
                 ok(bench.py("first.checks", "GX checks"))
                 ok(bench.py("first.exports", "exports", end=str(last_day)))
+                ok(bench.py("first.dashboard", "dashboard", end=str(last_day)))
                 ok(bench.py("queries", "metrics queries", end=str(last_day)))
                 print("one more day")
                 if ok(bench.py("more.ingest", "ingest 1 file", paths=[str(extra_dir)])):
@@ -540,6 +557,7 @@ def bench_main(args: argparse.Namespace) -> int:
                                  ("--exclude", REFRESH_EXCLUDE)))
                     ok(bench.py("more.checks", "GX checks"))
                     ok(bench.py("more.exports", "exports", end=str(today)))
+                    ok(bench.py("more.dashboard", "dashboard", end=str(today)))
                 if args.dagster:
                     print("end to end")
                     ok(bench.py("dagster", "agent-analytics build (Dagster, no new data)"))

@@ -223,10 +223,11 @@ def queue_depth(doc: dict) -> Figure | None:
         return None
     figure, axes = _figure("Queue depth in the period")
     names = [q["queue"] for q in queues]
-    width = 0.25
+    width = 0.2
     for i, (key, label) in enumerate((("avg_depth", "average"), ("p95_depth", "P95"), ("max_depth", "max"))):
         axes.bar([n + (i - 1) * width for n in range(len(names))], [q[key] for q in queues], width, label=label, color=PALETTE[i])
     axes.set_xticks(range(len(names)), names)
+    axes.set_xlim(-0.5 - width * 2, len(names) - 0.5 + width * 2)  # one queue: three slim bars, not a wall
     axes.set_ylabel("queued items")
     axes.legend(loc="upper left", fontsize=8)
     axes.grid(axis="x", visible=False)
