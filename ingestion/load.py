@@ -1,16 +1,13 @@
 """Load contract files into the raw layer: every line loaded, duplicate or quarantined.
 
 One file is one batch:
-1. scan the (gunzipped) bytes once: sha256, line ends per 512 KiB block, line lengths
-   (`scan_file`; in `load_files` a thread scans the next file while DuckDB works on this
-   one). A content hash already in the ledger is reported as already loaded and changes
-   nothing;
-2. validate in DuckDB SQL (`validate.py`: typed fields and cheap checks that prove nearly
-   every line valid; the full rule list, with reasons, only for the rest), so every line gets
-   one verdict. A file without blank or over-long lines is parsed by DuckDB's `read_ndjson`
-   straight from disk (row i is line i) and only its unproven lines are picked out of the
-   file and checked as lines; any other file takes the line path: line-aligned chunks split
-   into lines with numpy/Arrow (no per-line Python), a thread splitting the next chunk;
+1. read the bytes in line-aligned chunks (gunzip `.gz`) and hash them (sha256); a content
+   hash already in the ledger is reported as already loaded and changes nothing. Threads hash
+   and split ahead (the next chunk, and in `load_files` the next file's first chunk) while
+   DuckDB works on the current one;
+2. split each chunk into lines with numpy (no per-line Python) and validate them in DuckDB
+   SQL (`validate.py`: one typed JSON parse per line and cheap checks that prove nearly every
+   line valid; the full rule list, with reasons, only for the rest): every line gets one verdict;
 3. valid records whose `event_id` was seen earlier in the file or in an earlier batch are
    duplicates; the rest are loaded;
 4. write the batch's Parquet files into `raw/_tmp/<batch>`, rename the folder into
@@ -18,8 +15,8 @@ One file is one batch:
    transaction. A failure before the commit removes the folder; a hard crash leaves a folder
    without a ledger row, which `sweep_orphans` deletes at the start of the next load.
 
-Memory stays bounded by the scan buffer or chunk size (plus DuckDB's typed copy of the
-file), whatever the size of the file.
+Memory stays bounded by the chunk size (plus DuckDB's typed copy of the file), whatever the
+size of the file.
 """
 
 from __future__ import annotations
@@ -42,16 +39,11 @@ import numpy as np
 import pyarrow as pa
 
 from ingestion import pricing, raw_layer
-from ingestion.validate import MAX_LINE_BYTES, PARSE_SQL, read_parse_sql, reason_sql
+from ingestion.validate import PARSE_SQL, reason_sql
 from ingestion.warehouse import ensure_ingest_schema, open_warehouse
 
-# Bytes of (decompressed) input handled at once by the line path; a larger file is read in chunks.
+# Bytes of (decompressed) input handled at once; a file larger than this is read in chunks.
 CHUNK_BYTES = 256 * 1024 * 1024
-# The scan before parsing (hash, line count, line lengths) reads this much at a time.
-_LINE_BLOCK = MAX_LINE_BYTES // 2
-_SCAN_BYTES = 128 * _LINE_BLOCK
-# Suspect lines of the read_ndjson path are picked out of the file in pieces of this size.
-_PICK_BYTES = 8 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 # Working tables live in `ingest_work`, an in-memory database attached to the warehouse
 # connection for the duration of one load (not TEMP tables, which a cursor cannot see), so the
@@ -101,31 +93,22 @@ def _is_gzip(path: Path) -> bool:
         return handle.read(2) == b"\x1f\x8b"
 
 
-def _open_input(path: Path):
-    """The file's (decompressed) byte stream, and whether it is gzip."""
-    try:
-        gz = _is_gzip(path)
-        return (gzip.open(path, "rb") if gz else open(path, "rb")), gz
-    except OSError as exc:
-        raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
-def _read_error(path: Path, gz: bool, exc: BaseException) -> IngestError:
-    what = "not a readable gzip file" if gz else "cannot read"
-    return IngestError(f"{path}: {what} ({exc})")
-
-
 def read_chunks(path: Path, chunk_bytes: int | None = None) -> Iterator[bytes]:
     """The file's (decompressed) content in pieces that end at a line end (the last may not)."""
     size = chunk_bytes or CHUNK_BYTES
-    handle, gz = _open_input(path)
+    try:
+        gz = _is_gzip(path)
+        handle = gzip.open(path, "rb") if gz else open(path, "rb")
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from None
     with handle:
         carry = b""
         while True:
             try:
                 block = handle.read(size)
             except (OSError, EOFError, zlib.error) as exc:
-                raise _read_error(path, gz, exc) from None
+                what = "not a readable gzip file" if gz else "cannot read"
+                raise IngestError(f"{path}: {what} ({exc})") from None
             if not block:
                 if carry:
                     yield carry
@@ -139,64 +122,9 @@ def read_chunks(path: Path, chunk_bytes: int | None = None) -> Iterator[bytes]:
             yield data[:cut]
 
 
-@dataclass(frozen=True)
-class Scan:
-    """What one pass over a file's (decompressed) bytes tells before anything parses it."""
-
-    content_hash: str  # sha256 of the content
-    lines: int  # as split_lines counts them: line ends, plus a last line without one
-    gzip: bool
-    short_lines: bool  # no line is over MAX_LINE_BYTES (when False, some line may be)
-    line_ends: np.ndarray  # line ends up to the end of each _LINE_BLOCK-byte block (cumulative)
-
-
-def _read_full(handle, view: memoryview) -> int:
-    filled = 0
-    while filled < len(view):
-        got = handle.readinto(view[filled:])
-        if not got:
-            break
-        filled += got
-    return filled
-
-
-def scan_file(path: Path) -> Scan:
-    """Hash the content, count its lines per block and bound their length, in one pass.
-
-    Reads into one reused buffer; hashlib and numpy release the GIL, so this runs well in a
-    thread next to DuckDB. Blocks of _LINE_BLOCK bytes start at multiples of it: when every
-    whole block holds a line end, no line spans two whole blocks, i.e. none reaches
-    MAX_LINE_BYTES. The per-block counts let `_pick_lines` find a line without a re-read.
-    """
-    handle, gz = _open_input(path)
-    hasher = hashlib.sha256()
-    buffer = bytearray(_SCAN_BYTES)
-    view = memoryview(buffer)
-    counts: list[np.ndarray] = []
-    short_lines, last = True, None
-    with handle:
-        while True:
-            try:
-                size = _read_full(handle, view)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise _read_error(path, gz, exc) from None
-            if size == 0:
-                break
-            hasher.update(view[:size])
-            is_end = np.frombuffer(buffer, dtype=np.uint8, count=size) == 10
-            whole = size - size % _LINE_BLOCK
-            per_block = np.count_nonzero(is_end[:whole].reshape(-1, _LINE_BLOCK), axis=1)
-            short_lines = short_lines and bool(per_block.all())
-            counts.append(per_block)
-            if whole < size:
-                counts.append(np.array([np.count_nonzero(is_end[whole:])]))
-            last = buffer[size - 1]
-            if size < len(view):
-                break
-    view.release()
-    line_ends = np.cumsum(np.concatenate(counts)) if counts else np.zeros(0, dtype=np.int64)
-    lines = int(line_ends[-1]) + (1 if last is not None and last != 10 else 0) if counts else 0
-    return Scan(hasher.hexdigest(), lines, gz, short_lines, line_ends)
+def read_file_bytes(path: Path) -> bytes:
+    """The whole (decompressed) content of a file."""
+    return b"".join(read_chunks(path))
 
 
 def _line_offsets(data: bytes) -> np.ndarray:
@@ -332,17 +260,16 @@ def _provider_case(column: str) -> str:
     return f"case lower(trim({column})) {branches} else lower(trim({column})) end"
 
 
-def _parse(con: duckdb.DuckDBPyConnection, lines: Lines, create: bool) -> None:
-    """Validate lines into the table `ingest_work.parsed` (`create`: a new table, else added).
+def _parse(con: duckdb.DuckDBPyConnection, lines: Lines) -> None:
+    """Validate one chunk of lines into the table `ingest_work.parsed` (created by the first chunk).
 
     Pass 1 types every line and proves most of them valid with cheap checks; pass 2 runs the
-    full rule list on the rest and records each failing line's reason (validate.py). Rows
-    already in the table with lower line numbers than `lines` are untouched.
+    full rule list on the rest and records each failing line's reason (validate.py).
     """
     _lines_relation(con, lines)
     first = int(lines.first_line_number)
     try:
-        if create:
+        if first == 1:
             con.execute(f"create or replace table ingest_work.parsed as {PARSE_SQL}")
         else:
             con.execute(f"insert into ingest_work.parsed {PARSE_SQL}")
@@ -366,21 +293,20 @@ def _parse(con: duckdb.DuckDBPyConnection, lines: Lines, create: bool) -> None:
         con.execute("drop view if exists lines")
         con.unregister("lines_arrow")
     if lines.blobs is not None:
-        _describe_invalid_utf8(con, lines)
+        _describe_invalid_utf8(con, lines.blobs, first)
 
 
-def _describe_invalid_utf8(con: duckdb.DuckDBPyConnection, lines: Lines) -> None:
+def _describe_invalid_utf8(con: duckdb.DuckDBPyConnection, blobs: pa.LargeBinaryArray, first_line_number: int) -> None:
     """Keep the text of lines that are not UTF-8 with the bad bytes as \\xNN (a quarantine-only path)."""
     numbers = [
         row[0]
         for row in con.execute(
             "select line_number from ingest_work.parsed where raw_line is null and reason is not null and line_number >= ?",
-            [lines.first_line_number],
+            [first_line_number],
         ).fetchall()
     ]
-    position = {n: i for i, n in enumerate(lines.table.column("line_number").to_pylist())}
     texts = [
-        lines.blobs[position[n]].as_py().rstrip(b"\r\n").decode("utf-8", "backslashreplace") for n in numbers
+        blobs[n - first_line_number].as_py().rstrip(b"\r\n").decode("utf-8", "backslashreplace") for n in numbers
     ]
     con.register("invalid_lines", pa.table({"line_number": pa.array(numbers, pa.int64()), "raw_line": texts}))
     try:
@@ -390,95 +316,6 @@ def _describe_invalid_utf8(con: duckdb.DuckDBPyConnection, lines: Lines) -> None
         )
     finally:
         con.unregister("invalid_lines")
-
-
-def _parse_file(con: duckdb.DuckDBPyConnection, path: Path, scan: Scan) -> bool:
-    """The read_ndjson path: DuckDB parses the whole file (as fast as a bare read), and only
-    the lines that its cheap checks do not prove valid go through the line path.
-
-    Returns False, leaving no table, when the file's rows do not line up with its lines
-    (blank lines: DuckDB skips them) or DuckDB cannot read it; the caller then uses the line
-    path for the whole file.
-    """
-    try:
-        con.execute(f"create or replace table ingest_work.parsed as {read_parse_sql(str(path), scan.gzip)}")
-    except duckdb.Error:  # whatever DuckDB's reader cannot take, the line path can
-        return False
-    if con.execute("select count(*) from ingest_work.parsed").fetchone()[0] != scan.lines:
-        con.execute("drop table ingest_work.parsed")
-        return False
-    suspects = [
-        row[0] for row in
-        con.execute("select line_number from ingest_work.parsed where not quick_ok order by line_number").fetchall()
-    ]
-    if suspects:
-        con.execute("delete from ingest_work.parsed where not quick_ok")
-        _parse(con, _pick_lines(path, scan, suspects), create=False)
-        quarantined = con.execute("select count(reason) from ingest_work.parsed").fetchone()[0]
-        if quarantined < len(suspects):  # unusual but valid lines: keep the rows in file order
-            con.execute("create or replace table ingest_work.parsed as select * from ingest_work.parsed order by line_number")
-    return True
-
-
-def _pick_lines(path: Path, scan: Scan, numbers: list[int]) -> Lines:
-    """The lines with these (ascending) numbers, read again from the file, as the line path's input."""
-    picked = _read_lines_at(path, scan, numbers) if not scan.gzip else _stream_lines_at(path, numbers)
-    if numbers[0] == 1:
-        picked[0] = picked[0].removeprefix(_BOM)
-    lines = prepare_lines(b"".join(picked), 1)
-    table = lines.table.set_column(0, "line_number", pa.array(numbers, pa.int64()))
-    return Lines(numbers[0], len(numbers), table, lines.blobs)
-
-
-def _read_lines_at(path: Path, scan: Scan, numbers: list[int]) -> list[bytes]:
-    """Each line read on its own: the blocks from its start's block to its end's (scan.line_ends)."""
-    ends = scan.line_ends
-    picked = []
-    with open(path, "rb", buffering=0) as handle:
-        for n in numbers:
-            first_block = int(np.searchsorted(ends, n - 1)) if n > 1 else 0  # holds the end of line n - 1
-            last_block = int(np.searchsorted(ends, n))  # holds the end of line n (none: the last line)
-            handle.seek(first_block * _LINE_BLOCK)
-            data = handle.read((last_block - first_block + 1) * _LINE_BLOCK)
-            positions = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-            j = n - 1 - (int(ends[first_block - 1]) if first_block else 0)  # line ends before line n in data
-            start = int(positions[j - 1]) + 1 if j else 0
-            picked.append(data[start:int(positions[j]) + 1] if j < len(positions) else data[start:])
-    return picked
-
-
-def _stream_lines_at(path: Path, numbers: list[int]) -> list[bytes]:
-    """Each line found by reading the (gzip) stream from the start."""
-    wanted = np.asarray(numbers, dtype=np.int64)
-    picked: list[bytes] = []
-    first = 1
-    with closing(read_chunks(path, _PICK_BYTES)) as chunks:
-        for chunk in chunks:
-            offsets = _line_offsets(chunk)
-            count = len(offsets) - 1
-            here = wanted[(wanted >= first) & (wanted < first + count)]
-            picked.extend(chunk[offsets[n - first]:offsets[n - first + 1]] for n in here.tolist())
-            first += count
-            if first > wanted[-1]:
-                break
-    return picked
-
-
-def _parse_chunks(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """The line path: split each chunk into lines (Arrow, no per-line Python) and validate them
-    in SQL; a worker thread splits the next chunk while DuckDB validates this one."""
-    with closing(read_chunks(path)) as chunks, ThreadPoolExecutor(max_workers=1) as pool:
-        chunk = next(chunks, b"")
-        prepared: Lines | None = prepare_lines(chunk.removeprefix(_BOM), 1)
-        create = True
-        while prepared is not None:
-            following = next(chunks, None)
-            upcoming = None
-            if following is not None:
-                upcoming = pool.submit(prepare_lines, following, prepared.first_line_number + prepared.count)
-            _parse(con, prepared, create=create)
-            create = False
-            prepared = upcoming.result() if upcoming is not None else None
 
 
 def _classify(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, int]:
@@ -635,27 +472,74 @@ def _drop_work(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("detach database if exists ingest_work")
 
 
+@dataclass
+class _Opening:
+    """A file's first chunk, read, hashed and split (possibly ahead of time, in a thread)."""
+
+    chunks: Iterator[bytes]  # the remaining chunks
+    hasher: object  # sha256 of everything read so far
+    prepared: Lines
+    following: bytes | None  # the second chunk, None when the file is one chunk
+
+
+def _open(path: Path) -> _Opening:
+    chunks = read_chunks(path)
+    try:
+        chunk = next(chunks, b"")
+        hasher = hashlib.sha256()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashed = pool.submit(hasher.update, chunk)  # hashlib releases the GIL on big buffers
+            prepared = prepare_lines(chunk[len(_BOM):] if chunk.startswith(_BOM) else chunk, 1)
+            following = next(chunks, None)
+            hashed.result()
+    except BaseException:
+        chunks.close()
+        raise
+    return _Opening(chunks, hasher, prepared, following)
+
+
 def load_file(
     con: duckdb.DuckDBPyConnection, path: Path, raw_dir: Path, fail_at: str | None = None, *,
-    scan: Scan | None = None,
+    opening: _Opening | None = None,
 ) -> FileResult:
-    """Load one file as one batch (see the module docstring); `scan` is its scan_file, done ahead."""
+    """Load one file as one batch (see the module docstring); `opening` is its first chunk read ahead."""
     con.execute("set TimeZone = 'UTC'")
     con.execute("set enable_progress_bar = false")
     _attach_work(con)
     staging: Path | None = None
     published: Path | None = None
+    opening = opening or _open(path)
+    hasher = opening.hasher
     try:
-        scan = scan or scan_file(path)
-        previous = _already_loaded(con, scan.content_hash, path.name)
+        with closing(opening.chunks) as chunks, ThreadPoolExecutor(max_workers=2) as pool:
+            prepared: Lines | None = opening.prepared
+            following = opening.following
+            if following is None:  # the file is one chunk: skip it early when already loaded
+                previous = _already_loaded(con, hasher.hexdigest(), path.name)
+                if previous is not None:
+                    return previous
+            # Worker threads hash and split the next chunk while DuckDB validates this one.
+            hashed = None
+            while prepared is not None:
+                upcoming = None
+                if following is not None:
+                    if hashed is not None:
+                        hashed.result()  # hash the chunks in order
+                    hashed = pool.submit(hasher.update, following)
+                    upcoming = pool.submit(prepare_lines, following, prepared.first_line_number + prepared.count)
+                _parse(con, prepared)
+                prepared = upcoming.result() if upcoming is not None else None
+                following = next(chunks, None) if upcoming is not None else None
+            if hashed is not None:
+                hashed.result()
+        content_hash = hasher.hexdigest()
+        previous = _already_loaded(con, content_hash, path.name)
         if previous is not None:
             return previous
-        if not (scan.short_lines and _parse_file(con, path, scan)):
-            _parse_chunks(con, path)
         batch_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         counts = _classify(con, batch_id)
-        result = FileResult(file_name=path.name, content_hash=scan.content_hash, batch_id=batch_id, **counts)
+        result = FileResult(file_name=path.name, content_hash=content_hash, batch_id=batch_id, **counts)
         staging = raw_layer.tmp_dir(raw_dir) / batch_id
         staging.mkdir(parents=True)
         _write_batch(con, staging, path.name, batch_id, now)
@@ -693,19 +577,22 @@ def recover(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[str]:
 def load_files(
     con: duckdb.DuckDBPyConnection, files: list[Path], raw_dir: Path, fail_at: str | None = None
 ) -> list[FileResult]:
-    """`load_file` for each file in order; a thread scans (hashes, counts) the next file while
-    the current one is parsed and written."""
+    """`load_file` for each file in order; a thread reads, hashes and splits the next file's
+    first chunk while the current one is validated and written."""
     results = []
     with ThreadPoolExecutor(max_workers=1) as ahead:
-        upcoming = ahead.submit(scan_file, files[0]) if files else None
+        upcoming = ahead.submit(_open, files[0]) if files else None
         try:
             for i, file in enumerate(files):
-                scan = upcoming.result()
-                upcoming = ahead.submit(scan_file, files[i + 1]) if i + 1 < len(files) else None
-                results.append(load_file(con, file, raw_dir, fail_at=fail_at, scan=scan))
+                opening = upcoming.result()
+                upcoming = ahead.submit(_open, files[i + 1]) if i + 1 < len(files) else None
+                results.append(load_file(con, file, raw_dir, fail_at=fail_at, opening=opening))
         finally:
-            if upcoming is not None:  # a load failed: let the scan ahead finish, ignore its result
-                upcoming.exception()
+            if upcoming is not None:  # a load failed: close the file read ahead
+                try:
+                    upcoming.result().chunks.close()
+                except Exception:
+                    pass
     return results
 
 

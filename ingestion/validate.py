@@ -31,8 +31,6 @@ a context; it also keeps every cost estimate inside the stored decimal(18,10)), 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 MAX_LINE_BYTES = 1_048_576
 MAX_ID_CHARS = 200
 MAX_TEXT_CHARS = 1_000
@@ -152,24 +150,15 @@ def _quick_integer(f: str, required: bool, digits: int) -> str:
     return f"coalesce({core}, false)" if required else _either(f"{f} is null", core)
 
 
-def _absent_from_line(field: str) -> str:
-    """Line path: a NULL list is an absent field only if the key does not occur in the line at all."""
-    return f"not contains(line_text, '\"{field}\"')"
-
-
-def _absent_from_json(field: str) -> str:
-    """Read path: a NULL list is an absent field only if its raw JSON is absent (or JSON null) too."""
-    return f"{field}_json is null"
-
-
-def _quick_array(field: str, item_ok: str, absent: Callable[[str], str]) -> str:
+def _quick_array(field: str, item_ok: str) -> str:
+    # a NULL list is an absent field only if the key does not occur in the line at all
     return (
-        f"case when t.{field} is null then {absent(field)} "
+        f"case when t.{field} is null then not contains(line_text, '\"{field}\"') "
         f"else coalesce(list_bool_and(list_transform(t.{field}, lambda c: {item_ok})), true) end"
     )
 
 
-def _quick_ok(line_ok: str, absent: Callable[[str], str]) -> str:
+def _quick_ok() -> str:
     call_ok = " and ".join([
         "c is not null",
         _quick_string("c.provider", MAX_TEXT_CHARS, True),
@@ -198,8 +187,8 @@ def _quick_ok(line_ok: str, absent: Callable[[str], str]) -> str:
         _quick_string("t.error_type", MAX_TEXT_CHARS, False),
         _quick_number("t.response_time_ms"),
         "(t.status = 'error' or t.response_time_ms is not null)",  # cheap: plain OR
-        _quick_array("llm_calls", call_ok, absent),
-        _quick_array("tool_calls", tool_ok, absent),
+        _quick_array("llm_calls", call_ok),
+        _quick_array("tool_calls", tool_ok),
     ])
     health_check = " and ".join([
         _quick_string("t.component", MAX_TEXT_CHARS, False),
@@ -216,7 +205,7 @@ def _quick_ok(line_ok: str, absent: Callable[[str], str]) -> str:
         _quick_string("t.description", MAX_DESCRIPTION_CHARS, False),
     ])
     return f"""coalesce(
-            {line_ok}
+            line_text is not null and t is not null and ord(line_text) = 123
             and {_quick_string("t.event_id", MAX_ID_CHARS, True)}
             and occurred_at is not null
             and case t.type
@@ -228,15 +217,22 @@ def _quick_ok(line_ok: str, absent: Callable[[str], str]) -> str:
             end, false)"""
 
 
-def _parsed_select(source: str, line_ok: str, absent: Callable[[str], str]) -> str:
-    """The `parsed` table's columns from `source(line_number, t)`, `t` the typed struct of a line."""
-    return f"""
+# Output of pass 1 (the `parsed` table): typed values; numbers inside llm_calls / tool_calls
+# stay JSON text until the raw layer is written. `reason` / `raw_line` are filled by pass 2.
+PARSE_SQL = f"""
+with parsed as (
+    select
+        line_number,
+        line_text,
+        case when line_bytes <= {MAX_LINE_BYTES} then try(json_transform(line_text, '{_typed_spec(FIELDS)}')) end as t
+    from lines
+),
 timed as (
-    select *, {_occurred_at("t.occurred_at")} as occurred_at from {source}
+    select *, {_occurred_at("t.occurred_at")} as occurred_at from parsed
 )
 select
     line_number,
-    {_quick_ok(line_ok, absent)} as quick_ok,
+    {_quick_ok()} as quick_ok,
     null::varchar as reason,
     null::varchar as raw_line,
     t.type as event_type,
@@ -260,50 +256,6 @@ select
     t.tool_calls
 from timed
 """
-
-
-# Output of pass 1 (the `parsed` table): typed values; numbers inside llm_calls / tool_calls
-# stay JSON text until the raw layer is written. `reason` / `raw_line` are filled by pass 2.
-PARSE_SQL = f"""
-with parsed as (
-    select
-        line_number,
-        line_text,
-        case when line_bytes <= {MAX_LINE_BYTES} then try(json_transform(line_text, '{_typed_spec(FIELDS)}')) end as t
-    from lines
-),
-{_parsed_select("parsed", "line_text is not null and t is not null and ord(line_text) = 123", _absent_from_line)}"""
-
-
-def _read_columns() -> str:
-    """read_ndjson `columns`: strings typed, everything else (arrays too) kept as JSON text."""
-    return "{" + ", ".join(f"'{name}': '{'VARCHAR' if kind == 'string' else 'JSON'}'" for name, kind in FIELDS.items()) + "}"
-
-
-def read_parse_sql(path: str, gzip: bool = False) -> str:
-    """Pass 1 straight from a file: DuckDB's `read_ndjson` parses the lines (no line splitting
-    in Python), giving the same columns as PARSE_SQL.
-
-    The caller must check that the file gave one row per line (DuckDB skips blank lines;
-    every other line, valid or not, gives exactly one row, all NULL when it is not a JSON
-    object) and that no line is over MAX_LINE_BYTES; then `line_number` is exact. A line
-    whose row is not `quick_ok` is rechecked from its text by the line path. An array field
-    is read as JSON and transformed here, so that a non-array value (which a typed read turns
-    into NULL silently) is told apart from an absent field.
-    """
-    arrays = ", ".join(
-        f"{name} := json_transform(r.{name}, '[{_typed_spec(ITEM_FIELDS[name])}]')" for name in ITEM_FIELDS
-    )
-    others = ", ".join(f"{name} := r.{name}" for name in FIELDS if name not in ITEM_FIELDS)
-    raw_arrays = ", ".join(f"r.{name} as {name}_json" for name in ITEM_FIELDS)
-    escaped = path.replace("'", "''")
-    return f"""
-with parsed as (
-    select row_number() over () as line_number, struct_pack({others}, {arrays}) as t, {raw_arrays}
-    from read_ndjson('{escaped}', columns = {_read_columns()}, format = 'newline_delimited',
-                     compression = '{'gzip' if gzip else 'none'}', ignore_errors = true) as r
-),
-{_parsed_select("parsed", "true", _absent_from_json)}"""
 
 
 # --------------------------------------------------------------------------- pass 2: every rule, with its reason
