@@ -276,7 +276,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"daily CSV export:     {settings.exports_dir / 'daily.csv'}")
     print(f"full JSON export:     {settings.exports_dir / 'analytics.json'}")
     print(f"dashboard:            {settings.reports_dir / 'dashboard' / 'index.html'}")
-    print(f"reports (PDF, CSV):   {settings.reports_dir}/<name>/<period>.pdf|.csv")
+    reports = sorted(p for p in settings.reports_dir.glob("*/*") if p.suffix in (".pdf", ".csv"))
+    for i, report in enumerate(reports):
+        print(f"{'reports (PDF, CSV):' if i == 0 else '':<22}{report}")
     print(f"loaded sample files:  {settings.landing_dir / 'loaded'}")
     print("quarantined lines:    table ingest.quarantine in the warehouse")
     print(f"Dagster UI:           make dev   (DAGSTER_HOME={settings.dagster_home})")
