@@ -367,3 +367,26 @@ def test_dashboard_opens_offline_in_chromium_and_shows_the_key_figures(built, tm
     assert image.size[0] == 1300 and image.size[1] > 2000
     assert len(image.convert("RGB").getcolors(maxcolors=1_000_000)) > 50  # charts drawn, not a blank page
     assert links == 5  # the index links the five period pages
+
+
+def test_each_schedule_asks_for_the_period_that_just_ended():
+    from orchestration.definitions import defs
+
+    cases = {  # scheduled tick (company time zone UTC here) -> period_end of the report run
+        "daily_reports_schedule": (datetime(2026, 11, 27, 6, tzinfo=timezone.utc), "2026-11-26"),
+        "weekly_reports_schedule": (datetime(2026, 11, 30, 6, tzinfo=timezone.utc), "2026-11-29"),  # Monday: Sun 29
+        "monthly_reports_schedule": (datetime(2026, 12, 1, 6, tzinfo=timezone.utc), "2026-11-30"),
+    }
+    for name, (tick, period_end) in cases.items():
+        schedule = defs.resolve_schedule_def(name)
+        frequency = name.split("_")[0]
+        assert schedule.job_name == f"{frequency}_reports_job"
+        with dg.build_schedule_context(scheduled_execution_time=tick) as context:
+            request = schedule.evaluate_tick(context).run_requests[0]
+        assert request.run_key == f"{frequency}-{period_end}"
+        assert request.run_config == {
+            "ops": {f"{frequency}_reports": {"config": {"period_end": period_end, "send_email": True}}}
+        }
+    refresh = defs.resolve_job_def("refresh")
+    keys = {k.to_user_string() for k in refresh.asset_layer.executable_asset_keys}
+    assert "dashboard" in keys and not keys & {"daily_reports", "weekly_reports", "monthly_reports"}
