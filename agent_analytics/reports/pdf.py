@@ -47,9 +47,11 @@ TABLE_STYLE = TableStyle(
 )
 
 
-def _table(rows: list[list[str]], widths: list[float] | None = None) -> Table:
+def _table(rows: list[list[str]], widths: list[float] | None = None, text_columns: int = 1) -> Table:
+    """A table whose first `text_columns` columns are left-aligned text, the rest numbers."""
     table = Table(rows, colWidths=widths, hAlign="LEFT", repeatRows=1)
     table.setStyle(TABLE_STYLE)
+    table.setStyle([("ALIGN", (0, 0), (text_columns - 1, -1), "LEFT")])
     return table
 
 
@@ -80,7 +82,8 @@ def render_pdf(title: str, doc: dict, previous_doc: dict) -> bytes:
             [["#", "Agent", "Sessions", "Messages", "Cost", "Error rate", "Avg response", "Avg session"]]
             + [[str(i), a["agent_name"], count(a["sessions"]), count(a["messages"]), money(a["cost_usd"]),
                 f"{a['error_rate_pct']:.2f}%", ms(a["avg_response_time_ms"]), duration(a["avg_session_duration_ms"])]
-               for i, a in enumerate(top_agents(doc), 1)]
+               for i, a in enumerate(top_agents(doc), 1)],
+            text_columns=2,
         ),
     ]
     if doc["note"]:
