@@ -90,7 +90,7 @@ import numpy as np
 import pandas as pd
 from genai_prices import Usage, calc_price
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = 1  # one microsecond, the unit of every timestamp below
@@ -388,23 +388,23 @@ class Dataset:
         self._sessions: dict[int, pd.DataFrame] = {}
 
     @staticmethod
-    def _incidents(health: list[dict]) -> list[tuple[int, int | None]]:
-        """(start, end or None) of every maximal run of down probes of one component."""
+    def _incidents(health: list[dict]) -> list[tuple[int, int | None, str]]:
+        """(start, end or None, component) of every maximal run of down probes of one component."""
         out = []
         by_component: dict = {}
         for h in health:
             by_component.setdefault(h["component"], []).append(h)
-        for probes in by_component.values():
+        for component, probes in by_component.items():
             probes.sort(key=lambda h: (h["us"], h["eid"]))
             start = None
             for h in probes:
                 if not h["up"] and start is None:
                     start = h["us"]
                 elif h["up"] and start is not None:
-                    out.append((start, h["us"]))
+                    out.append((start, h["us"], component))
                     start = None
             if start is not None:
-                out.append((start, None))
+                out.append((start, None, component))
         return out
 
     def sessions(self, timeout_minutes: int) -> pd.DataFrame:
@@ -822,11 +822,19 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
         probes = H[(H["us"] >= a) & (H["us"] < E)]
         n = len(probes)
         pct = ratio(int(probes["up"].sum()) * 100, n) if n else None
-        overlapping = [(st, en) for st, en in ds.incidents if st < E and (en is None or en > a)]
+        overlapping = [(st, en) for st, en, _ in ds.incidents if st < E and (en is None or en > a)]
         minutes = sum((min(en if en is not None else E, E) - max(st, a)) / MINUTE for st, en in overlapping)
         uptime.append({"window": name, "probes": n, "uptime_pct": pct,
                        "status": NO_DATA if pct is None else ("Healthy" if pct >= s["uptime_threshold_pct"] else "Degraded"),
                        "incidents": len(overlapping), "downtime_minutes": float(minutes)})
+
+    a30 = E - 30 * DAY
+    incidents = [
+        {"component": c, "started_at": iso(st), "ended_at": iso(en) if en is not None and en <= E else None,
+         "downtime_minutes": float((min(en if en is not None else E, E) - max(st, a30)) / MINUTE)}
+        for st, en, c in sorted(ds.incidents, key=lambda i: (-i[0], i[2]))
+        if st < E and (en is None or en > a30)
+    ]
 
     minute_end = E - E % MINUTE
     error_windows = []
@@ -869,7 +877,7 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
                            "avg_depth": float(np.mean(samples)), "max_depth": int(max(samples)),
                            "p95_depth": percentile([float(x) for x in samples], 95)})
 
-    health = {"uptime": uptime, "error_rate": error_windows, "response_time": response_time,
+    health = {"uptime": uptime, "incidents": incidents, "error_rate": error_windows, "response_time": response_time,
               "request_volume": request_volume, "queues": queue_rows}
 
     # ---------------------------------------------------------------- daily rows (whole local days)

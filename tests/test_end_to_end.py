@@ -194,6 +194,10 @@ def test_json_export_summary(warehouse, capsys):
     # health windows end at the period end (11-06 00:00): the 11-02 incident is in the 7d window
     week = [w for w in export["health"]["uptime"] if w["window"] == "7d"][0]
     assert (week["probes"], week["uptime_pct"], week["incidents"], week["downtime_minutes"]) == (10, 70.0, 1, 3.0)
+    # the incident itself: down probes 10:02-10:04, the next up probe at 10:05
+    assert export["health"]["incidents"] == [
+        {"component": "api", "started_at": "2026-11-02T10:02:00Z", "ended_at": "2026-11-02T10:05:00Z", "downtime_minutes": 3.0}
+    ]
 
 
 def test_refresh_tests_only_the_rows_of_the_new_load(warehouse):

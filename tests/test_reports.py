@@ -357,6 +357,7 @@ def test_dashboard_opens_offline_in_chromium_and_shows_the_key_figures(built, tm
                    "error_rate_pct": "11.11%"}
     assert sections == ["Overview", "User engagement", "Agent performance", "Cost analysis", "Token usage", "System health"]
     assert charts >= 8
+    assert "api\t2026-11-02 10:02\t2026-11-02 10:05\t3.0 min" in body  # the incident row
     for text in ("Support Agent", "Sales Agent", "anthropic", "Uptime", "P95", "Queue depth", "cost (USD)", "response time (s)"):
         assert text in body
     png = screenshot.read_bytes()

@@ -29,7 +29,7 @@ from agent_analytics.metrics.labels import (
 from agent_analytics.periods import Period, iso, local_midnight
 from agent_analytics.settings import Settings
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 BUCKET_US = 15 * 60 * 1_000_000
 DURATION_BUCKETS = (("<1 min", 0, 60_000), ("1-5 min", 60_000, 300_000), ("5-10 min", 300_000, 600_000), ("10+ min", 600_000, None))
 MESSAGE_BUCKETS = (("1-2", 1, 3), ("3-5", 3, 6), ("6-10", 6, 11), ("11+", 11, None))
@@ -476,6 +476,17 @@ def _health(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: di
             {"window": name, "probes": probes[0], "uptime_pct": pct, "status": uptime_status(pct, settings),
              "incidents": incidents[0], "downtime_minutes": float(incidents[1])}
         )
+    window = {"ws": _naive(end - HEALTH_WINDOWS[-1][1]), "we": _naive(end)}
+    incidents = _rows(
+        con,
+        """select component, started_at, case when ended_at <= $we then ended_at end as ended_at,
+                  date_diff('millisecond', greatest(started_at, $ws), least(coalesce(ended_at, $we), $we)) / 60000.0
+                      as downtime_minutes
+           from fct_downtime_incidents
+           where started_at < $we and coalesce(ended_at, $we) > $ws
+           order by started_at desc, component""",
+        window,
+    )
     minute_end = end.replace(second=0, microsecond=0)
     error_windows = [("current", timedelta(minutes=1))] + list(ERROR_WINDOWS)
     error_rate = []
@@ -515,6 +526,7 @@ def _health(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: di
     )
     return {
         "uptime": uptime,
+        "incidents": incidents,
         "error_rate": error_rate,
         "response_time": {
             "p50_ms": summary["p50"], "p50_status": response_time_status(summary["p50"], settings),

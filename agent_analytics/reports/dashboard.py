@@ -175,6 +175,11 @@ def _tokens(doc: dict, svgs: dict[str, str]) -> str:
     return out
 
 
+def _minute(moment: str | None) -> str | None:
+    """'2026-11-02T10:03:00Z' -> '2026-11-02 10:03'."""
+    return None if moment is None else moment[:16].replace("T", " ")
+
+
 def _health(doc: dict, svgs: dict[str, str]) -> str:
     h = doc["health"]
     out = "<h3>Uptime</h3>" + table(
@@ -182,6 +187,12 @@ def _health(doc: dict, svgs: dict[str, str]) -> str:
         [[w["window"], "-" if w["uptime_pct"] is None else f"{w['uptime_pct']:.2f}%", status_badge(w["status"]),
           count(w["incidents"]), f"{w['downtime_minutes']:.1f} min"] for w in h["uptime"]],
     )
+    if h["incidents"]:
+        out += "<h3>Incidents (last 30 days)</h3>" + table(
+            ["Component", "Started (UTC)", "Ended (UTC)", "Downtime"],
+            [[escape(i["component"]), escape(_minute(i["started_at"])), escape(_minute(i["ended_at"]) or "ongoing"),
+              f"{i['downtime_minutes']:.1f} min"] for i in h["incidents"]],
+        )
     out += "<h3>Error rate</h3>" + table(
         ["Window", "Error rate", "Status", "Messages"],
         [[w["window"], f"{w['error_rate_pct']:.2f}%", status_badge(w["status"]), count(w["messages"])] for w in h["error_rate"]],

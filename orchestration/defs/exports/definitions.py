@@ -52,7 +52,7 @@ def _document() -> tuple:
         ),
         dg.AssetSpec(
             "full_json_export", group_name="exports", deps=MART_DEPS, kinds={"json"},
-            description="exports/analytics.json: every metric of the last 30 days (schema 2.0).",
+            description="exports/analytics.json: every metric of the last 30 days (schema 2.1).",
         ),
     ],
     pool=WAREHOUSE_POOL,
