@@ -4,7 +4,7 @@ streak logic, firing once, resolving once, re-runs and late data, daily rules.
 The minute marts are written by hand with the values each test needs; expected episodes are
 derived in the comments."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb

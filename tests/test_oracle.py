@@ -282,7 +282,9 @@ def _cli(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     """45 days of generated events ingested and built into a fresh home: (files, env)."""
-    from ingestion.generate import generate  # the project's generator: allowed here, never in oracle.py
+    from ingestion.generate import (
+        generate,  # the project's generator: allowed here, never in oracle.py
+    )
 
     base = tmp_path_factory.mktemp("oracle")
     data = base / "data"

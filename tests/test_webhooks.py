@@ -8,19 +8,18 @@ import base64
 import json
 import os
 import re
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 import pytest
+from alert_receivers import HttpReceiver, SmtpReceiver
 
 from agent_analytics.alerts import events as ev
 from agent_analytics.alerts.deliver import deliver_pending
 from agent_analytics.alerts.rules import parse_config
 from agent_analytics.alerts.secrets import redactor_for
 from agent_analytics.alerts.store import ensure_alert_tables
-from alert_receivers import HttpReceiver, SmtpReceiver
 
 DOC = Path(__file__).parents[1] / "docs" / "alerts.md"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"receiver-signing-key-0123456789").decode()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_analytics.settings import ALERT_RULES_VAR as RULES_VAR
+
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 COMPARISONS = (">", ">=", "<", "<=")
 SEVERITIES = ("info", "warning", "error", "critical")
