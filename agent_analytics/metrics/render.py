@@ -140,6 +140,10 @@ def render_table(doc: dict) -> str:
         pct = "-" if w["uptime_pct"] is None else f"{w['uptime_pct']:.2f}%"
         out.append(f"  Uptime {w['window']:<4} {pct:>8}  {w['status']:<9} incidents: {w['incidents']}"
                    f" ({w['downtime_minutes']:.1f} min)")
+    for i in h["incidents"][:5]:
+        ended = i["ended_at"][:16].replace("T", " ") if i["ended_at"] else "ongoing"
+        out.append(f"    incident {i['component'][:20]}: {i['started_at'][:16].replace('T', ' ')} -> {ended} UTC"
+                   f" ({i['downtime_minutes']:.1f} min)")
     for w in h["error_rate"]:
         out.append(f"  Error rate {w['window']:<8} {w['error_rate_pct']:6.2f}%  {w['status']}  ({w['messages']:,} messages)")
     r = h["response_time"]
