@@ -391,3 +391,69 @@ def test_each_schedule_asks_for_the_period_that_just_ended():
     refresh = defs.resolve_job_def("refresh")
     keys = {k.to_user_string() for k in refresh.asset_layer.executable_asset_keys}
     assert "dashboard" in keys and not keys & {"daily_reports", "weekly_reports", "monthly_reports"}
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM files), valid for a day."""
+    import ipaddress
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "smtp.crt", folder / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_email_over_starttls_with_login(built, tmp_path, monkeypatch, capsys):
+    """User, password and TLS from the environment: STARTTLS, then AUTH; a wrong password is refused."""
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult
+
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    logins = []
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        logins.append((mechanism, auth_data.login, session.ssl is not None))
+        return AuthResult(success=(auth_data.login, auth_data.password) == (b"reports", b"correct horse"), handled=False)
+
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=server_tls, require_starttls=True,
+                            authenticator=authenticate, auth_require_tls=True, auth_exclude_mechanism=["LOGIN"])
+    controller.start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this server's certificate
+        for name, value in ((mail.HOST_VAR, "127.0.0.1"), (mail.PORT_VAR, str(port)), (mail.TLS_VAR, "starttls"),
+                            (mail.USER_VAR, "reports"), (mail.PASSWORD_VAR, "correct horse")):
+            monkeypatch.setenv(name, value)
+        assert main(["report", "--frequency", "weekly", "--name", "weekly-all", "--period-end", WEEK_OF]) == 0
+        assert "emailed to team@example.com, cto@example.com" in capsys.readouterr().out
+        assert len(inbox.messages) == 1 and logins and all(tls for _, _, tls in logins)
+
+        monkeypatch.setenv(mail.PASSWORD_VAR, "wrong horse")
+        monkeypatch.setattr(mail.time, "sleep", lambda seconds: None)
+        assert main(["report", "--frequency", "weekly", "--name", "weekly-all", "--period-end", WEEK_OF]) == 1
+        captured = capsys.readouterr()
+        assert "refused: 535" in captured.err and "wrong horse" not in captured.err + captured.out
+        assert len(inbox.messages) == 1
+    finally:
+        controller.stop()
