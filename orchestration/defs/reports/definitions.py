@@ -15,7 +15,6 @@ import dagster as dg
 from agent_analytics import mail
 from agent_analytics.reports.definitions import definitions_path, load_definitions
 from agent_analytics.reports.periods import FREQUENCIES, default_period_end
-from agent_analytics.reports.produce import email_report, write_dashboard, write_report
 from agent_analytics.settings import load_settings
 from orchestration.defs.exports.definitions import MART_DEPS
 from orchestration.pools import WAREHOUSE_POOL
@@ -28,6 +27,9 @@ RETRY = dg.RetryPolicy(max_retries=3, delay=60, backoff=dg.Backoff.EXPONENTIAL)
 @dg.asset(group_name=REPORTS_GROUP, deps=MART_DEPS, pool=WAREHOUSE_POOL, kinds={"html"})
 def dashboard() -> dg.MaterializeResult:
     """reports/dashboard/: one self-contained HTML page per period and an index."""
+    # imported here: matplotlib loads only in this step's process
+    from agent_analytics.reports.produce import write_dashboard
+
     index = write_dashboard(load_settings())
     return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index))})
 
@@ -48,6 +50,9 @@ def report_asset(frequency: str, retry_policy: dg.RetryPolicy = RETRY) -> dg.Ass
         description=f"Every {frequency} report definition: reports/<name>/<period-label>.pdf|.csv, emailed when scheduled.",
     )
     def _reports(context: dg.AssetExecutionContext, config: ReportConfig) -> dg.MaterializeResult:
+        # imported here: matplotlib and reportlab load only in this step's process
+        from agent_analytics.reports.produce import email_report, write_report
+
         settings = load_settings()
         period_end = date.fromisoformat(config.period_end) if config.period_end else None
         definitions = [d for d in load_definitions(definitions_path(settings)) if d.frequency == frequency]
