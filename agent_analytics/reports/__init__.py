@@ -1,0 +1,1 @@
+"""Dashboard pages and scheduled reports (PDF, CSV, email), drawn from the metrics layer."""
