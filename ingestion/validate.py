@@ -408,20 +408,25 @@ def _tool_rules() -> list[tuple[str, str]]:
     return rules
 
 
+def _typed(frag: str, name: str, kind: str) -> list[tuple[str, str]]:
+    """(alias, expression) pairs checking JSON fragment `frag`: its kind, typed value, integer flag."""
+    parts = [(f"k_{name}", _kind(frag))]
+    if kind == "string":
+        parts.append((f"v_{name}", f"case when ord({frag}) = 34 then {frag} ->> '$' end"))
+    elif kind == "number":
+        parts.append((f"v_{name}", f"try_cast(cast({frag} as varchar) as double)"))
+    elif kind == "integer":
+        parts.append((f"i_{name}", _is_integer_text(frag)))
+        parts.append((f"v_{name}", f"case when {_is_integer_text(frag)} then try_cast(cast({frag} as varchar) as hugeint) end"))
+    elif kind == "boolean":
+        parts.append((f"v_{name}", f"cast({frag} as varchar) = 'true'"))
+    return parts
+
+
 def _item_struct(fields: dict[str, str]) -> str:
     """Struct literal of kinds, values and integer flags for one item fragment struct `c`."""
-    parts = []
-    for name, kind in fields.items():
-        frag = f"c.{name}"
-        parts.append(f"'k_{name}': {_kind(frag)}")
-        if kind == "string":
-            parts.append(f"'v_{name}': case when ord({frag}) = 34 then {frag} ->> '$' end")
-        elif kind == "number":
-            parts.append(f"'v_{name}': try_cast(cast({frag} as varchar) as double)")
-        elif kind == "integer":
-            parts.append(f"'i_{name}': {_is_integer_text(frag)}")
-            parts.append(f"'v_{name}': case when {_is_integer_text(frag)} then try_cast(cast({frag} as varchar) as hugeint) end")
-    return "{" + ", ".join(parts) + "}"
+    parts = [part for name, kind in fields.items() for part in _typed(f"c.{name}", name, kind)]
+    return "{" + ", ".join(f"'{alias}': {expr}" for alias, expr in parts) + "}"
 
 
 def _items(field: str, fields: dict[str, str], rules: list[tuple[str, str]]) -> str:
@@ -434,20 +439,7 @@ def _items(field: str, fields: dict[str, str], rules: list[tuple[str, str]]) -> 
 
 
 def _line_columns() -> list[str]:
-    cols = []
-    for name, kind in FIELDS.items():
-        frag = f"j.{name}"
-        cols.append(f"{_kind(frag)} as k_{name}")
-        if kind == "string":
-            cols.append(f"case when ord({frag}) = 34 then {frag} ->> '$' end as v_{name}")
-        elif kind == "number":
-            cols.append(f"try_cast(cast({frag} as varchar) as double) as v_{name}")
-        elif kind == "integer":
-            cols.append(f"{_is_integer_text(frag)} as i_{name}")
-            cols.append(f"case when {_is_integer_text(frag)} then try_cast(cast({frag} as varchar) as hugeint) end as v_{name}")
-        elif kind == "boolean":
-            cols.append(f"cast({frag} as varchar) = 'true' as v_{name}")
-    return cols
+    return [f"{expr} as {alias}" for name, kind in FIELDS.items() for alias, expr in _typed(f"j.{name}", name, kind)]
 
 
 def _first_reason(items: str) -> str:
