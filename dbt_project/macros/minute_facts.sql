@@ -38,12 +38,7 @@ minute_facts as (
         {% for column in group_columns %}{{ column }},
         {% endfor -%}
         count(*) as messages,
-        sum(case when is_error then 1 else 0 end) as errors,
-        count(response_time_ms) as timed_messages,
-        sum(response_time_ms) as total_response_time_ms,
-        avg(response_time_ms) as avg_response_time_ms,
-        {{ percentile('response_time_ms', 0.5) }} as p50_response_time_ms,
-        {{ percentile('response_time_ms', 0.95) }} as p95_response_time_ms,
+        {{ response_time_facts() }}
         max(loaded_at) as max_loaded_at
     from messages
     {% if is_incremental() %}
