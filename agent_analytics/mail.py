@@ -106,11 +106,11 @@ def send(settings: SmtpSettings, message: EmailMessage, timeout_s: float = 20.0)
                 client.login(settings.user, settings.password or "")
             refused = client.send_message(message)
     except smtplib.SMTPResponseException as error:
-        raise MailError(f"mail server {settings.where} refused: {error.smtp_code} {_text(error.smtp_error)}") from None
+        raise MailError(f"mail server {settings.where} refused: {error.smtp_code} {_safe(_text(error.smtp_error), settings)}") from None
     except smtplib.SMTPRecipientsRefused as error:
         raise MailError(f"mail server {settings.where} refused every recipient: {', '.join(error.recipients)}") from None
     except (smtplib.SMTPException, OSError) as error:
-        raise MailError(f"mail server {settings.where} unreachable or failed: {type(error).__name__}: {_safe(error, settings)}") from None
+        raise MailError(f"mail server {settings.where} unreachable or failed: {type(error).__name__}: {_safe(str(error), settings)}") from None
     if refused:
         raise MailError(f"mail server {settings.where} refused recipients: {', '.join(sorted(refused))}")
 
@@ -141,9 +141,6 @@ def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
-def _safe(error: BaseException, settings: SmtpSettings) -> str:
-    text = str(error)
-    for secret in (settings.password,):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+def _safe(text: str, settings: SmtpSettings) -> str:
+    """`text` with the password masked, should a server or library ever echo it."""
+    return text.replace(settings.password, "***") if settings.password else text

@@ -79,6 +79,11 @@ def check_tz(tz: str) -> str:
     return tz
 
 
+def local_date(moment: datetime, tz: str) -> date:
+    """The local calendar day of instant `moment` in time zone `tz`."""
+    return moment.astimezone(ZoneInfo(tz)).date()
+
+
 def local_midnight(day: date, tz: str) -> datetime:
     """The UTC instant at which local day `day` starts."""
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from agent_analytics.periods import Period, local_midnight, parse_period
+from agent_analytics.periods import Period, local_date, local_midnight, parse_period
 
 FREQUENCIES = ("daily", "weekly", "monthly")
 
@@ -34,7 +34,7 @@ def _month_start(day: date) -> date:
 
 
 def dashboard_pages(now: datetime, tz: str) -> list[Page]:
-    today = now.astimezone(Period("rolling", "", now, now, tz).zone).date()
+    today = local_date(now, tz)
     this_month = _month_start(today)
     last_month = _month_start(this_month - timedelta(days=1))
     month_so_far = Period("month", f"{this_month:%Y-%m} to date", local_midnight(this_month, tz), now, tz)

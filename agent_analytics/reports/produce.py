@@ -18,7 +18,7 @@ from agent_analytics import mail
 from agent_analytics.exports import check_agents, to_csv
 from agent_analytics.files import write_atomically
 from agent_analytics.metrics import MetricsRequest, compute_metrics
-from agent_analytics.periods import Period
+from agent_analytics.periods import Period, local_date
 from agent_analytics.reports.dashboard import render_index, render_page
 from agent_analytics.reports.definitions import ReportDefinition
 from agent_analytics.reports.pdf import render_pdf
@@ -68,7 +68,7 @@ def write_report(
     now = now or datetime.now(timezone.utc)
     tz = settings.company_tz
     if period_end is None:
-        period_end = default_period_end(definition.frequency, now.astimezone(Period("rolling", "", now, now, tz).zone).date())
+        period_end = default_period_end(definition.frequency, local_date(now, tz))
     label, period = report_period(definition.frequency, period_end, tz)
     as_of = min(period.end, now)
     with open_warehouse(settings.warehouse_path, read_only=True) as con:
