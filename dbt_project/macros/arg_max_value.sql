@@ -1,12 +1,13 @@
-{#- The value of `value` on the row with the largest `order_by` within a group. -#}
+{#- The value of `value` on the row with the largest `order_by` within a group. `order_by` is
+    one expression or a list of them (compared in order, so a later one breaks ties). -#}
 {% macro arg_max_value(value, order_by) -%}
     {{ return(adapter.dispatch('arg_max_value', 'agent_analytics')(value, order_by)) }}
 {%- endmacro %}
 
 {% macro default__arg_max_value(value, order_by) -%}
-    max_by({{ value }}, {{ order_by }})
+    max_by({{ value }}, {{ order_by if order_by is string else 'struct(' ~ order_by | join(', ') ~ ')' }})
 {%- endmacro %}
 
 {% macro duckdb__arg_max_value(value, order_by) -%}
-    arg_max({{ value }}, {{ order_by }})
+    arg_max({{ value }}, {{ order_by if order_by is string else 'row(' ~ order_by | join(', ') ~ ')' }})
 {%- endmacro %}

@@ -1,12 +1,51 @@
 {#- Incremental strategy per engine: DuckDB deletes and re-inserts the rebuilt rows;
     Spark without Delta/Iceberg has no merge or delete, so it overwrites partitions. -#}
-{% macro rebuild_strategy() -%}
-    {{ return('insert_overwrite' if target.type == 'spark' else 'delete+insert') }}
+{% macro rebuild_strategy(replace_from=none) -%}
+    {%- if target.type == 'spark' -%}
+        {{ return('insert_overwrite') }}
+    {%- endif -%}
+    {{ return('replace_from' if replace_from else 'delete+insert') }}
 {%- endmacro %}
 
-{#- The newest loaded_at already in this incremental model (its watermark). -#}
+{#- Incremental strategy `replace_from` (config `replace_from`: a column): for each value of
+    `unique_key` among the new rows, the target's rows from the new rows' earliest
+    `replace_from` value on are deleted, then the new rows inserted. For a model whose new rows
+    are every row of those keys from that point on (fct_sessions). -#}
+{% macro get_incremental_replace_from_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set keys = [arg_dict['unique_key']] if arg_dict['unique_key'] is string else arg_dict['unique_key'] -%}
+    {%- set column = config.get('replace_from') -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target }} as existing
+    where existing.{{ column }} >= (select min({{ column }}) from {{ source }})
+      and exists (
+          select 1 from {{ source }} as new_rows
+          where {% for key in keys %}new_rows.{{ key }} = existing.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+      );
+    insert into {{ target }} ({{ columns }}) (select {{ columns }} from {{ source }})
+{%- endmacro %}
+
+{#- The newest value of `column` in `relation`, queried when the model runs and written into
+    its SQL as a literal (`empty` when there is none). Compared with a literal, a column lets
+    the engine skip whole Parquet row groups and table segments by their min/max statistics;
+    compared with a scalar subquery, it does not. -#}
+{% macro newest_timestamp(relation, column, sql_type='timestamp', empty='1900-01-01 00:00:00') -%}
+    {{- return(query_literal("select max(" ~ column ~ ") from " ~ relation, sql_type, empty)) -}}
+{%- endmacro %}
+
+{#- The one value `query` returns, as a literal of `sql_type` (`empty` when it is NULL). -#}
+{% macro query_literal(query, sql_type='timestamp', empty='1900-01-01 00:00:00') -%}
+    {%- set value = none -%}
+    {%- if execute -%}
+        {%- set value = run_query(query).columns[0].values()[0] -%}
+    {%- endif -%}
+    {{- return("cast('" ~ (value if value is not none else empty) ~ "' as " ~ sql_type ~ ")") -}}
+{%- endmacro %}
+
+{#- The newest loaded_at already in this incremental model (its watermark), as a literal. -#}
 {% macro loaded_watermark() -%}
-    (select coalesce(max(max_loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    {{- return(newest_timestamp(this, 'max_loaded_at')) -}}
 {%- endmacro %}
 
 {#- Company days an incremental daily model rebuilds: days of messages loaded after this
@@ -21,7 +60,7 @@
     union
     select distinct m.message_date as affected_date
     from {{ messages }} as m
-    where m.message_date >= {{ dbt.dateadd('day', -(var('lookback_days') | int), '(select max(message_date) from ' ~ messages ~ ')') }}
+    where m.message_date >= {{ dbt.dateadd('day', -(var('lookback_days') | int), newest_timestamp(messages, 'message_date', 'date', '1900-01-01')) }}
 {%- endmacro %}
 
 {#- `select <columns> from <relation>`, restricted on incremental runs to rows of ingest
@@ -29,6 +68,6 @@
 {% macro loaded_since_last_run(relation, columns='*') -%}
     select {{ columns }} from {{ relation }}
     {% if is_incremental() %}
-    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    where loaded_at > {{ newest_timestamp(this, 'loaded_at') }}
     {% endif %}
 {%- endmacro %}

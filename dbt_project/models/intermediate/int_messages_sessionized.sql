@@ -11,6 +11,20 @@
 -#}
 {%- set timeout_ms = var('session_timeout_minutes') | int * 60 * 1000 -%}
 {%- set max_ms = var('session_max_hours') | int * 3600 * 1000 -%}
+{%- if is_incremental() -%}
+    {#- Literals queried when the model runs, so that the scans below skip old Parquet row
+        groups and table segments: this model's newest loaded_at; the earliest occurred_at
+        among messages loaded since; and a bound no rebuild point is below (the earliest
+        run start among messages at most one timeout before that). -#}
+    {%- set watermark = newest_timestamp(this, 'loaded_at') -%}
+    {%- set first_new_at = query_literal(
+        "select min(occurred_at) from " ~ ref('stg_raw__messages') ~ " where loaded_at > " ~ watermark,
+        'timestamp', '9999-12-31 00:00:00') -%}
+    {%- set touch_from = dbt.dateadd('millisecond', -timeout_ms, first_new_at) -%}
+    {%- set rebuild_floor = query_literal(
+        "select min(run_started_at) from " ~ this ~ " where occurred_at >= " ~ touch_from,
+        'timestamp', '9999-12-31 00:00:00') -%}
+{%- endif %}
 {{
     config(
         materialized='incremental',
@@ -40,8 +54,8 @@ all_messages as (
 new_pairs as (
 
     select user_id, agent_id, min(occurred_at) as first_new_at
-    from all_messages
-    where loaded_at > (select coalesce(max(loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    from {{ ref('stg_raw__messages') }}
+    where loaded_at > {{ watermark }}
     group by user_id, agent_id
 
 ),
@@ -52,7 +66,8 @@ touched_runs as (
     from {{ this }} as existing
     inner join new_pairs
         on new_pairs.user_id = existing.user_id and new_pairs.agent_id = existing.agent_id
-    where existing.occurred_at >= {{ dbt.dateadd('millisecond', -timeout_ms, 'new_pairs.first_new_at') }}
+    where existing.occurred_at >= {{ touch_from }}
+        and existing.occurred_at >= {{ dbt.dateadd('millisecond', -timeout_ms, 'new_pairs.first_new_at') }}
     group by existing.user_id, existing.agent_id
 
 ),
@@ -79,6 +94,7 @@ messages as (
     inner join rebuild_points
         on rebuild_points.user_id = all_messages.user_id and rebuild_points.agent_id = all_messages.agent_id
     where all_messages.occurred_at >= rebuild_points.rebuild_from_at
+        and all_messages.occurred_at >= least({{ rebuild_floor }}, {{ first_new_at }})
 
 ),
 {% else %}

@@ -18,8 +18,8 @@ message_agents as (
 
     select
         agent_id,
-        {{ arg_max_value('agent_name', 'occurred_at') }} as agent_name,
-        {{ arg_max_value('agent_version', 'occurred_at') }} as latest_message_version,
+        {{ arg_max_value('agent_name', ['occurred_at', 'message_id']) }} as agent_name,
+        {{ arg_max_value('agent_version', ['occurred_at', 'message_id']) }} as latest_message_version,
         min(occurred_at) as first_message_at,
         max(occurred_at) as last_message_at,
         count(*) as lifetime_messages
@@ -32,7 +32,7 @@ deployment_agents as (
 
     select
         agent_id,
-        {{ arg_max_value('agent_version', 'deployed_at') }} as latest_deployed_version,
+        {{ arg_max_value('agent_version', ['deployed_at', 'deployment_id']) }} as latest_deployed_version,
         max(deployed_at) as last_deployed_at,
         count(*) as deployments
     from deployments

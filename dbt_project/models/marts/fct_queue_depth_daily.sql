@@ -17,7 +17,7 @@ final as (
         sample_date,
         queue_name,
         count(*) as samples,
-        {{ arg_max_value('depth', 'sampled_at') }} as latest_depth,
+        {{ arg_max_value('depth', ['sampled_at', 'queue_sample_id']) }} as latest_depth,
         avg(depth) as avg_depth,
         max(depth) as max_depth,
         {{ percentile('depth', 0.95) }} as p95_depth

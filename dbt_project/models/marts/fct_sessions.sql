@@ -1,15 +1,30 @@
 {#- Grain: one row per session (see int_messages_sessionized). A session belongs to the
     company day on which it starts.
-    Incremental: the sessions of every (user, agent) with newly loaded messages are deleted
-    and rebuilt from all of that pair's messages. -#}
+    Incremental: for every (user, agent) with newly loaded messages, the sessions that start
+    at or after `rebuild_from` (the earliest start of a session holding a newly loaded
+    message) are deleted and rebuilt from their messages (strategy replace_from). Earlier
+    sessions cannot change: int_messages_sessionized only re-sessionizes a pair from the
+    start of the run a new message joins, and the sessions of that run before the new
+    message's keep their start and their messages. On Spark all sessions of the pair are
+    rebuilt. -#}
 {{
     config(
         materialized='incremental',
         unique_key=['user_id', 'agent_id'],
-        incremental_strategy=rebuild_strategy(),
+        incremental_strategy=rebuild_strategy(replace_from='session_started_at'),
+        replace_from='session_started_at',
         on_schema_change='fail',
     )
 }}
+{%- if is_incremental() -%}
+    {%- set watermark = newest_timestamp(this, 'max_loaded_at') -%}
+    {%- set rebuild_from = "cast('1900-01-01' as timestamp)" -%}
+    {%- if target.type != 'spark' -%}
+        {%- set rebuild_from = query_literal(
+            "select min(session_started_at) from " ~ ref('int_messages_sessionized') ~ " where loaded_at > " ~ watermark,
+            'timestamp', '9999-12-31 00:00:00') -%}
+    {%- endif -%}
+{%- endif %}
 
 with
 
@@ -23,8 +38,8 @@ all_sessionized_messages as (
 changed_pairs as (
 
     select distinct user_id, agent_id
-    from all_sessionized_messages
-    where loaded_at > (select coalesce(max(max_loaded_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    from {{ ref('int_messages_sessionized') }}
+    where loaded_at > {{ watermark }}
 
 ),
 
@@ -35,6 +50,7 @@ sessionized_messages as (
     inner join changed_pairs
         on changed_pairs.user_id = all_sessionized_messages.user_id
         and changed_pairs.agent_id = all_sessionized_messages.agent_id
+    where all_sessionized_messages.session_started_at >= {{ rebuild_from }}
 
 ),
 {% else %}
@@ -53,7 +69,7 @@ sessions_aggregated as (
         agent_id,
         min(session_started_at) as session_started_at,
         max(occurred_at) as last_message_at,
-        {{ arg_max_value('coalesce(response_time_ms, 0)', 'occurred_at') }} as last_response_time_ms,
+        {{ arg_max_value('coalesce(response_time_ms, 0)', ['occurred_at', 'message_id']) }} as last_response_time_ms,
         count(*) as message_count,
         sum(case when is_error then 1 else 0 end) as error_count,
         max(loaded_at) as max_loaded_at
