@@ -4,7 +4,9 @@ Generates `--events` message events over `--days` days ending yesterday (UTC) pl
 health / queue / deployment events of those days, and one more day (today) to add later.
 Then, on a fresh AGENT_ANALYTICS_HOME under `--workdir`, it times separately:
 
-1. a bare DuckDB `read_ndjson` of the same files (declared columns): the reference;
+1. a bare DuckDB `read_ndjson` of the same files (declared columns): the reference; and,
+   as a second reference, the same read followed by the Parquet writes of messages and LLM
+   calls without any check (the least an ingest into a Parquet raw layer does);
 2. ingest (`ingest_paths`) of the 30 files; target: at most 2x the bare read;
 3. the first build: `dbt build` (models + dbt tests), the Great Expectations suites, the
    30-day exports; target: at most 90 s together;
@@ -251,6 +253,36 @@ def step_bare(a: dict) -> dict:
     return {"seconds": round(seconds, 2), "rows": rows}
 
 
+def step_floor(a: dict) -> dict:
+    """The least any ingest with a Parquet raw layer does: the bare read, then the Parquet
+    writes of the two large tables (messages, and LLM calls unnested), with no validation,
+    no line numbers, no duplicate check and no pricing. A reference for the ingest target."""
+    import duckdb
+
+    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in BARE_COLUMNS.items()) + "}"
+    calls = '[{"provider": "VARCHAR", "model": "VARCHAR", "input_tokens": "BIGINT", "output_tokens": "BIGINT", ' \
+            '"cache_read_tokens": "BIGINT", "cost_usd": "DOUBLE", "latency_ms": "DOUBLE"}]'
+    out = Path(a["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        start = time.perf_counter()
+        con.execute(
+            f"create table t as select * from read_ndjson('{a['glob']}', columns = {columns}, ignore_errors = true)"
+        )
+        read = time.perf_counter() - start
+        con.execute(f"""copy (select * exclude (llm_calls, tool_calls) from t where type = 'message')
+                        to '{out / "messages.parquet"}' (format parquet, compression zstd)""")
+        con.execute(f"""copy (select event_id, occurred_at, unnest(from_json(llm_calls, '{calls}'), recursive := true)
+                        from t where type = 'message') to '{out / "llm_calls.parquet"}' (format parquet, compression zstd)""")
+        seconds = time.perf_counter() - start
+    finally:
+        con.close()
+        shutil.rmtree(out, ignore_errors=True)
+    return {"seconds": round(seconds, 2), "read_s": round(read, 2), "write_s": round(seconds - read, 2)}
+
+
 def step_ingest(a: dict) -> dict:
     from ingestion.load import ingest_paths
 
@@ -349,8 +381,8 @@ def step_dagster(a: dict) -> dict:
     return {"seconds": round(time.perf_counter() - start, 2), "ok": ok}
 
 
-STEPS = {"generate": step_generate, "bare": step_bare, "ingest": step_ingest, "checks": step_checks,
-         "exports": step_exports, "queries": step_queries, "dagster": step_dagster,
+STEPS = {"generate": step_generate, "bare": step_bare, "floor": step_floor, "ingest": step_ingest,
+         "checks": step_checks, "exports": step_exports, "queries": step_queries, "dagster": step_dagster,
          "dashboard": step_dashboard}
 
 
@@ -416,6 +448,8 @@ def report(bench: Bench, meta: dict) -> dict:
             f"{s.get('extra', {}).get('result', {}).get('message_events', 0):,} messages", keys=["extra"]),
         row("bare DuckDB read_ndjson (reference)", sec("bare"), peak("bare"),
             f"{s.get('bare', {}).get('result', {}).get('rows', 0):,} rows", keys=["bare"]),
+        row("bare read + 2 Parquet writes, no checks (reference)", sec("floor"), peak("floor"),
+            f"{round(sec('floor') / sec('bare'), 2)}x bare" if sec("floor") and sec("bare") else "", keys=["floor"]),
         row("ingest", sec("ingest"), peak("ingest"), f"{ratio}x bare" if ratio else "",
             f"<= {TARGET_INGEST_RATIO:g}x bare", None if ratio is None else ratio <= TARGET_INGEST_RATIO,
             keys=["bare", "ingest"]),
@@ -539,6 +573,8 @@ def bench_main(args: argparse.Namespace) -> int:
         ):
             print("reference")
             ok(bench.py("bare", "bare read_ndjson", glob=str(in_dir / "*.jsonl")))
+            ok(bench.py("floor", "bare read + Parquet writes (reference)", glob=str(in_dir / "*.jsonl"),
+                        out=str(workdir / "floor")))
             print("ingest")
             if ok(bench.py("ingest", f"ingest {args.days} files", paths=[str(in_dir)])):
                 print("first build")

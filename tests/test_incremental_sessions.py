@@ -1,9 +1,12 @@
 """A late message that bridges two sessions: the incremental build merges them, exactly as a
 full rebuild does.
 
-First load: u1 -> support at 10:00 and 10:40 (a 40-minute gap: two sessions), u2 -> sales
-at 09:00. Second load: a late u1 -> support message at 10:20 (gaps now 20 and 20 minutes:
-one session of three messages from 10:00) and u3 -> faq at 12:00. u2's session is untouched.
+First load: u1 -> support at 08:00, 10:00 and twice at 10:40 (gaps over 30 minutes: three
+sessions), u2 -> sales at 09:00. Second load: a late u1 -> support message at 10:20 (gaps now
+20 and 20 minutes: one session of four messages from 10:00) and u3 -> faq at 12:00. u1's
+08:00 session is before every rebuilt session and u2 has no new message: both are untouched.
+The two 10:40 messages tie on time: the session ends with the response of the later event id
+(a2b, 3 s), in both builds.
 """
 
 import json
@@ -16,9 +19,9 @@ from agent_analytics.cli import main, run_build
 from agent_analytics.settings import load_settings
 
 
-def message(eid: str, at: str, user: str, agent: str) -> str:
+def message(eid: str, at: str, user: str, agent: str, response_time_ms: int = 1000) -> str:
     return json.dumps({"event_id": eid, "type": "message", "occurred_at": at, "user_id": user,
-                       "agent_id": agent, "status": "ok", "response_time_ms": 1000}) + "\n"
+                       "agent_id": agent, "status": "ok", "response_time_ms": response_time_ms}) + "\n"
 
 
 def sessions(settings) -> list[tuple]:
@@ -34,7 +37,9 @@ def sessions(settings) -> list[tuple]:
 
 def test_late_message_merges_sessions_incrementally(tmp_path):
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
-    first.write_text(message("a1", "2026-11-02T10:00:00Z", "u1", "support")
+    first.write_text(message("a0", "2026-11-02T08:00:00Z", "u1", "support")
+                     + message("a1", "2026-11-02T10:00:00Z", "u1", "support")
+                     + message("a2b", "2026-11-02T10:40:00Z", "u1", "support", 3000)
                      + message("a2", "2026-11-02T10:40:00Z", "u1", "support")
                      + message("b1", "2026-11-02T09:00:00Z", "u2", "sales"))
     second.write_text(message("a3", "2026-11-02T10:20:00Z", "u1", "support")
@@ -48,21 +53,23 @@ def test_late_message_merges_sessions_incrementally(tmp_path):
         assert main(["ingest", str(first)]) == 0
         assert run_build(settings)
         assert sessions(settings) == [
+            ("u1", "support", "2026-11-02 08:00:00", 1, 1000),
             ("u1", "support", "2026-11-02 10:00:00", 1, 1000),
-            ("u1", "support", "2026-11-02 10:40:00", 1, 1000),
+            ("u1", "support", "2026-11-02 10:40:00", 2, 3000),
             ("u2", "sales", "2026-11-02 09:00:00", 1, 1000),
         ]
         assert main(["ingest", str(second)]) == 0
         assert run_build(settings)
         merged = [
-            ("u1", "support", "2026-11-02 10:00:00", 3, 2_401_000),  # 10:00 -> 10:40 + 1 s
+            ("u1", "support", "2026-11-02 08:00:00", 1, 1000),
+            ("u1", "support", "2026-11-02 10:00:00", 4, 2_403_000),  # 10:00 -> 10:40 + 3 s
             ("u2", "sales", "2026-11-02 09:00:00", 1, 1000),
             ("u3", "faq", "2026-11-02 12:00:00", 1, 1000),
         ]
         assert sessions(settings) == merged
         con = duckdb.connect(str(settings.warehouse_path), read_only=True)
         try:
-            assert con.execute("select sessions from fct_daily_activity").fetchall() == [(3,)]
+            assert con.execute("select sessions from fct_daily_activity").fetchall() == [(4,)]
         finally:
             con.close()
         assert run_build(settings, full_refresh=True)

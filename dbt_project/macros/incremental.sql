@@ -7,22 +7,28 @@
     {{ return('replace_from' if replace_from else 'delete+insert') }}
 {%- endmacro %}
 
-{#- Incremental strategy `replace_from` (config `replace_from`: a column): for each value of
-    `unique_key` among the new rows, the target's rows from the new rows' earliest
-    `replace_from` value on are deleted, then the new rows inserted. For a model whose new rows
-    are every row of those keys from that point on (fct_sessions). -#}
+{#- Incremental strategy `replace_from` (config `replace_from`: a timestamp column): deletes the target's
+    rows whose `unique_key` value is among the new rows' and whose `replace_from` is at or
+    after the new rows' earliest one, then inserts the new rows. That earliest value goes into
+    the delete as a literal, so a table stored in about `replace_from` order skips its older
+    segments. With a key that names one row (message_id) this is delete+insert; with a coarser
+    key (user, agent) the new rows replace each key's rows from that point on, for a model
+    whose new rows are all of those keys' rows from that point on (fct_sessions). -#}
 {% macro get_incremental_replace_from_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
     {%- set keys = [arg_dict['unique_key']] if arg_dict['unique_key'] is string else arg_dict['unique_key'] -%}
     {%- set column = config.get('replace_from') -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- set earliest = run_query("select min(" ~ column ~ ") from " ~ source).columns[0].values()[0] -%}
+    {%- if earliest is not none %}
     delete from {{ target }} as existing
-    where existing.{{ column }} >= (select min({{ column }}) from {{ source }})
+    where existing.{{ column }} >= cast('{{ earliest }}' as timestamp)
       and exists (
           select 1 from {{ source }} as new_rows
           where {% for key in keys %}new_rows.{{ key }} = existing.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
       );
+    {%- endif %}
     insert into {{ target }} ({{ columns }}) (select {{ columns }} from {{ source }})
 {%- endmacro %}
 

@@ -29,7 +29,8 @@
     config(
         materialized='incremental',
         unique_key='message_id',
-        incremental_strategy=rebuild_strategy(),
+        incremental_strategy=rebuild_strategy(replace_from='occurred_at'),
+        replace_from='occurred_at',
         on_schema_change='fail',
     )
 }}
@@ -188,4 +189,6 @@ final as (
 
 )
 
+-- stored in time order: the incremental scans and deletes above skip older segments
 select * from final
+order by occurred_at
