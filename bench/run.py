@@ -235,18 +235,21 @@ def step_generate(a: dict) -> dict:
             "duplicate_lines": r.duplicate_lines, "late_lines": r.late_lines}
 
 
+def _bare_read(con, glob: str) -> float:
+    """`read_ndjson` of the files into the table `t` (declared columns); returns the seconds."""
+    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in BARE_COLUMNS.items()) + "}"
+    con.execute("set TimeZone = 'UTC'")
+    start = time.perf_counter()
+    con.execute(f"create table t as select * from read_ndjson('{glob}', columns = {columns}, ignore_errors = true)")
+    return time.perf_counter() - start
+
+
 def step_bare(a: dict) -> dict:
     import duckdb
 
-    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in BARE_COLUMNS.items()) + "}"
     con = duckdb.connect()
     try:
-        con.execute("set TimeZone = 'UTC'")
-        start = time.perf_counter()
-        con.execute(
-            f"create table t as select * from read_ndjson('{a['glob']}', columns = {columns}, ignore_errors = true)"
-        )
-        seconds = time.perf_counter() - start
+        seconds = _bare_read(con, a["glob"])
         rows = con.execute("select count(*) from t").fetchone()[0]
     finally:
         con.close()
@@ -259,19 +262,14 @@ def step_floor(a: dict) -> dict:
     no line numbers, no duplicate check and no pricing. A reference for the ingest target."""
     import duckdb
 
-    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in BARE_COLUMNS.items()) + "}"
     calls = '[{"provider": "VARCHAR", "model": "VARCHAR", "input_tokens": "BIGINT", "output_tokens": "BIGINT", ' \
             '"cache_read_tokens": "BIGINT", "cost_usd": "DOUBLE", "latency_ms": "DOUBLE"}]'
     out = Path(a["out"])
     out.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
-        con.execute("set TimeZone = 'UTC'")
         start = time.perf_counter()
-        con.execute(
-            f"create table t as select * from read_ndjson('{a['glob']}', columns = {columns}, ignore_errors = true)"
-        )
-        read = time.perf_counter() - start
+        read = _bare_read(con, a["glob"])
         con.execute(f"""copy (select * exclude (llm_calls, tool_calls) from t where type = 'message')
                         to '{out / "messages.parquet"}' (format parquet, compression zstd)""")
         con.execute(f"""copy (select event_id, occurred_at, unnest(from_json(llm_calls, '{calls}'), recursive := true)
