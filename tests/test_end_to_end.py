@@ -19,6 +19,7 @@ sessions (30 min timeout): u1/support {m1,m2,m3} (gaps 10 and exactly 30 min) an
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -314,3 +315,45 @@ def test_terminal_view_fits_100_columns(warehouse, capsys):
     for section in ("Overview", "User engagement", "Agent performance", "Cost analysis", "Token usage", "System health"):
         assert f"== {section} " in text
     assert "Total costs:" in text and "$0.18" in text
+
+
+def test_not_null_columns_names_the_null_columns(warehouse, tmp_path):
+    """dbt's not_null_columns test fails on a copy of the warehouse with nulls, naming each
+    column and its count of null rows; the untouched models' tests still pass."""
+    from orchestration.defs.dbt.project import DBT_PROJECT_DIR, PROFILES_DIR, dbt_executable
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "warehouse.duckdb").write_bytes(warehouse.warehouse_path.read_bytes())
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    try:
+        con.execute("update fct_sessions set duration_ms = null where user_id = 'u1'")
+        con.execute("update fct_sessions set user_id = null where user_id = 'u2'")
+        expected = con.execute(
+            "select count(*) filter (where user_id is null), count(*) filter (where user_id is not null "
+            "and duration_ms is null) from fct_sessions"
+        ).fetchone()
+    finally:
+        con.close()
+    assert expected[0] > 0 and expected[1] > 0
+    env = {**os.environ, "AGENT_ANALYTICS_HOME": str(home), "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
+    args = [dbt_executable(), "test", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(PROFILES_DIR),
+            "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
+            "--select", "fct_sessions,test_name:not_null_columns", "dim_agents,test_name:not_null_columns",
+            "--store-failures", "--target", "duckdb"]
+    result = subprocess.run(args, env=env, capture_output=True, text=True, cwd=DBT_PROJECT_DIR)
+    assert result.returncode == 1, result.stdout[-2000:]
+    runs = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
+    statuses = {model: r["status"] for r in runs for model in ("fct_sessions", "dim_agents")
+                if f"not_null_columns_{model}_" in r["unique_id"]}
+    assert statuses == {"fct_sessions": "fail", "dim_agents": "pass"}, statuses
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        table = con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_name like 'not_null_columns_fct_sessions%'"
+        ).fetchone()[0]
+        failures = dict(con.execute(f"select null_column, null_rows from {table}").fetchall())
+    finally:
+        con.close()
+    assert failures == {"user_id": expected[0], "duration_ms": expected[1]}

@@ -40,13 +40,15 @@
     {{- return(query_literal("select max(" ~ column ~ ") from " ~ relation, sql_type, empty)) -}}
 {%- endmacro %}
 
-{#- The one value `query` returns, as a literal of `sql_type` (`empty` when it is NULL). -#}
+{#- The one value `query` returns, as a literal of `sql_type` (`empty` when it is NULL; none
+    when `empty` is none). -#}
 {% macro query_literal(query, sql_type='timestamp', empty='1900-01-01 00:00:00') -%}
     {%- set value = none -%}
     {%- if execute -%}
         {%- set value = run_query(query).columns[0].values()[0] -%}
     {%- endif -%}
-    {{- return("cast('" ~ (value if value is not none else empty) ~ "' as " ~ sql_type ~ ")") -}}
+    {%- set value = value if value is not none else empty -%}
+    {{- return(none if value is none else "cast('" ~ value ~ "' as " ~ sql_type ~ ")") -}}
 {%- endmacro %}
 
 {#- The newest loaded_at already in this incremental model (its watermark), as a literal. -#}

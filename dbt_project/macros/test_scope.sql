@@ -5,9 +5,11 @@
 
     var `tested_since_last_build` maps each such model to its load-time column. Before any
     model runs, `record_test_watermarks` (on-run-start) stores each model's newest load time
-    in `dbt_test_watermarks` (dropped first by the hook before it); `get_where_subquery` (dbt's hook for the tested relation) then
-    adds `<column> > <that watermark>` to the test. Incremental models replace rows by their
-    unique key (delete+insert), so a new row cannot duplicate an old key there. -#}
+    in `dbt_test_watermarks` (dropped first by the hook before it); `get_where_subquery`
+    (dbt's hook for the tested relation) then adds `<column> > <that watermark>` to the test
+    (test_relationships.sql bounds the parent side too). Incremental models replace the rows
+    of the new rows' keys (delete+insert, replace_from), so a new row cannot duplicate an old
+    key there. -#}
 
 {% macro record_test_watermarks() -%}
     {%- set scoped = flags.WHICH == 'build' and not flags.FULL_REFRESH -%}

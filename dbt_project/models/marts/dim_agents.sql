@@ -4,7 +4,8 @@ with
 
 messages as (
 
-    select * from {{ ref('stg_raw__messages') }}
+    -- the mart, not the staging view: a table scan instead of re-reading every raw Parquet file
+    select agent_id, agent_name, agent_version, occurred_at, message_id from {{ ref('fct_messages') }}
 
 ),
 
