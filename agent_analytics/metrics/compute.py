@@ -179,7 +179,8 @@ def _daily(con: duckdb.DuckDBPyConnection, period: Period, p: dict) -> list[dict
         f"""
         with
         scoped as (
-            select m.*, b.local_date from fct_messages m {LOCAL.format(col='m.occurred_at')}
+            select m.user_id, m.occurred_at, m.cost_usd, m.is_error, m.response_time_ms, b.local_date
+            from fct_messages m {LOCAL.format(col='m.occurred_at')}
             where m.occurred_at >= $s and m.occurred_at < $e and {SCOPE.replace('agent_id', 'm.agent_id')}
         ),
         user_days as (select distinct user_id, local_date from scoped),
