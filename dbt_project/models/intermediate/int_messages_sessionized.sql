@@ -130,24 +130,17 @@ gaps_marked as (
 
 ),
 
-runs_numbered as (
-
-    select
-        *,
-        sum(starts_run) over (
-            partition by user_id, agent_id order by occurred_at, message_id
-            rows between unbounded preceding and current row
-        ) as run_number
-    from gaps_marked
-
-),
-
 runs_started as (
 
+    -- the latest run start so far is this message's run start (one ordered window instead
+    -- of numbering the runs and then partitioning by run)
     select
         *,
-        min(occurred_at) over (partition by user_id, agent_id, run_number) as run_started_at
-    from runs_numbered
+        max(case when starts_run = 1 then occurred_at end) over (
+            partition by user_id, agent_id order by occurred_at, message_id
+            rows between unbounded preceding and current row
+        ) as run_started_at
+    from gaps_marked
 
 ),
 
@@ -164,7 +157,7 @@ sessions_started as (
 
     select
         *,
-        min(occurred_at) over (partition by user_id, agent_id, run_number, cut_number) as session_started_at
+        min(occurred_at) over (partition by user_id, agent_id, run_started_at, cut_number) as session_started_at
     from runs_cut
 
 ),
