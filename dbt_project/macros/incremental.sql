@@ -48,7 +48,11 @@
         {%- set value = run_query(query).columns[0].values()[0] -%}
     {%- endif -%}
     {%- set value = value if value is not none else empty -%}
-    {{- return(none if value is none else "cast('" ~ value ~ "' as " ~ sql_type ~ ")") -}}
+    {{- return(none if value is none else timestamp_literal(value, sql_type)) -}}
+{%- endmacro %}
+
+{% macro timestamp_literal(value, sql_type='timestamp') -%}
+    {{- return("cast('" ~ value ~ "' as " ~ sql_type ~ ")") -}}
 {%- endmacro %}
 
 {#- The newest loaded_at already in this incremental model (its watermark), as a literal. -#}
