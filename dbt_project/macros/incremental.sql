@@ -1,15 +1,16 @@
-{#- Incremental strategy per engine: DuckDB deletes and re-inserts the rebuilt rows;
+{#- Incremental strategy per engine: DuckDB deletes and re-inserts the rebuilt rows (with
+    `replace_from=true`, the strategy below, for a model configured with `replace_from`);
     Spark without Delta/Iceberg has no merge or delete, so it overwrites partitions. -#}
-{% macro rebuild_strategy(replace_from=none) -%}
+{% macro rebuild_strategy(replace_from=false) -%}
     {%- if target.type == 'spark' -%}
         {{ return('insert_overwrite') }}
     {%- endif -%}
     {{ return('replace_from' if replace_from else 'delete+insert') }}
 {%- endmacro %}
 
-{#- Incremental strategy `replace_from` (config `replace_from`: a timestamp column): deletes the target's
-    rows whose `unique_key` value is among the new rows' and whose `replace_from` is at or
-    after the new rows' earliest one, then inserts the new rows. That earliest value goes into
+{#- Incremental strategy `replace_from` (config `replace_from`: a timestamp column): deletes
+    the target's rows whose `unique_key` value is among the new rows' and whose `replace_from`
+    is at or after the new rows' earliest one, then inserts the new rows. That earliest value goes into
     the delete as a literal, so a table stored in about `replace_from` order skips its older
     segments. With a key that names one row (message_id) this is delete+insert; with a coarser
     key (user, agent) the new rows replace each key's rows from that point on, for a model
@@ -20,10 +21,10 @@
     {%- set keys = [arg_dict['unique_key']] if arg_dict['unique_key'] is string else arg_dict['unique_key'] -%}
     {%- set column = config.get('replace_from') -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    {%- set earliest = run_query("select min(" ~ column ~ ") from " ~ source).columns[0].values()[0] -%}
+    {%- set earliest = query_literal("select min(" ~ column ~ ") from " ~ source, 'timestamp', none) -%}
     {%- if earliest is not none %}
     delete from {{ target }} as existing
-    where existing.{{ column }} >= cast('{{ earliest }}' as timestamp)
+    where existing.{{ column }} >= {{ earliest }}
       and exists (
           select 1 from {{ source }} as new_rows
           where {% for key in keys %}new_rows.{{ key }} = existing.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
@@ -36,7 +37,7 @@
     its SQL as a literal (`empty` when there is none). Compared with a literal, a column lets
     the engine skip whole Parquet row groups and table segments by their min/max statistics;
     compared with a scalar subquery, it does not. -#}
-{% macro newest_timestamp(relation, column, sql_type='timestamp', empty='1900-01-01 00:00:00') -%}
+{% macro newest_value(relation, column, sql_type='timestamp', empty='1900-01-01 00:00:00') -%}
     {{- return(query_literal("select max(" ~ column ~ ") from " ~ relation, sql_type, empty)) -}}
 {%- endmacro %}
 
@@ -48,16 +49,17 @@
         {%- set value = run_query(query).columns[0].values()[0] -%}
     {%- endif -%}
     {%- set value = value if value is not none else empty -%}
-    {{- return(none if value is none else timestamp_literal(value, sql_type)) -}}
+    {{- return(none if value is none else sql_literal(value, sql_type)) -}}
 {%- endmacro %}
 
-{% macro timestamp_literal(value, sql_type='timestamp') -%}
+{#- `value` as an SQL literal of `sql_type`. -#}
+{% macro sql_literal(value, sql_type='timestamp') -%}
     {{- return("cast('" ~ value ~ "' as " ~ sql_type ~ ")") -}}
 {%- endmacro %}
 
 {#- The newest loaded_at already in this incremental model (its watermark), as a literal. -#}
 {% macro loaded_watermark() -%}
-    {{- return(newest_timestamp(this, 'max_loaded_at')) -}}
+    {{- return(newest_value(this, 'max_loaded_at')) -}}
 {%- endmacro %}
 
 {#- Company days an incremental daily model rebuilds: days of messages loaded after this
@@ -72,7 +74,7 @@
     union
     select distinct m.message_date as affected_date
     from {{ messages }} as m
-    where m.message_date >= {{ dbt.dateadd('day', -(var('lookback_days') | int), newest_timestamp(messages, 'message_date', 'date', '1900-01-01')) }}
+    where m.message_date >= {{ dbt.dateadd('day', -(var('lookback_days') | int), newest_value(messages, 'message_date', 'date', '1900-01-01')) }}
 {%- endmacro %}
 
 {#- `select <columns> from <relation>`, restricted on incremental runs to rows of ingest
@@ -80,6 +82,6 @@
 {% macro loaded_since_last_run(relation, columns='*') -%}
     select {{ columns }} from {{ relation }}
     {% if is_incremental() %}
-    where loaded_at > {{ newest_timestamp(this, 'loaded_at') }}
+    where loaded_at > {{ newest_value(this, 'loaded_at') }}
     {% endif %}
 {%- endmacro %}

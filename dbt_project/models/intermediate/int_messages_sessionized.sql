@@ -16,7 +16,7 @@
         groups and table segments: this model's newest loaded_at; the earliest occurred_at
         among messages loaded since; and a bound no rebuild point is below (the earliest
         run start among messages at most one timeout before that). -#}
-    {%- set watermark = newest_timestamp(this, 'loaded_at') -%}
+    {%- set watermark = newest_value(this, 'loaded_at') -%}
     {%- set first_new_at = query_literal(
         "select min(occurred_at) from " ~ ref('stg_raw__messages') ~ " where loaded_at > " ~ watermark,
         'timestamp', '9999-12-31 00:00:00') -%}
@@ -29,7 +29,7 @@
     config(
         materialized='incremental',
         unique_key='message_id',
-        incremental_strategy=rebuild_strategy(replace_from='occurred_at'),
+        incremental_strategy=rebuild_strategy(replace_from=true),
         replace_from='occurred_at',
         on_schema_change='fail',
     )

@@ -11,14 +11,14 @@
     config(
         materialized='incremental',
         unique_key=['user_id', 'agent_id'],
-        incremental_strategy=rebuild_strategy(replace_from='session_started_at'),
+        incremental_strategy=rebuild_strategy(replace_from=true),
         replace_from='session_started_at',
         on_schema_change='fail',
     )
 }}
 {%- if is_incremental() -%}
-    {%- set watermark = newest_timestamp(this, 'max_loaded_at') -%}
-    {%- set rebuild_from = "cast('1900-01-01' as timestamp)" -%}
+    {%- set watermark = loaded_watermark() -%}
+    {%- set rebuild_from = sql_literal('1900-01-01 00:00:00') -%}
     {%- if target.type != 'spark' -%}
         {%- set rebuild_from = query_literal(
             "select min(session_started_at) from " ~ ref('int_messages_sessionized') ~ " where loaded_at > " ~ watermark,

@@ -12,7 +12,7 @@
 {%- if is_incremental() -%}
     {#- A table built before max_loaded_at existed is rebuilt whole once. -#}
     {%- set has_watermark = 'max_loaded_at' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) -%}
-    {%- set watermark = newest_timestamp(this, 'max_loaded_at') if has_watermark else timestamp_literal('1900-01-01') -%}
+    {%- set watermark = loaded_watermark() if has_watermark else sql_literal('1900-01-01 00:00:00') -%}
     {#- No call of a day touched by a new call is more than 25 hours (a day, and a daylight-saving
         hour) before the earliest new call: a literal bound that skips older Parquet row groups. -#}
     {%- set first_new_at = query_literal(
@@ -29,7 +29,7 @@ tool_calls as (
     where occurred_at >= {{ dbt.dateadd('hour', -25, first_new_at) }}
         and call_date in (
             select distinct call_date from {{ ref('stg_raw__tool_calls') }}
-            where loaded_at > {{ watermark }} and occurred_at >= {{ first_new_at }}
+            where loaded_at > {{ watermark }}
         )
     {% endif %}
 
