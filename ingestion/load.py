@@ -4,7 +4,9 @@ One file is one batch:
 1. read the bytes in line-aligned chunks (gunzip `.gz`) and hash them (sha256); a content
    hash already in the ledger is reported as already loaded and changes nothing. Threads hash
    and split ahead (the next chunk, and in `load_files` the next file's first chunk) while
-   DuckDB works on the current one;
+   DuckDB works on the current one. The hash runs beside the validation and is checked after
+   it, except for a one-chunk file whose name is already in the ledger: that one waits for its
+   hash and, when loaded before, is skipped without being validated;
 2. split each chunk into lines with numpy (no per-line Python) and validate them in DuckDB
    SQL (`validate.py`: one typed JSON parse per line and cheap checks that prove nearly every
    line valid; the full rule list, with reasons, only for the rest): every line gets one verdict;
@@ -27,7 +29,7 @@ import shutil
 import uuid
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -127,12 +129,28 @@ def read_file_bytes(path: Path) -> bytes:
     return b"".join(read_chunks(path))
 
 
+# Newlines are searched block by block into one reused mask: a mask of the whole chunk would
+# be a fresh allocation as large as the chunk, and its page faults cost more than the search.
+_SCAN_BLOCK = 4 * 1024 * 1024
+
+
 def _line_offsets(data: bytes) -> np.ndarray:
+    """Start offsets of the lines, then the end of the data (int64, no per-line Python)."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10) + 1
-    if len(buf) and (len(ends) == 0 or ends[-1] != len(buf)):
-        ends = np.append(ends, len(buf))
-    return np.concatenate(([0], ends)).astype(np.int64)
+    mask = np.empty(min(len(buf), _SCAN_BLOCK), dtype=bool)
+    parts = [np.zeros(1, dtype=np.int64)]
+    for start in range(0, len(buf), _SCAN_BLOCK):
+        block = buf[start:start + _SCAN_BLOCK]
+        parts.append(np.flatnonzero(np.equal(block, 10, out=mask[:len(block)])).astype(np.int64) + (start + 1))
+    offsets = np.concatenate(parts)
+    if len(buf) and offsets[-1] != len(buf):
+        offsets = np.append(offsets, len(buf))
+    return offsets
+
+
+def _int64_array(values: np.ndarray) -> pa.Array:
+    """An Arrow view of an int64 numpy array (`pa.array` costs a one-time 0.2 s set-up)."""
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
 def split_lines(data: bytes, first_line_number: int = 1) -> pa.Table:
@@ -140,7 +158,7 @@ def split_lines(data: bytes, first_line_number: int = 1) -> pa.Table:
     offsets = _line_offsets(data)
     count = len(offsets) - 1
     blobs = pa.LargeBinaryArray.from_buffers(pa.large_binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    numbers = pa.array(np.arange(first_line_number, first_line_number + count, dtype=np.int64))
+    numbers = _int64_array(np.arange(first_line_number, first_line_number + count, dtype=np.int64))
     return pa.table({"line_number": numbers, "line_blob": blobs})
 
 
@@ -159,10 +177,11 @@ def prepare_lines(data: bytes, first_line_number: int) -> Lines:
     table = split_lines(data, first_line_number)
     blobs = table.column("line_blob").chunk(0)
     text = pa.LargeStringArray.from_buffers(len(blobs), blobs.buffers()[1], blobs.buffers()[2])
-    try:
-        text.validate(full=True)
-    except pa.ArrowInvalid:
-        return Lines(first_line_number, len(blobs), table, blobs)
+    if not data.isascii():  # ASCII is valid UTF-8; otherwise Arrow checks every line
+        try:
+            text.validate(full=True)
+        except pa.ArrowInvalid:
+            return Lines(first_line_number, len(blobs), table, blobs)
     return Lines(first_line_number, len(blobs), pa.table({"line_number": table.column("line_number"), "line_text": text}), None)
 
 
@@ -219,26 +238,31 @@ def _calls_sql() -> str:
     from items"""
 
 
-def _rate_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
+def _create_rates(con: duckdb.DuckDBPyConnection) -> None:
+    """The table `ingest_work.rates`: genai-prices rate segments of every (provider, model, day)
+    of an LLM call without a reported cost, in integer atto-dollars."""
     keys = con.execute(
         f"""select distinct provider, model, cast(occurred_at as date)
             from ({_calls_sql()}) where reported_cost_usd is null"""
     ).fetchall()
-    rows = [r for key in keys for r in _rates(*key)]
-    rates = {
-        name: [int(getattr(r, name) * _ATTO) for r in rows]
-        for name in ("input_rate", "cache_read_rate", "output_rate", "request_rate")
-    }
-    # A rate of over $9 per token does not fit; such a (model, day) stays unpriced.
-    keep = [all(0 <= rates[name][i] <= _INT64_MAX for name in rates) for i in range(len(rows))]
-    return pa.table(
-        {
-            "provider": pa.array([r.provider for r, k in zip(rows, keep) if k], pa.string()),
-            "model": pa.array([r.model for r, k in zip(rows, keep) if k], pa.string()),
-            "price_date": pa.array([r.price_date for r, k in zip(rows, keep) if k], pa.date32()),
-            "min_input_tokens": pa.array([r.min_input_tokens for r, k in zip(rows, keep) if k], pa.int64()),
-            **{name: pa.array([v for v, k in zip(values, keep) if k], pa.int64()) for name, values in rates.items()},
-        }
+    rows = []
+    for r in (r for key in keys for r in _rates(*key)):
+        rates = [int(getattr(r, name) * _ATTO) for name in ("input_rate", "cache_read_rate", "output_rate", "request_rate")]
+        # A rate of over $9 per token does not fit; such a (model, day) stays unpriced.
+        if all(0 <= rate <= _INT64_MAX for rate in rates):
+            rows.append((r.provider, r.model, r.price_date, r.min_input_tokens, *rates))
+    # (A few dozen rows: plain parameters, not Arrow, whose first conversion imports pandas.)
+    con.execute(
+        """create or replace table ingest_work.rate_rows (provider varchar, model varchar, price_date date,
+           min_input_tokens bigint, input_rate bigint, cache_read_rate bigint, output_rate bigint, request_rate bigint)"""
+    )
+    if rows:
+        con.executemany("insert into ingest_work.rate_rows values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.execute(
+        """create or replace table ingest_work.rates as
+           select *, lead(min_input_tokens) over (
+                      partition by provider, model, price_date order by min_input_tokens) as next_min_input_tokens
+           from ingest_work.rate_rows"""
     )
 
 
@@ -355,16 +379,7 @@ def _classify(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, int]:
 
 def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, batch_id: str, loaded_at: datetime) -> None:
     meta = f"'{batch_id}' as batch_id, timestamp '{loaded_at:%Y-%m-%d %H:%M:%S.%f}' as loaded_at"
-    con.register("rates_arrow", _rate_table(con))
-    try:
-        con.execute(
-            """create or replace table ingest_work.rates as
-               select *, lead(min_input_tokens) over (
-                          partition by provider, model, price_date order by min_input_tokens) as next_min_input_tokens
-               from rates_arrow"""
-        )
-    finally:
-        con.unregister("rates_arrow")
+    _create_rates(con)
     source_file = file_name.replace("'", "''")
     tables = {
         "messages": f"""
@@ -474,10 +489,11 @@ def _drop_work(con: duckdb.DuckDBPyConnection) -> None:
 
 @dataclass
 class _Opening:
-    """A file's first chunk, read, hashed and split (possibly ahead of time, in a thread)."""
+    """A file's first chunk, read and split (possibly ahead of time, in a thread) and being hashed."""
 
     chunks: Iterator[bytes]  # the remaining chunks
-    hasher: object  # sha256 of everything read so far
+    hasher: object  # sha256 of everything read so far, once `hashed` is done
+    hashed: Future  # the hash of the first chunk, running in its own thread
     prepared: Lines
     following: bytes | None  # the second chunk, None when the file is one chunk
 
@@ -487,15 +503,21 @@ def _open(path: Path) -> _Opening:
     try:
         chunk = next(chunks, b"")
         hasher = hashlib.sha256()
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            hashed = pool.submit(hasher.update, chunk)  # hashlib releases the GIL on big buffers
-            prepared = prepare_lines(chunk[len(_BOM):] if chunk.startswith(_BOM) else chunk, 1)
-            following = next(chunks, None)
-            hashed.result()
+        # hashlib releases the GIL on big buffers: the hash runs beside the split and the
+        # validation, and only the ledger check waits for it.
+        pool = ThreadPoolExecutor(max_workers=1)
+        hashed = pool.submit(hasher.update, chunk)
+        pool.shutdown(wait=False)
+        prepared = prepare_lines(chunk[len(_BOM):] if chunk.startswith(_BOM) else chunk, 1)
+        following = next(chunks, None)
     except BaseException:
         chunks.close()
         raise
-    return _Opening(chunks, hasher, prepared, following)
+    return _Opening(chunks, hasher, hashed, prepared, following)
+
+
+def _name_in_ledger(con: duckdb.DuckDBPyConnection, file_name: str) -> bool:
+    return con.execute("select count(*) from ingest.ledger where file_name = ?", [file_name]).fetchall()[0][0] > 0
 
 
 def load_file(
@@ -514,24 +536,25 @@ def load_file(
         with closing(opening.chunks) as chunks, ThreadPoolExecutor(max_workers=2) as pool:
             prepared: Lines | None = opening.prepared
             following = opening.following
-            if following is None:  # the file is one chunk: skip it early when already loaded
+            hashed = opening.hashed
+            if following is None and _name_in_ledger(con, path.name):
+                # A file of one chunk loaded again under its name: skip it before validating.
+                # (Content loaded under another name is found by the check after validation.)
+                hashed.result()
                 previous = _already_loaded(con, hasher.hexdigest(), path.name)
                 if previous is not None:
                     return previous
             # Worker threads hash and split the next chunk while DuckDB validates this one.
-            hashed = None
             while prepared is not None:
                 upcoming = None
                 if following is not None:
-                    if hashed is not None:
-                        hashed.result()  # hash the chunks in order
+                    hashed.result()  # hash the chunks in order
                     hashed = pool.submit(hasher.update, following)
                     upcoming = pool.submit(prepare_lines, following, prepared.first_line_number + prepared.count)
                 _parse(con, prepared)
                 prepared = upcoming.result() if upcoming is not None else None
                 following = next(chunks, None) if upcoming is not None else None
-            if hashed is not None:
-                hashed.result()
+            hashed.result()
         content_hash = hasher.hexdigest()
         previous = _already_loaded(con, content_hash, path.name)
         if previous is not None:
@@ -580,6 +603,8 @@ def load_files(
     """`load_file` for each file in order; a thread reads, hashes and splits the next file's
     first chunk while the current one is validated and written."""
     results = []
+    if files:
+        pricing.warm_up_in_background()
     with ThreadPoolExecutor(max_workers=1) as ahead:
         upcoming = ahead.submit(_open, files[0]) if files else None
         try:

@@ -14,6 +14,7 @@ unpriced (cost NULL), never $0.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
@@ -115,6 +116,21 @@ def rates_for(provider: str, model: str, price_date: date) -> list[RateRow]:
             )
         )
     return rows
+
+
+def warm_up_in_background() -> None:
+    """Start importing genai-prices and loading its price data (about 0.15 s, once per process)
+    in a thread; a price lookup made meanwhile waits for the import (Python's import lock)."""
+
+    def warm_up() -> None:
+        try:
+            from genai_prices import data_snapshot
+
+            data_snapshot.get_snapshot()
+        except Exception:  # the lookup itself will raise it where it can be reported
+            pass
+
+    threading.Thread(target=warm_up, name="genai-prices-warm-up").start()
 
 
 def rate_table(keys: list[tuple[str, str, date]]) -> list[RateRow]:

@@ -1,10 +1,13 @@
 {#- Grain: one row per LLM call, with the message's agent and user and the call's cost.
-    Incremental: each run adds the calls of batches loaded since the last run. -#}
+    Incremental: each run adds the calls of batches loaded since the last run. Strategy
+    replace_from on loaded_at: ingest loads an event id once, so a key can only recur among
+    rows loaded since then, and the delete skips every older table segment. -#}
 {{
     config(
         materialized='incremental',
         unique_key='llm_call_id',
-        incremental_strategy=rebuild_strategy(),
+        incremental_strategy=rebuild_strategy(replace_from=true),
+        replace_from='loaded_at',
         on_schema_change='fail',
     )
 }}

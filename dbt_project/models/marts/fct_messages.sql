@@ -1,10 +1,13 @@
 {#- Grain: one row per message event, with its call totals and cost.
-    Incremental: each run adds the messages of batches loaded since the last run. -#}
+    Incremental: each run adds the messages of batches loaded since the last run. Strategy
+    replace_from on loaded_at: ingest loads an event id once, so a key can only recur among
+    rows loaded since then, and the delete skips every older table segment. -#}
 {{
     config(
         materialized='incremental',
         unique_key='message_id',
-        incremental_strategy=rebuild_strategy(),
+        incremental_strategy=rebuild_strategy(replace_from=true),
+        replace_from='loaded_at',
         on_schema_change='fail',
     )
 }}
