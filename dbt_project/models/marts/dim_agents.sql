@@ -22,33 +22,21 @@ message_agents as (
 
 ),
 
-latest_names as (
+{% for value, at in [('agent_name', 'named_at'), ('agent_version', 'versioned_at')] %}
+latest_{{ value }} as (
 
     select
         messages.agent_id,
-        {{ arg_max_value('messages.agent_name', 'messages.message_id') }} as agent_name
+        {{ arg_max_value('messages.' ~ value, 'messages.message_id') }} as {{ value }}
     from {{ ref('fct_messages') }} as messages
     inner join message_agents
         on message_agents.agent_id = messages.agent_id
-        and message_agents.named_at = messages.occurred_at
-    where messages.agent_name is not null
+        and message_agents.{{ at }} = messages.occurred_at
+    where messages.{{ value }} is not null
     group by messages.agent_id
 
 ),
-
-latest_versions as (
-
-    select
-        messages.agent_id,
-        {{ arg_max_value('messages.agent_version', 'messages.message_id') }} as latest_message_version
-    from {{ ref('fct_messages') }} as messages
-    inner join message_agents
-        on message_agents.agent_id = messages.agent_id
-        and message_agents.versioned_at = messages.occurred_at
-    where messages.agent_version is not null
-    group by messages.agent_id
-
-),
+{% endfor %}
 
 deployments as (
 
@@ -72,16 +60,16 @@ final as (
 
     select
         coalesce(message_agents.agent_id, deployment_agents.agent_id) as agent_id,
-        coalesce(latest_names.agent_name, message_agents.agent_id, deployment_agents.agent_id) as agent_name,
-        coalesce(deployment_agents.latest_deployed_version, latest_versions.latest_message_version) as latest_version,
+        coalesce(latest_agent_name.agent_name, message_agents.agent_id, deployment_agents.agent_id) as agent_name,
+        coalesce(deployment_agents.latest_deployed_version, latest_agent_version.agent_version) as latest_version,
         message_agents.first_message_at,
         message_agents.last_message_at,
         coalesce(message_agents.lifetime_messages, 0) as lifetime_messages,
         coalesce(deployment_agents.deployments, 0) as deployments,
         deployment_agents.last_deployed_at
     from message_agents
-    left join latest_names on latest_names.agent_id = message_agents.agent_id
-    left join latest_versions on latest_versions.agent_id = message_agents.agent_id
+    left join latest_agent_name on latest_agent_name.agent_id = message_agents.agent_id
+    left join latest_agent_version on latest_agent_version.agent_id = message_agents.agent_id
     full outer join deployment_agents on deployment_agents.agent_id = message_agents.agent_id
 
 )
