@@ -292,6 +292,42 @@ def test_defaults_and_windows_line_ends(tmp_path, home):
     assert raw(home, "queue_samples", "event_id, queue_name, depth") == [("q-1", "default", 0)]
 
 
+def test_estimates_use_the_rate_segment_of_the_call_and_skip_rates_that_do_not_fit(tmp_path, home, monkeypatch):
+    """The rate table ingest builds from the price rows: a call takes the segment of its input
+    size; a model whose rate does not fit the integer atto-dollar columns stays unpriced."""
+    from decimal import Decimal
+
+    from ingestion.pricing import RateRow
+
+    def rates(provider, model, price_date):
+        row = {"provider": provider, "model": model, "price_date": price_date}
+        if model == "huge":  # $10 per input token: 10^19 atto-dollars, over the 64-bit range
+            return (RateRow(**row, min_input_tokens=0, input_rate=Decimal(10), cache_read_rate=Decimal(10),
+                            output_rate=Decimal(10)),)
+        return (  # $1 / $2 per million tokens up to 1000 input tokens, then twice that
+            RateRow(**row, min_input_tokens=0, input_rate=Decimal("0.000001"), cache_read_rate=Decimal("0.0000005"),
+                    output_rate=Decimal("0.000002")),
+            RateRow(**row, min_input_tokens=1001, input_rate=Decimal("0.000002"), cache_read_rate=Decimal("0.000001"),
+                    output_rate=Decimal("0.000004"), request_rate=Decimal("0.01")),
+        )
+
+    monkeypatch.setattr(load, "_rates", rates)
+    calls = [
+        {"provider": "acme", "model": "cheap", "input_tokens": 1000, "output_tokens": 500},
+        {"provider": "acme", "model": "cheap", "input_tokens": 2000, "output_tokens": 500, "cache_read_tokens": 1000},
+        {"provider": "acme", "model": "huge", "input_tokens": 10, "output_tokens": 5},
+    ]
+    path = write_lines(tmp_path / "rates.jsonl", [message("m-1", llm_calls=calls)])
+    ingest_paths([path], home.warehouse, home.raw)
+    assert raw(home, "llm_calls", "call_index, model, cost_usd, cost_source", order="call_index") == [
+        # 1000 * $0.000001 + 500 * $0.000002
+        (1, "cheap", Decimal("0.0020000000"), "estimated"),
+        # second segment: 1000 uncached * $0.000002 + 1000 cached * $0.000001 + 500 * $0.000004 + $0.01
+        (2, "cheap", Decimal("0.0150000000"), "estimated"),
+        (3, "huge", None, "unpriced"),
+    ]
+
+
 # --------------------------------------------------------------------------- duplicates
 
 
