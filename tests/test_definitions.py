@@ -1,0 +1,74 @@
+"""The Dagster definitions `dagster dev` loads: pools, jobs, schedules, the landing sensor and
+the asset checks (issue 2, section 4). Running them is covered by test_end_to_end,
+test_concurrent_builds and test_quality_checks; this file checks what they are wired to."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+import pytest
+
+from orchestration.definitions import BUILD_JOB, REFRESH_JOB, defs
+from orchestration.defs.ingest.definitions import landing_files_sensor
+from orchestration.pools import WAREHOUSE_POOL
+
+
+def test_every_step_is_in_the_warehouse_pool():
+    """Every executable step opens the warehouse, so every one is in its pool of limit 1."""
+    steps = {a.node_def.name: a.node_def.pool for a in defs.resolve_asset_graph().assets_defs if a.is_executable}
+    assert {"raw_events", "warehouse_models", "exports", "dashboard"} <= set(steps)
+    assert {name for name, pool in steps.items() if pool != WAREHOUSE_POOL} == set()
+
+
+def test_the_nightly_rebuild_and_the_5_minute_refresh():
+    nightly = defs.resolve_schedule_def("daily_full_rebuild")
+    assert (nightly.cron_schedule, nightly.job_name) == ("0 3 * * *", BUILD_JOB)
+    assert nightly.evaluate_tick(dg.build_schedule_context()).run_requests[0].run_config == {
+        "ops": {"warehouse_models": {"config": {"full_refresh": True}}}
+    }
+    refresh = defs.resolve_schedule_def("refresh_every_5_minutes")
+    assert (refresh.cron_schedule, refresh.job_name) == ("*/5 * * * *", REFRESH_JOB)
+    assert nightly.default_status == refresh.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_the_refresh_builds_everything_but_the_scheduled_reports():
+    graph = defs.resolve_asset_graph()
+    everything = graph.get_all_asset_keys()
+    refreshed = defs.resolve_job_def(REFRESH_JOB).asset_layer.selected_asset_keys
+    assert everything - refreshed == {dg.AssetKey(f"{f}_reports") for f in ("daily", "weekly", "monthly")}
+    assert defs.resolve_job_def(BUILD_JOB).asset_layer.selected_asset_keys == everything
+
+
+def test_asset_checks_hold_the_dbt_tests_and_the_gx_suites():
+    checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    assert {"unique_fct_messages_message_id", "accepted_values_fct_messages_status__ok__error",
+            "relationships_fct_llm_calls_message_id__message_id__ref_fct_messages_"} <= checks
+    assert {"gx_fct_daily_activity", "gx_fct_agent_daily", "gx_fct_daily_cost_by_provider"} <= checks
+
+
+@pytest.fixture
+def landing(tmp_path, monkeypatch):
+    monkeypatch.setitem(os.environ, "AGENT_ANALYTICS_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "home" / "landing"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def test_landing_sensor_launches_one_refresh_per_arrival(landing):
+    def tick():
+        return landing_files_sensor(dg.build_sensor_context())
+
+    assert isinstance(tick(), dg.SkipReason)
+    (landing / "notes.txt").write_text("not a contract file")
+    assert isinstance(tick(), dg.SkipReason)
+
+    (landing / "day1.jsonl").write_text("{}\n")
+    first = tick()
+    assert isinstance(first, dg.RunRequest) and first.tags == {"landing_files": "1"}
+    assert tick().run_key == first.run_key  # the same waiting files: the same run, not a second one
+
+    (landing / "day2.jsonl.gz").write_bytes(b"\x1f\x8b")
+    second = tick()
+    assert second.tags == {"landing_files": "2"} and second.run_key != first.run_key
+    assert landing_files_sensor.job_name == REFRESH_JOB
