@@ -11,7 +11,8 @@ One file is one batch:
    SQL (`validate.py`: one typed JSON parse per line and cheap checks that prove nearly every
    line valid; the full rule list, with reasons, only for the rest): every line gets one verdict;
 3. valid records whose `event_id` was seen earlier in the file or in an earlier batch are
-   duplicates; the rest are loaded;
+   duplicates (earlier batches: stored 64-bit hashes first, then the candidates' ids as
+   text); the rest are loaded;
 4. write the batch's Parquet files into `raw/_tmp/<batch>`, rename the folder into
    `raw/batches/` and commit ledger, quarantine, duplicates and event ids in one DuckDB
    transaction. A failure before the commit removes the folder; a hard crash leaves a folder
@@ -342,8 +343,26 @@ def _describe_invalid_utf8(con: duckdb.DuckDBPyConnection, blobs: pa.LargeBinary
         con.unregister("invalid_lines")
 
 
+def _find_loaded_before(con: duckdb.DuckDBPyConnection) -> None:
+    """The table `ingest_work.loaded_before(event_id, batch_id)`: the earlier loads of this
+    file's valid event ids. The first query scans only the stored 64-bit `id_hash` column
+    (the scan grows with the warehouse); the second fetches the few candidate rows by row id
+    and the join in `_classify` compares their ids as text, so a hash collision loads nothing
+    wrongly as a duplicate."""
+    con.execute(
+        """create or replace table ingest_work.id_candidates as
+           select e.rowid as row_id from ingest.event_ids e
+           semi join (select hash(event_id) as id_hash from ingest_work.parsed where reason is null) v using (id_hash)"""
+    )
+    con.execute(
+        """create or replace table ingest_work.loaded_before as
+           select event_id, batch_id from ingest.event_ids where rowid in (select row_id from ingest_work.id_candidates)"""
+    )
+
+
 def _classify(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, int]:
     """Find duplicates (earlier in the file, or in an earlier batch); define the view `loaded`."""
+    _find_loaded_before(con)
     con.execute(
         """
         create or replace table ingest_work.duplicates_found as
@@ -359,7 +378,7 @@ def _classify(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, int]:
         ),
         seen_before as (
             select v.line_number, v.event_id, e.batch_id
-            from valid v join ingest.event_ids e on v.event_id = e.event_id
+            from valid v join ingest_work.loaded_before e on v.event_id = e.event_id
         )
         select line_number, coalesce(s.event_id, c.event_id) as event_id, coalesce(s.batch_id, ?) as first_batch_id
         from later_copies c full outer join seen_before s using (line_number)
@@ -463,7 +482,10 @@ def _commit(con: duckdb.DuckDBPyConnection, result: FileResult, path: Path, now:
            order by line_number""",
         [result.batch_id, result.file_name],
     )
-    con.execute("insert into ingest.event_ids select event_id, ? from ingest_work.loaded", [result.batch_id])
+    con.execute(
+        "insert into ingest.event_ids (event_id, batch_id, id_hash) select event_id, ?, hash(event_id) from ingest_work.loaded",
+        [result.batch_id],
+    )
 
 
 def _already_loaded(con: duckdb.DuckDBPyConnection, content_hash: str, file_name: str) -> FileResult | None:

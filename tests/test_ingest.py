@@ -368,6 +368,46 @@ def test_duplicates_inside_a_file_and_across_files(tmp_path, home):
     ]
 
 
+
+def tamper(home, *statements: str) -> None:
+    con = duckdb.connect(str(home.warehouse))
+    try:
+        for statement in statements:
+            con.execute(statement)
+    finally:
+        con.close()
+
+
+def test_a_hash_collision_with_an_earlier_id_is_not_a_duplicate(tmp_path, home):
+    a = ingest_paths([write_lines(tmp_path / "a.jsonl", [message("m-1"), message("m-2")])], home.warehouse, home.raw)[0]
+    # The duplicate check matches stored 64-bit hashes first: make m-2's look like m-9's.
+    tamper(home, "update ingest.event_ids set id_hash = hash('m-9') where event_id = 'm-2'")
+
+    [b] = ingest_paths([write_lines(tmp_path / "b.jsonl", [message("m-9"), message("m-1")])], home.warehouse, home.raw)
+
+    assert counts(b) == (2, 1, 1, 0)  # m-9 is new although its hash matched; m-1 was loaded by a
+    assert query(home, "select line_number, event_id, first_batch_id from ingest.duplicates") == [(2, "m-1", a.batch_id)]
+    assert raw(home, "messages", "event_id, batch_id") == [("m-1", a.batch_id), ("m-2", a.batch_id), ("m-9", b.batch_id)]
+
+
+@pytest.mark.parametrize("change", [
+    # a warehouse written before event_ids had its hash column
+    ("alter table ingest.event_ids drop column id_hash", "drop table ingest.id_hash_probe"),
+    # hashes written by a DuckDB whose hash() differs from this one's
+    ("update ingest.event_ids set id_hash = 0", "update ingest.id_hash_probe set probe = 'another hash()'"),
+])
+def test_stored_id_hashes_are_filled_again_when_missing_or_from_another_hash(tmp_path, home, change):
+    a = ingest_paths([write_lines(tmp_path / "a.jsonl", [message("m-1"), message("m-2")])], home.warehouse, home.raw)[0]
+    tamper(home, *change)
+
+    [b] = ingest_paths([write_lines(tmp_path / "b.jsonl", [message("m-2"), message("m-3")])], home.warehouse, home.raw)
+
+    assert counts(b) == (2, 1, 1, 0)
+    assert query(home, "select event_id, first_batch_id from ingest.duplicates") == [("m-2", a.batch_id)]
+    assert query(home, "select event_id, id_hash = hash(event_id) from ingest.event_ids order by event_id") == [
+        ("m-1", True), ("m-2", True), ("m-3", True)
+    ]
+
 def test_reingesting_the_same_content_changes_nothing(tmp_path, home, monkeypatch):
     path = write_lines(tmp_path / "day.jsonl", [message("m-1"), message("m-2"), "bad line", message("m-1")])
     [first] = ingest_paths([path], home.warehouse, home.raw)
