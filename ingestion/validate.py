@@ -7,7 +7,7 @@ Two passes, both plain DuckDB SQL (no per-line Python):
 
 1. `PARSE_SQL` parses every line once with `json_transform` into typed fields (strings as
    VARCHAR, numbers and booleans as their raw JSON text, `llm_calls` / `tool_calls` as lists of
-   such structs) and computes `quick_ok`: a cheap conjunction of checks that together imply
+   such structs; `tool_calls` via its JSON text, see ARRAYS_TYPED_LATER) and computes `quick_ok`: a cheap conjunction of checks that together imply
    every rule below (a string field's value cannot have come from a JSON number, boolean,
    object or array; a number's text starts with a digit; and so on). Nearly every real line
    passes it, and then its typed fields are its final values.
@@ -92,16 +92,26 @@ class Sql(str):
 # --------------------------------------------------------------------------- pass 1: parse + quick checks
 
 
-def _typed_spec(fields: dict[str, str]) -> str:
+# Arrays that most lines leave out are kept as JSON text by the line parse and typed on their
+# own: then a NULL is exactly an absent (or null) field, while a typed list is also NULL for a
+# value of the wrong kind, which only a search of the whole line for the key could rule out.
+ARRAYS_TYPED_LATER = ("tool_calls",)
+
+
+def _typed_spec(fields: dict[str, str], *, top: bool = True) -> str:
     parts = []
     for name, kind in fields.items():
         if kind == "string":
             parts.append(f'"{name}":"VARCHAR"')
-        elif kind == "array":
-            parts.append(f'"{name}":[{_typed_spec(ITEM_FIELDS[name])}]')
+        elif kind == "array" and not (top and name in ARRAYS_TYPED_LATER):
+            parts.append(f'"{name}":{_list_spec(name)}')
         else:
             parts.append(f'"{name}":"JSON"')
     return "{" + ",".join(parts) + "}"
+
+
+def _list_spec(field: str) -> str:
+    return f"[{_typed_spec(ITEM_FIELDS[field], top=False)}]"
 
 
 # First bytes of the text a non-string JSON value turns into when read as VARCHAR
@@ -151,11 +161,11 @@ def _quick_integer(f: str, required: bool, digits: int) -> str:
 
 
 def _quick_array(field: str, item_ok: str) -> str:
+    items_ok = f"coalesce(list_bool_and(list_transform({field}, lambda c: {item_ok})), true)"
+    if field in ARRAYS_TYPED_LATER:  # t.<field> is the JSON text, `<field>` the typed list
+        return f"case when t.{field} is null then true else {field} is not null and {items_ok} end"
     # a NULL list is an absent field only if the key does not occur in the line at all
-    return (
-        f"case when t.{field} is null then not contains(line_text, '\"{field}\"') "
-        f"else coalesce(list_bool_and(list_transform(t.{field}, lambda c: {item_ok})), true) end"
-    )
+    return f"case when {field} is null then not contains(line_text, '\"{field}\"') else {items_ok} end"
 
 
 def _quick_ok() -> str:
@@ -217,6 +227,12 @@ def _quick_ok() -> str:
             end, false)"""
 
 
+def _array_column(field: str) -> str:
+    if field in ARRAYS_TYPED_LATER:
+        return f"json_transform(t.{field}, '{_list_spec(field)}') as {field}"
+    return f"t.{field} as {field}"
+
+
 # Output of pass 1 (the `parsed` table): typed values; numbers inside llm_calls / tool_calls
 # stay JSON text until the raw layer is written. `reason` / `raw_line` are filled by pass 2.
 PARSE_SQL = f"""
@@ -228,7 +244,11 @@ with parsed as (
     from lines
 ),
 timed as (
-    select *, {_occurred_at("t.occurred_at")} as occurred_at from parsed
+    select
+        *,
+        {_occurred_at("t.occurred_at")} as occurred_at,
+        {", ".join(_array_column(field) for field in ITEM_FIELDS)}
+    from parsed
 )
 select
     line_number,
@@ -252,8 +272,8 @@ select
     t.queue as queue_name,
     try_cast(cast(t.depth as varchar) as bigint) as depth,
     t.description,
-    t.llm_calls,
-    t.tool_calls
+    llm_calls,
+    tool_calls
 from timed
 """
 

@@ -128,6 +128,8 @@ ACCOUNTING = [
     (message("m-11", llm_calls=[7]), "llm_calls[1]: item must be an object"),
     (message("m-12", tool_calls=[{"latency_ms": 5}]), "tool_calls[1]: missing field name"),
     (message("m-13", llm_calls={"provider": "openai"}), "field llm_calls must be an array"),
+    (message("m-15", tool_calls={"name": "search_kb"}), "field tool_calls must be an array"),
+    (message("m-16", tool_calls="search_kb"), "field tool_calls must be an array"),
     ("", "empty line"),
     ("   ", "empty line"),
     (BAD_UTF8, "not valid UTF-8"),
@@ -146,9 +148,9 @@ def test_every_line_is_loaded_or_quarantined_with_its_reason(tmp_path, home):
     [result] = ingest_paths([path], home.warehouse, home.raw)
 
     bad = [(n, reason) for n, (_, reason) in enumerate(ACCOUNTING, start=1) if reason]
-    assert counts(result) == (33, 5, 0, 28)
+    assert counts(result) == (35, 5, 0, 30)
     assert result.lines == result.loaded + result.duplicates + result.quarantined
-    assert len(bad) == 28
+    assert len(bad) == 30
     assert not result.already_loaded
     expected = [
         (n, reason, (text if isinstance(text, str) else text.decode("utf-8", "backslashreplace")))
@@ -158,9 +160,9 @@ def test_every_line_is_loaded_or_quarantined_with_its_reason(tmp_path, home):
     assert query(home, "select line_number, reason, raw_line from ingest.quarantine order by line_number") == expected
     assert expected[-3][2] == '{"event_id":"m-utf","type":"message","occurred_at":"2026-11-02T12:00:00Z","user_id":"u\\xff"}'
     assert query(home, "select file_name, lines, loaded, duplicates, quarantined, batch_id from ingest.ledger") == [
-        ("mixed.jsonl", 33, 5, 0, 28, result.batch_id)
+        ("mixed.jsonl", 35, 5, 0, 30, result.batch_id)
     ]
-    assert query(home, "select count(*), count(distinct batch_id) from ingest.quarantine") == [(28, 1)]
+    assert query(home, "select count(*), count(distinct batch_id) from ingest.quarantine") == [(30, 1)]
     assert query(home, "select event_id from ingest.event_ids order by event_id") == [
         ("d-1",), ("h-1",), ("m-1",), ("m-2",), ("q-1",)
     ]
