@@ -273,7 +273,9 @@ select
     try_cast(cast(t.depth as varchar) as bigint) as depth,
     t.description,
     llm_calls,
-    tool_calls
+    tool_calls,
+    cast(coalesce(len(llm_calls), 0) as integer) as llm_call_count,
+    cast(coalesce(len(tool_calls), 0) as integer) as tool_call_count
 from timed
 """
 
