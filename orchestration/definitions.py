@@ -19,17 +19,22 @@ from orchestration.defs.reports import definitions as reports_concern
 
 BUILD_JOB = "build_all"
 REFRESH_JOB = "refresh"
+# Every step is in the warehouse pool (limit 1), so a run's steps never run side by side. In
+# one process they share one start-up (Dagster, dbt and Great Expectations imports: about 4 s
+# per step in a process of its own, 9 steps in the refresh: 61 s against 17 s on a small
+# warehouse). Pools still hold across runs: the in-process executor claims pool slots too.
+EXECUTOR = dg.in_process_executor
 
 
 def build_definitions() -> dg.Definitions:
     everything = dg.AssetSelection.all()
     scheduled_reports = dg.AssetSelection.assets(*(reports_concern.report_asset_name(f) for f in FREQUENCIES))
     build_all = dg.define_asset_job(
-        BUILD_JOB, selection=everything,
+        BUILD_JOB, selection=everything, executor_def=EXECUTOR,
         description="Ingest landing files, build every model, check, export, dashboard, reports (not emailed).",
     )
     refresh = dg.define_asset_job(
-        REFRESH_JOB, selection=everything - scheduled_reports,
+        REFRESH_JOB, selection=everything - scheduled_reports, executor_def=EXECUTOR,
         description="Incremental refresh: new files in, affected days rebuilt, exports and dashboard out.",
     )
     schedules = [
@@ -56,7 +61,7 @@ def build_definitions() -> dg.Definitions:
         exports_concern.defs,
         reports_concern.build_defs(load_settings().company_tz),
         alerts_concern.defs,
-        dg.Definitions(jobs=[build_all, refresh], schedules=schedules),
+        dg.Definitions(jobs=[build_all, refresh], schedules=schedules, executor=EXECUTOR),
     )
 
 

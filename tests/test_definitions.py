@@ -21,6 +21,12 @@ def test_every_step_is_in_the_warehouse_pool():
     assert {name for name, pool in steps.items() if pool != WAREHOUSE_POOL} == set()
 
 
+def test_every_job_runs_its_steps_in_one_process():
+    """Steps of one run share the process (and its imports); the UI's ad-hoc materializations too."""
+    jobs = [defs.resolve_job_def(BUILD_JOB), defs.resolve_job_def(REFRESH_JOB), defs.resolve_implicit_global_asset_job_def()]
+    assert [job.executor_def for job in jobs] == [dg.in_process_executor] * 3
+
+
 def test_the_nightly_rebuild_and_the_5_minute_refresh():
     nightly = defs.resolve_schedule_def("daily_full_rebuild")
     assert (nightly.cron_schedule, nightly.job_name) == ("0 3 * * *", BUILD_JOB)
