@@ -403,7 +403,8 @@ def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, b
     tables = {
         "messages": f"""
             select event_id, occurred_at, user_id, agent_id, agent_name, agent_version, conversation_id, status,
-                   error_type, response_time_ms, llm_call_count, tool_call_count, '{source_file}' as source_file, line_number, {meta}
+                   error_type, response_time_ms, llm_call_count, tool_call_count,
+                   '{source_file}' as source_file, line_number, {meta}
             from ingest_work.loaded where event_type = 'message'""",
         "llm_calls": f"""
             with rated as (

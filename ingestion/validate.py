@@ -7,10 +7,11 @@ Two passes, both plain DuckDB SQL (no per-line Python):
 
 1. `PARSE_SQL` parses every line once with `json_transform` into typed fields (strings as
    VARCHAR, numbers and booleans as their raw JSON text, `llm_calls` / `tool_calls` as lists of
-   such structs; `tool_calls` via its JSON text, see ARRAYS_TYPED_LATER) and computes `quick_ok`: a cheap conjunction of checks that together imply
-   every rule below (a string field's value cannot have come from a JSON number, boolean,
-   object or array; a number's text starts with a digit; and so on). Nearly every real line
-   passes it, and then its typed fields are its final values.
+   such structs; `tool_calls` via its JSON text, see ARRAYS_TYPED_LATER) and computes
+   `quick_ok`: a cheap conjunction of checks that together imply every rule below (a string
+   field's value cannot have come from a JSON number, boolean, object or array; a number's
+   text starts with a digit; and so on). Nearly every real line passes it, and then its typed
+   fields are its final values.
 2. `reason_sql(source)` runs the full rule list on the few lines that did not pass (the
    caller feeds them as `source`). It parses them into raw JSON fragments and derives each
    fragment's JSON kind from its first byte (`"` string, `{` object, `[` array, `t`/`f`
