@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from ingestion import pricing, raw_layer
 from ingestion.validate import PARSE_SQL, reason_sql
-from ingestion.warehouse import ensure_ingest_schema, open_warehouse
+from ingestion.warehouse import ID_HASH, ensure_ingest_schema, open_warehouse
 
 # Bytes of (decompressed) input handled at once; a file larger than this is read in chunks.
 CHUNK_BYTES = 256 * 1024 * 1024
@@ -350,9 +350,9 @@ def _find_loaded_before(con: duckdb.DuckDBPyConnection) -> None:
     and the join in `_classify` compares their ids as text, so a hash collision loads nothing
     wrongly as a duplicate."""
     con.execute(
-        """create or replace table ingest_work.id_candidates as
-           select e.rowid as row_id from ingest.event_ids e
-           semi join (select hash(event_id) as id_hash from ingest_work.parsed where reason is null) v using (id_hash)"""
+        f"""create or replace table ingest_work.id_candidates as
+            select e.rowid as row_id from ingest.event_ids e
+            semi join (select {ID_HASH} as id_hash from ingest_work.parsed where reason is null) v using (id_hash)"""
     )
     con.execute(
         """create or replace table ingest_work.loaded_before as
@@ -482,7 +482,7 @@ def _commit(con: duckdb.DuckDBPyConnection, result: FileResult, path: Path, now:
         [result.batch_id, result.file_name],
     )
     con.execute(
-        "insert into ingest.event_ids (event_id, batch_id, id_hash) select event_id, ?, hash(event_id) from ingest_work.loaded",
+        f"insert into ingest.event_ids (event_id, batch_id, id_hash) select event_id, ?, {ID_HASH} from ingest_work.loaded",
         [result.batch_id],
     )
 

@@ -131,11 +131,3 @@ def warm_up_in_background() -> None:
             pass
 
     threading.Thread(target=warm_up, name="genai-prices-warm-up").start()
-
-
-def rate_table(keys: list[tuple[str, str, date]]) -> list[RateRow]:
-    """Rates for every distinct (provider, model, day) key that has a known price."""
-    rows: list[RateRow] = []
-    for provider, model, price_date in sorted(set(keys)):
-        rows.extend(rates_for(provider, model, price_date))
-    return rows

@@ -47,7 +47,7 @@ create table if not exists ingest.duplicates (
 create table if not exists ingest.event_ids (
     event_id varchar not null,
     batch_id varchar not null,
-    id_hash ubigint  -- hash(event_id), see ID_HASH_PROBE
+    id_hash ubigint  -- ID_HASH below
 );
 create table if not exists ingest.id_hash_probe (probe varchar not null);
 """
@@ -57,6 +57,7 @@ create table if not exists ingest.id_hash_probe (probe varchar not null);
 # ids as text. DuckDB's `hash()` is not promised stable across versions, so the hashes of a
 # few probe strings (short ones are stored inline, long ones not) are kept beside the table;
 # when they differ from what this DuckDB computes, every stored hash is computed again.
+ID_HASH = "hash(event_id)"
 ID_HASH_PROBE = """
     select cast(list(hash(p) order by p) as varchar)
     from (values ('a'), ('evt-0001'), ('msg-0f8e4c1a-5b7d-4e2f-9a3c-6d1b8e7f0a25')) probes(p)"""
@@ -111,7 +112,7 @@ def ensure_ingest_schema(con: duckdb.DuckDBPyConnection) -> None:
     if con.execute("select probe from ingest.id_hash_probe").fetchall() != [(probe,)]:
         con.execute("begin transaction")
         try:
-            con.execute("update ingest.event_ids set id_hash = hash(event_id)")
+            con.execute(f"update ingest.event_ids set id_hash = {ID_HASH}")
             con.execute("delete from ingest.id_hash_probe")
             con.execute("insert into ingest.id_hash_probe values (?)", [probe])
             con.execute("commit")

@@ -370,7 +370,6 @@ def test_duplicates_inside_a_file_and_across_files(tmp_path, home):
     ]
 
 
-
 def tamper(home, *statements: str) -> None:
     con = duckdb.connect(str(home.warehouse))
     try:
@@ -409,6 +408,7 @@ def test_stored_id_hashes_are_filled_again_when_missing_or_from_another_hash(tmp
     assert query(home, "select event_id, id_hash = hash(event_id) from ingest.event_ids order by event_id") == [
         ("m-1", True), ("m-2", True), ("m-3", True)
     ]
+
 
 def test_reingesting_the_same_content_changes_nothing(tmp_path, home, monkeypatch):
     path = write_lines(tmp_path / "day.jsonl", [message("m-1"), message("m-2"), "bad line", message("m-1")])
