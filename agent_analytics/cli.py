@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=1)
     generate.add_argument("--end", type=_date_arg, help="last day (default: today, UTC)")
     generate.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    generate.add_argument("--unsorted", action="store_true",
+                          help="DAYS files each holding events of every day in random order (default: one sorted file per day)")
 
     sub.add_parser("demo", help="generate a 30-day sample, build everything, print where the outputs are")
     sub.add_parser("dev", help="open the Dagster UI on this warehouse")
@@ -254,7 +256,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from ingestion.generate import generate
 
-    result = generate(args.output, args.events, args.days, args.seed, end=args.end)
+    result = generate(args.output, args.events, args.days, args.seed, end=args.end, unsorted=args.unsorted)
     print(
         f"wrote {len(result.files)} files to {args.output}: {result.message_events} messages, "
         f"{result.other_events} other events, {result.malformed_lines} malformed, "

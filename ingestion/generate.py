@@ -5,7 +5,9 @@
 data source and the benchmark source (10M messages / 30 days), so everything is
 vectorized: numpy builds the columns of one day, pyarrow holds them (nested
 ``llm_calls`` / ``tool_calls`` as list<struct>), DuckDB renders the JSON lines.
-Same arguments => byte-identical files.
+Same arguments => byte-identical files. With ``unsorted=True`` it writes ``days`` files
+that each hold events of the whole period in a random order (dealt and shuffled by a hash of
+the seed, in DuckDB), as several sources writing at once produce.
 
 Shape of the data
 -----------------
@@ -38,7 +40,9 @@ Optional fields that do not apply to a record are omitted, never null.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -472,8 +476,56 @@ def _build_day(
     return msg.num_rows, sessions, health.num_rows + queue.num_rows + deploy.num_rows
 
 
-def generate(out_dir: Path, events: int, days: int, seed: int, end: date | None = None) -> GenerateResult:
-    """Write ``days`` daily JSONL files ending at ``end`` (default: today UTC) into ``out_dir``."""
+def _spill_shuffled(con: duckdb.DuckDBPyConnection, spill: Path, day: int, seed: int, files: int,
+                    malformed: list[tuple[int, str]]) -> None:
+    """Deal the day's lines (and a second copy of each duplicated one) into ``files`` parts.
+
+    A line's part and its place in the part come from one hash of (seed, kind, n, copy), so
+    the shuffle is the same on every run; each day lands in ``spill/d<day>/part=<k>/``.
+    """
+    con.register("malformed", pa.table({"n": pa.array([i for i, _ in malformed], pa.int64()),
+                                         "line": pa.array([line for _, line in malformed], pa.string())}))
+    con.execute(f"""
+        COPY (
+            SELECT hash({seed}, kind, n, copy) AS h, hash({seed}, kind, n, copy) % {files} AS part, line
+            FROM (
+                SELECT kind, n, 0 AS copy, line FROM lines
+                UNION ALL SELECT kind, n, 1, line FROM lines WHERE hold = -2
+                UNION ALL SELECT 9, n, 0, line FROM malformed
+            )
+        ) TO '{spill / f"d{day:05d}"}' (FORMAT parquet, PARTITION_BY (part))
+    """)
+
+
+def _write_shuffled(con: duckdb.DuckDBPyConnection, spill: Path, out_dir: Path, files: int) -> list[Path]:
+    """One file per part: its lines from every day, in the order of their hash."""
+    paths = []
+    for part in range(files):
+        path = out_dir / f"events-part-{part + 1:03d}-of-{files:03d}.jsonl"
+        pieces = sorted(spill.glob(f"d*/part={part}/*.parquet"))
+        if not pieces:
+            path.write_bytes(b"")
+        else:
+            sources = ", ".join("'" + str(p).replace("'", "''") + "'" for p in pieces)
+            target = str(path).replace("'", "''")
+            con.execute(
+                f"COPY (SELECT line FROM read_parquet([{sources}], hive_partitioning = false) ORDER BY h, line) "
+                f"TO '{target}' (FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\t')"
+            )
+        paths.append(path)
+    return paths
+
+
+def generate(
+    out_dir: Path, events: int, days: int, seed: int, end: date | None = None, unsorted: bool = False
+) -> GenerateResult:
+    """Write ``days`` daily JSONL files ending at ``end`` (default: today UTC) into ``out_dir``.
+
+    ``unsorted``: write ``days`` files ``events-part-NNN-of-NNN.jsonl`` instead, each holding
+    events of every day of the period in random order, as several sources writing at once
+    produce (nothing promises sorted input). The same events, duplicate copies and malformed
+    lines; no line is "late" since no file belongs to a day (``late_lines`` is 0).
+    """
     if days < 1 or events < 0:
         raise ValueError("days must be >= 1 and events >= 0")
     end = end or datetime.now(timezone.utc).date()
@@ -485,30 +537,40 @@ def generate(out_dir: Path, events: int, days: int, seed: int, end: date | None 
     pending: dict[int, list[str]] = defaultdict(list)  # target day -> late + duplicate lines
     first_n = first_session = 0
     con = duckdb.connect()
+    # the shuffled parts wait in Parquet until every day is rendered
+    spill_dir = tempfile.TemporaryDirectory(prefix=".shuffle-", dir=out_dir) if unsorted else nullcontext(None)
     try:
-        for day in range(days):
-            n_messages, n_sessions, n_other = _build_day(con, plan, seed, day, first_n, first_session)
-            first_n += n_messages
-            first_session += n_sessions
-            result.other_events += n_other
+        with spill_dir as spill:
+            for day in range(days):
+                n_messages, n_sessions, n_other = _build_day(con, plan, seed, day, first_n, first_session)
+                first_n += n_messages
+                first_session += n_sessions
+                result.other_events += n_other
+                day_date = start + timedelta(day)
+                malformed = [(int(i), _malformed_line(seed, int(i), day_date))
+                             for i in np.flatnonzero(plan.malformed_days == day)]
+                result.malformed_lines += len(malformed)
 
-            for target, line in con.execute("SELECT hold, line FROM lines WHERE hold >= 0 ORDER BY ts, n").fetchall():
-                pending[int(target)].append(line)
-                result.late_lines += 1
-            for (line,) in con.execute("SELECT line FROM lines WHERE hold = -2 ORDER BY ts, n").fetchall():
-                pending[min(day + 1, days - 1)].append(line)
-                result.duplicate_lines += 1
+                if spill is not None:
+                    result.duplicate_lines += con.execute("SELECT count(*) FROM lines WHERE hold = -2").fetchall()[0][0]
+                    _spill_shuffled(con, Path(spill), day, seed, days, malformed)
+                    continue
 
-            day_date = start + timedelta(day)
-            extra = pending.pop(day, [])
-            for i in np.flatnonzero(plan.malformed_days == day):
-                extra.append(_malformed_line(seed, int(i), day_date))
-                result.malformed_lines += 1
-            path = out_dir / f"events-{day_date.isoformat()}.jsonl"
-            _write_lines(con, path)
-            with path.open("a", encoding="utf-8", newline="\n") as f:
-                f.writelines(line + "\n" for line in extra)
-            result.files.append(path)
+                for target, line in con.execute("SELECT hold, line FROM lines WHERE hold >= 0 ORDER BY ts, n").fetchall():
+                    pending[int(target)].append(line)
+                    result.late_lines += 1
+                for (line,) in con.execute("SELECT line FROM lines WHERE hold = -2 ORDER BY ts, n").fetchall():
+                    pending[min(day + 1, days - 1)].append(line)
+                    result.duplicate_lines += 1
+
+                extra = pending.pop(day, []) + [line for _, line in malformed]
+                path = out_dir / f"events-{day_date.isoformat()}.jsonl"
+                _write_lines(con, path)
+                with path.open("a", encoding="utf-8", newline="\n") as f:
+                    f.writelines(line + "\n" for line in extra)
+                result.files.append(path)
+            if spill is not None:
+                result.files = _write_shuffled(con, Path(spill), out_dir, days)
     finally:
         con.close()
     return result

@@ -261,3 +261,44 @@ def test_default_end_is_today_utc(tmp_path: Path) -> None:
     result = generate(tmp_path, 20, 1, 1)
     after = datetime.now(timezone.utc).date()
     assert result.files[0].name in {f"events-{before}.jsonl", f"events-{after}.jsonl"}
+
+
+def _lines(files: list[Path]) -> list[str]:
+    return [line for path in files for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_unsorted_files_hold_the_same_lines_shuffled_across_the_period(
+    tmp_path: Path, generated: tuple[GenerateResult, Scan]
+) -> None:
+    """--unsorted: DAYS files, each with events of every day in random order, and the same
+    lines (events, duplicate copies, malformed lines) as the sorted daily files."""
+    sorted_result, scan = generated
+    result = generate(tmp_path / "u", EVENTS, DAYS, SEED, end=END, unsorted=True)
+    assert [p.name for p in result.files] == [f"events-part-{i:03d}-of-{DAYS:03d}.jsonl" for i in range(1, DAYS + 1)]
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == [p.name for p in result.files]  # no spill left
+    assert sorted(_lines(result.files)) == sorted(_lines(sorted_result.files))
+    assert (result.message_events, result.other_events, result.malformed_lines, result.duplicate_lines) == (
+        EVENTS, sorted_result.other_events, scan.malformed, scan.duplicates
+    )
+    assert result.late_lines == 0
+    all_days = {END - timedelta(days=d) for d in range(DAYS)}
+    for path in result.files:
+        times = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                times.append(_utc(json.loads(line)["occurred_at"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a malformed line
+        assert {t.date() for t in times} == all_days, path.name
+        # random order: about half of the neighbours are out of time order (sorted: none)
+        backwards = sum(a > b for a, b in zip(times, times[1:]))
+        assert 0.4 < backwards / (len(times) - 1) < 0.6, path.name
+
+
+def test_unsorted_is_deterministic(tmp_path: Path) -> None:
+    a = generate(tmp_path / "a", 300, 3, 7, end=END, unsorted=True)
+    b = generate(tmp_path / "b", 300, 3, 7, end=END, unsorted=True)
+    c = generate(tmp_path / "c", 300, 3, 8, end=END, unsorted=True)
+    for fa, fb, fc in zip(a.files, b.files, c.files, strict=True):
+        assert fa.read_bytes() == fb.read_bytes()
+        assert fa.read_bytes() != fc.read_bytes()
