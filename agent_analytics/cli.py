@@ -107,7 +107,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     settings.ensure_dirs()
     try:
-        results = ingest_paths(list(args.paths), settings.warehouse_path, settings.raw_dir)
+        results = ingest_paths(list(args.paths), settings.warehouse_path, settings.raw_dir,
+                               accepted=settings.accepted_times())
     except IngestError as exc:
         raise UsageError(str(exc)) from None
     print(f"{'file':<40} {'lines':>9} {'loaded':>9} {'duplicates':>10} {'quarantined':>11}  note")

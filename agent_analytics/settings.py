@@ -10,14 +10,20 @@
 | AGENT_ANALYTICS_RESPONSE_TIME_THRESHOLDS_MS | 2000,4000,6000 | response time under which: Fast, Good, Acceptable (else Slow) |
 | AGENT_ANALYTICS_UPTIME_HEALTHY_PCT    | 99.9               | uptime % at or above which: Healthy (else Degraded) |
 | AGENT_ANALYTICS_ALERT_RULES           | <home>/alerts.toml | alert rules file (docs/alerts.md)             |
+| AGENT_ANALYTICS_EVENT_TIME_MIN        | 2000-01-01         | earliest accepted occurred_at (UTC date); older events are quarantined |
+| AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H | 24                | hours after the load an occurred_at may be; later events are quarantined |
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ingestion.validate import AcceptedTimes
 
 HOME_VAR = "AGENT_ANALYTICS_HOME"
 TZ_VAR = "AGENT_ANALYTICS_TZ"
@@ -27,6 +33,13 @@ ERROR_THRESHOLDS_VAR = "AGENT_ANALYTICS_ERROR_RATE_THRESHOLDS"
 RESPONSE_THRESHOLDS_VAR = "AGENT_ANALYTICS_RESPONSE_TIME_THRESHOLDS_MS"
 UPTIME_VAR = "AGENT_ANALYTICS_UPTIME_HEALTHY_PCT"
 ALERT_RULES_VAR = "AGENT_ANALYTICS_ALERT_RULES"
+EVENT_TIME_MIN_VAR = "AGENT_ANALYTICS_EVENT_TIME_MIN"
+EVENT_TIME_AHEAD_VAR = "AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H"
+# Bounds of the accepted-range settings themselves: every day the marts and the metrics layer
+# derive from an accepted event (spines, previous periods, 30-day windows) stays inside the
+# calendar Python and DuckDB share.
+EARLIEST_ALLOWED = date(1970, 1, 1)
+MAX_AHEAD_HOURS = 24 * 366
 
 
 class SettingsError(ValueError):
@@ -43,6 +56,15 @@ class Settings:
     response_time_thresholds_ms: tuple[float, float, float] = (2000.0, 4000.0, 6000.0)
     uptime_healthy_pct: float = 99.9
     alert_rules_file: Path | None = None  # None: <home>/alerts.toml
+    event_time_min: date = date(2000, 1, 1)
+    event_time_max_ahead_hours: float = 24.0
+
+    def accepted_times(self) -> AcceptedTimes:
+        """The range of event times a load accepts (the rest is quarantined with the range)."""
+        return AcceptedTimes(
+            earliest=datetime.combine(self.event_time_min, time()),
+            ahead=timedelta(hours=self.event_time_max_ahead_hours),
+        )
 
     @property
     def landing_dir(self) -> Path:
@@ -82,6 +104,7 @@ class Settings:
             HOME_VAR: str(self.home),
             TZ_VAR: self.company_tz,
             TIMEOUT_VAR: str(self.session_timeout_minutes),
+            EVENT_TIME_MIN_VAR: self.event_time_min.isoformat(),
             "DAGSTER_HOME": str(self.dagster_home),
         }
 
@@ -102,6 +125,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if timeout <= 0:
         raise SettingsError(f"{TIMEOUT_VAR}={raw_timeout!r} must be a positive whole number of minutes")
     return Settings(
+        event_time_min=_event_time_min(env),
+        event_time_max_ahead_hours=_event_time_ahead(env),
         home=home,
         company_tz=tz,
         session_timeout_minutes=timeout,
@@ -113,14 +138,37 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     )
 
 
-def _numbers(env, name: str, default: str, count: int) -> tuple[float, ...]:
-    """`count` positive, increasing numbers from a comma-separated variable."""
+def _event_time_min(env) -> date:
+    raw = (env.get(EVENT_TIME_MIN_VAR) or "2000-01-01").strip()
+    try:
+        value = date.fromisoformat(raw)
+    except ValueError:
+        value = None
+    if value is None or value < EARLIEST_ALLOWED or value > date.today():
+        raise SettingsError(
+            f"{EVENT_TIME_MIN_VAR}={raw!r} must be a date YYYY-MM-DD from {EARLIEST_ALLOWED} to today"
+        )
+    return value
+
+
+def _event_time_ahead(env) -> float:
+    hours = _numbers(env, EVENT_TIME_AHEAD_VAR, "24", 1, allow_zero=True)[0]
+    if hours > MAX_AHEAD_HOURS:
+        raise SettingsError(f"{EVENT_TIME_AHEAD_VAR}={hours:g} must be at most {MAX_AHEAD_HOURS} hours")
+    return hours
+
+
+def _numbers(env, name: str, default: str, count: int, *, allow_zero: bool = False) -> tuple[float, ...]:
+    """`count` positive (or zero), finite, increasing numbers from a comma-separated variable."""
     raw = env.get(name) or default
     try:
         values = tuple(float(part) for part in raw.split(","))
     except ValueError:
         values = ()
-    if len(values) != count or any(v <= 0 for v in values) or list(values) != sorted(values):
-        what = "a positive number" if count == 1 else f"{count} increasing positive numbers separated by commas"
+    low_ok = (lambda v: v >= 0) if allow_zero else (lambda v: v > 0)
+    if (len(values) != count or not all(math.isfinite(v) and low_ok(v) for v in values)
+            or list(values) != sorted(values)):
+        kind = "non-negative" if allow_zero else "positive"
+        what = f"a {kind} number" if count == 1 else f"{count} increasing {kind} numbers separated by commas"
         raise SettingsError(f"{name}={raw!r} must be {what}")
     return values

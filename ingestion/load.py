@@ -24,8 +24,12 @@ size of the file.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
+import logging
+import os
+import stat
 import shutil
 import uuid
 import zlib
@@ -33,7 +37,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,8 +46,11 @@ import numpy as np
 import pyarrow as pa
 
 from ingestion import pricing, raw_layer
-from ingestion.validate import PARSE_SQL, reason_sql
+from ingestion.sql import literal
+from ingestion.validate import PARSE_SQL, AcceptedTimes, reason_sql, set_accepted_times
 from ingestion.warehouse import ID_HASH, ensure_ingest_schema, open_warehouse
+
+logger = logging.getLogger(__name__)
 
 # Bytes of (decompressed) input handled at once; a file larger than this is read in chunks.
 CHUNK_BYTES = 256 * 1024 * 1024
@@ -55,7 +62,8 @@ _WRITERS = 3
 
 
 class IngestError(Exception):
-    """A path that cannot be ingested at all (missing, unreadable); the message says why."""
+    """A path that cannot be ingested at all (missing, unreadable, not a regular file, corrupt
+    compression); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -91,20 +99,41 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
+def _open_regular(path: Path, follow_links: bool):
+    """A binary handle on `path`, which must be a regular file. Without `follow_links` a symbolic
+    link is refused by the open itself (O_NOFOLLOW), so a link swapped in after a check is too;
+    O_NONBLOCK keeps a FIFO from blocking the open."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_links:
+            raise IngestError(f"{path}: a symbolic link (links in the landing folder are not followed)") from None
+        raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    kind = stat.S_IFMT(os.fstat(fd).st_mode)
+    if kind != stat.S_IFREG:
+        os.close(fd)
+        raise IngestError(f"{path}: not a regular file ({_KINDS.get(kind, 'special file')})")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
-def read_chunks(path: Path, chunk_bytes: int | None = None) -> Iterator[bytes]:
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symbolic link"}
+
+
+def read_chunks(path: Path, chunk_bytes: int | None = None, *, follow_links: bool = True) -> Iterator[bytes]:
     """The file's (decompressed) content in pieces that end at a line end (the last may not)."""
     size = chunk_bytes or CHUNK_BYTES
+    raw = _open_regular(path, follow_links)
     try:
-        gz = _is_gzip(path)
-        handle = gzip.open(path, "rb") if gz else open(path, "rb")
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
     except OSError as exc:
+        raw.close()
         raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    with handle:
+    handle = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+    with raw, handle:
         carry = b""
         while True:
             try:
@@ -208,7 +237,15 @@ def _lines_relation(con: duckdb.DuckDBPyConnection, lines: Lines) -> None:
 
 @lru_cache(maxsize=4096)
 def _rates(provider: str, model: str, price_date) -> tuple[pricing.RateRow, ...]:
-    return tuple(pricing.rates_for(provider, model, price_date))
+    """Rate segments of one (provider, model, day); none (the calls stay unpriced) for anything
+    genai-prices cannot price, whatever it raises: a price lookup never fails a file."""
+    if not isinstance(price_date, date):  # a day Python cannot hold (validation keeps them out)
+        return ()
+    try:
+        return tuple(pricing.rates_for(provider, model, price_date))
+    except Exception as exc:  # noqa: BLE001 - the calls are counted as unpriced instead
+        logger.warning("no price for %s/%s on %s: genai-prices raised %s", provider, model, price_date, type(exc).__name__)
+        return ()
 
 
 _ATTO = 10**18  # rates go to SQL as integer atto-dollars (1e-18 USD) per token / per call
@@ -399,12 +436,11 @@ def _classify(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, int]:
 def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, batch_id: str, loaded_at: datetime) -> None:
     meta = f"'{batch_id}' as batch_id, timestamp '{loaded_at:%Y-%m-%d %H:%M:%S.%f}' as loaded_at"
     _create_rates(con)
-    source_file = file_name.replace("'", "''")
     tables = {
         "messages": f"""
             select event_id, occurred_at, user_id, agent_id, agent_name, agent_version, conversation_id, status,
                    error_type, response_time_ms, llm_call_count, tool_call_count,
-                   '{source_file}' as source_file, line_number, {meta}
+                   {literal(file_name)} as source_file, line_number, {meta}
             from ingest_work.loaded where event_type = 'message'""",
         "llm_calls": f"""
             with rated as (
@@ -453,7 +489,7 @@ def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, b
         cursor = con.cursor()
         try:
             cursor.execute("set enable_progress_bar = false")
-            cursor.execute(f"copy ({tables[table]}) to '{folder / (table + '.parquet')}' (format parquet, compression zstd)")
+            cursor.execute(f"copy ({tables[table]}) to {literal(folder / (table + '.parquet'))} (format parquet, compression zstd)")
         finally:
             cursor.close()
 
@@ -519,8 +555,8 @@ class _Opening:
     following: bytes | None  # the second chunk, None when the file is one chunk
 
 
-def _open(path: Path) -> _Opening:
-    chunks = read_chunks(path)
+def _open(path: Path, follow_links: bool = True) -> _Opening:
+    chunks = read_chunks(path, follow_links=follow_links)
     try:
         chunk = next(chunks, b"")
         hasher = hashlib.sha256()
@@ -543,11 +579,13 @@ def _name_in_ledger(con: duckdb.DuckDBPyConnection, file_name: str) -> bool:
 
 def load_file(
     con: duckdb.DuckDBPyConnection, path: Path, raw_dir: Path, fail_at: str | None = None, *,
-    opening: _Opening | None = None,
+    opening: _Opening | None = None, accepted: AcceptedTimes = AcceptedTimes(),
 ) -> FileResult:
-    """Load one file as one batch (see the module docstring); `opening` is its first chunk read ahead."""
+    """Load one file as one batch (see the module docstring); `opening` is its first chunk read
+    ahead; `accepted` is the range of event times loaded (others are quarantined)."""
     con.execute("set TimeZone = 'UTC'")
     con.execute("set enable_progress_bar = false")
+    set_accepted_times(con, accepted, datetime.now(timezone.utc).replace(tzinfo=None))
     _attach_work(con)
     staging: Path | None = None
     published: Path | None = None
@@ -618,31 +656,66 @@ def recover(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[str]:
     return raw_layer.sweep_orphans(raw_dir, committed)
 
 
-def load_files(
-    con: duckdb.DuckDBPyConnection, files: list[Path], raw_dir: Path, fail_at: str | None = None
-) -> list[FileResult]:
-    """`load_file` for each file in order; a thread reads, hashes and splits the next file's
-    first chunk while the current one is validated and written."""
-    results = []
+# Failures that say nothing about the file: they are raised, and the file is tried again by the
+# next run. Every other failure of one file's load rejects that file (`load_each`).
+ENVIRONMENT_ERRORS = (OSError, MemoryError, TimeoutError, InjectedFailure, duckdb.IOException,
+                      duckdb.OutOfMemoryException, duckdb.InterruptException)
+
+
+def load_each(
+    con: duckdb.DuckDBPyConnection, files: list[Path], raw_dir: Path, fail_at: str | None = None, *,
+    accepted: AcceptedTimes = AcceptedTimes(), follow_links: bool = True,
+) -> Iterator[tuple[Path, FileResult | Exception]]:
+    """`load_file` for each file in order, yielding (file, its result) once its batch is
+    committed, or (file, the exception) when that file cannot be read or loaded, and going on
+    with the next file. A thread reads, hashes and splits the next file's first chunk while the
+    current one is validated and written."""
     if files:
         pricing.warm_up_in_background()
     with ThreadPoolExecutor(max_workers=1) as ahead:
-        upcoming = ahead.submit(_open, files[0]) if files else None
+        upcoming = ahead.submit(_open, files[0], follow_links) if files else None
         try:
             for i, file in enumerate(files):
-                opening = upcoming.result()
-                upcoming = ahead.submit(_open, files[i + 1]) if i + 1 < len(files) else None
-                results.append(load_file(con, file, raw_dir, fail_at=fail_at, opening=opening))
+                this = upcoming
+                upcoming = ahead.submit(_open, files[i + 1], follow_links) if i + 1 < len(files) else None
+                try:
+                    result = load_file(con, file, raw_dir, fail_at=fail_at, opening=this.result(), accepted=accepted)
+                except IngestError as exc:
+                    yield file, exc
+                    continue
+                except ENVIRONMENT_ERRORS:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - whatever this file's content triggers
+                    logger.exception("%s: the load failed", file)
+                    yield file, IngestError(f"{file}: cannot be loaded ({type(exc).__name__}: {exc})")
+                    continue
+                yield file, result
         finally:
-            if upcoming is not None:  # a load failed: close the file read ahead
+            if upcoming is not None:  # stopped early: close the file read ahead
                 try:
                     upcoming.result().chunks.close()
                 except Exception:
                     pass
+
+
+def load_files(
+    con: duckdb.DuckDBPyConnection, files: list[Path], raw_dir: Path, fail_at: str | None = None, *,
+    accepted: AcceptedTimes = AcceptedTimes(),
+) -> list[FileResult]:
+    """`load_each`, stopping at the first file that cannot be loaded (the files before it stay
+    loaded) with its IngestError."""
+    results = []
+    for _, outcome in load_each(con, files, raw_dir, fail_at=fail_at, accepted=accepted):
+        if isinstance(outcome, Exception):
+            raise outcome
+        results.append(outcome)
     return results
 
 
-def ingest_paths(paths: list[Path], warehouse_path: Path, raw_dir: Path, fail_at: str | None = None) -> list[FileResult]:
+def ingest_paths(
+    paths: list[Path], warehouse_path: Path, raw_dir: Path, fail_at: str | None = None, *,
+    accepted: AcceptedTimes = AcceptedTimes(),
+) -> list[FileResult]:
     """Load every file under `paths`; raises IngestError before loading anything if a path is bad."""
     files = expand_paths(paths)
     for file in files:
@@ -650,4 +723,4 @@ def ingest_paths(paths: list[Path], warehouse_path: Path, raw_dir: Path, fail_at
             raise IngestError(f"{file}: not a regular file")
     with open_warehouse(warehouse_path) as con:
         recover(con, raw_dir)
-        return load_files(con, files, raw_dir, fail_at=fail_at)
+        return load_files(con, files, raw_dir, fail_at=fail_at, accepted=accepted)

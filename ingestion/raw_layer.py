@@ -26,6 +26,8 @@ from pathlib import Path
 
 import duckdb
 
+from ingestion.sql import literal
+
 SCHEMA_BATCH = "0-schema"
 
 # Column definitions of each raw table (DuckDB types that map 1:1 to Parquet and Spark).
@@ -80,7 +82,7 @@ def ensure_schema_files(raw_dir: Path) -> None:
     try:
         for table, columns in RAW_TABLES.items():
             con.execute(f"create table {table} ({columns})")
-            con.execute(f"copy {table} to '{staging / (table + '.parquet')}' (format parquet)")
+            con.execute(f"copy {table} to {literal(staging / (table + '.parquet'))} (format parquet)")
     finally:
         con.close()
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -25,20 +25,39 @@ one; tests/test_ingest.py holds a line for every rule.
 
 Limits beyond the contract's types, each quarantined with its own reason instead of failing
 the file: a line over 1 MiB, ids over 200 and texts over 1,000 characters (descriptions
-10,000), integers above the 64-bit range, token counts above 10^9 per call (no model has such
-a context; it also keeps every cost estimate inside the stored decimal(18,10)), `cost_usd` of
-10^8 or more (the decimal(18,10) range) and non-finite numbers (`1e400`).
+10,000), token counts above 10^9 per call (no model has such a context; it also keeps every
+cost estimate inside the stored decimal(18,10)), `cost_usd` of 10^8 or more (the
+decimal(18,10) range), durations (`response_time_ms`, every `latency_ms`) over one day, queue
+depths over 10^9, and non-finite numbers (`1e400`). Sums of bounded values stay finite, so no
+output can show `inf`.
+
+Parses that are strict on purpose (what a lenient parser would let through):
+- JSON is RFC 8259: a trailing comma in an object or array makes the line "not JSON" (DuckDB's
+  parser accepts it). `NaN` / `Infinity` in a field we read is "must be a number"; in a field we do
+  not read it is ignored with the rest of that field, and a repeated key keeps its first value.
+- `occurred_at` is RFC 3339 (`T`, `t` or a space between date and time, seconds required, an
+  optional fraction, `Z` or a `+hh:mm` / `-hh:mm` offset up to 23:59; no offset is read as UTC,
+  as the contract allows): hour 24, minute 60, offset +25:00 or a missing colon are
+  "unparseable"; a leap second (:60) is read as the next second.
+- `occurred_at` must fall in the accepted range (`AcceptedTimes`: from 2000-01-01 to one day
+  after the load by default); outside it the line is quarantined with the range in its reason.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ingestion.sql import literal
 
 MAX_LINE_BYTES = 1_048_576
 MAX_ID_CHARS = 200
 MAX_TEXT_CHARS = 1_000
 MAX_DESCRIPTION_CHARS = 10_000
-MAX_BIGINT = 9_223_372_036_854_775_807
 MAX_TOKENS = 1_000_000_000
 MAX_COST_USD = 100_000_000  # exclusive: decimal(18, 10) holds < 10^8
+MAX_DURATION_MS = 86_400_000  # one day: response times and latencies
+MAX_DEPTH = 1_000_000_000
 EVENT_TYPES = ("message", "health_check", "queue_sample", "deployment")
 
 # Top-level fields: name -> kind of value ("string", "number", "integer", "boolean", "array").
@@ -75,15 +94,51 @@ CALL_FIELDS: dict[str, str] = {
 TOOL_FIELDS: dict[str, str] = {"name": "string", "latency_ms": "number", "status": "string"}
 ITEM_FIELDS = {"llm_calls": CALL_FIELDS, "tool_calls": TOOL_FIELDS}
 
-_RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$"
+# RFC 3339 date-time (section 5.6), the offset optional (the contract reads none as UTC). Day
+# numbers a month does not have (02-30) pass here and fail the cast.
+_RFC3339 = (
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?"
+    r"([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
+)
+# A trailing comma before a closing bracket (outside strings, which pass 2 strips first).
+_TRAILING_COMMA = r",[ \t\r\n]*[}\]]"
+_STRING_LITERAL = r'"([^"\\]|\\.)*"'
+
+
+@dataclass(frozen=True)
+class AcceptedTimes:
+    """The range of `occurred_at` a load accepts: [earliest, load time + ahead)."""
+
+    earliest: datetime = datetime(2000, 1, 1)
+    ahead: timedelta = timedelta(days=1)
+
+    def bounds(self, now: datetime) -> tuple[datetime, datetime]:
+        return self.earliest, now + self.ahead
+
+
+# The bounds reach the SQL as DuckDB variables, set by the load for each file.
+EARLIEST_VAR = "accepted_occurred_at_min"
+LATEST_VAR = "accepted_occurred_at_max"
 
 
 def _occurred_at(v: str) -> str:
-    """RFC 3339 text -> UTC timestamp (no offset: read as UTC, the session time zone); else NULL."""
-    return (
-        f"case when regexp_full_match({v}, '{_RFC3339}') "
-        f"then try_cast(coalesce(try_cast({v} as timestamptz), try_cast(upper({v}) as timestamptz)) as timestamp) end"
-    )
+    """RFC 3339 text -> UTC timestamp (no offset: read as UTC, the session time zone); else NULL.
+    A leap second (:60) is the next second: DuckDB refuses second 60."""
+    text = f"(case when substr({v}, 18, 2) = '60' then substr({v}, 1, 17) || '59' || substr({v}, 20) else {v} end)"
+    parsed = f"try_cast(coalesce(try_cast({text} as timestamptz), try_cast(upper({text}) as timestamptz)) as timestamp)"
+    leap = f"case when substr({v}, 18, 2) = '60' then interval 1 second else interval 0 second end"
+    return f"case when regexp_full_match({v}, '{_RFC3339}') then {parsed} + {leap} end"
+
+
+def _in_accepted_range(ts: str) -> str:
+    return f"({ts} >= getvariable('{EARLIEST_VAR}') and {ts} < getvariable('{LATEST_VAR}'))"
+
+
+def set_accepted_times(con, accepted: AcceptedTimes, now: datetime) -> None:
+    """Hand the accepted range of `occurred_at` to the validation SQL of this connection."""
+    earliest, latest = accepted.bounds(now)
+    con.execute(f"set variable {EARLIEST_VAR} = cast(? as timestamp)", [earliest])
+    con.execute(f"set variable {LATEST_VAR} = cast(? as timestamp)", [latest])
 
 
 class Sql(str):
@@ -143,12 +198,14 @@ def _quick_string(v: str, max_chars: int, required: bool) -> str:
     return f"coalesce({core}, false)" if required else _either(f"{v} is null", core)
 
 
-def _quick_number(f: str, required: bool = False, below: int | None = None) -> str:
-    """A JSON number text starting with a digit (so >= 0), finite (and below `below`)."""
+def _quick_number(f: str, required: bool = False, below: int | None = None, at_most: int | None = None) -> str:
+    """A JSON number text starting with a digit (so >= 0), finite (and below `below`, at most `at_most`)."""
     value = f"try_cast(cast({f} as varchar) as double)"
     core = f"ord({f}) between 48 and 57 and isfinite({value})"
     if below is not None:
         core += f" and {value} < {below}"
+    if at_most is not None:
+        core += f" and {value} <= {at_most}"
     return f"coalesce({core}, false)" if required else _either(f"{f} is null", core)
 
 
@@ -180,12 +237,12 @@ def _quick_ok() -> str:
         _either("c.cache_read_tokens is null", "cast(cast(c.cache_read_tokens as varchar) as bigint)"
                 " <= cast(cast(c.input_tokens as varchar) as bigint)"),
         _quick_number("c.cost_usd", below=MAX_COST_USD),
-        _quick_number("c.latency_ms"),
+        _quick_number("c.latency_ms", at_most=MAX_DURATION_MS),
     ])
     tool_ok = " and ".join([
         "c is not null",
         _quick_string("c.name", MAX_TEXT_CHARS, True),
-        _quick_number("c.latency_ms"),
+        _quick_number("c.latency_ms", at_most=MAX_DURATION_MS),
         _quick_string("c.status", MAX_ID_CHARS, False),
     ])
     message = " and ".join([
@@ -196,7 +253,7 @@ def _quick_ok() -> str:
         _quick_string("t.conversation_id", MAX_TEXT_CHARS, False),
         "t.status in ('ok', 'error')",
         _quick_string("t.error_type", MAX_TEXT_CHARS, False),
-        _quick_number("t.response_time_ms"),
+        _quick_number("t.response_time_ms", at_most=MAX_DURATION_MS),
         "(t.status = 'error' or t.response_time_ms is not null)",  # cheap: plain OR
         _quick_array("llm_calls", call_ok),
         _quick_array("tool_calls", tool_ok),
@@ -204,11 +261,11 @@ def _quick_ok() -> str:
     health_check = " and ".join([
         _quick_string("t.component", MAX_TEXT_CHARS, False),
         "cast(t.is_up as varchar) in ('true', 'false')",
-        _quick_number("t.latency_ms"),
+        _quick_number("t.latency_ms", at_most=MAX_DURATION_MS),
     ])
     queue_sample = " and ".join([
         _quick_string("t.queue", MAX_TEXT_CHARS, False),
-        _quick_integer("t.depth", True, len(str(MAX_BIGINT)) - 1),
+        _quick_integer("t.depth", True, len(str(MAX_DEPTH)) - 1),
     ])
     deployment = " and ".join([
         _quick_string("t.agent_id", MAX_TEXT_CHARS, True),
@@ -217,8 +274,9 @@ def _quick_ok() -> str:
     ])
     return f"""coalesce(
             line_text is not null and t is not null and ord(line_text) = 123
+            and not regexp_matches(line_text, '{_TRAILING_COMMA}')
             and {_quick_string("t.event_id", MAX_ID_CHARS, True)}
-            and occurred_at is not null
+            and {_in_accepted_range("occurred_at")}
             and case t.type
                 when 'message' then {message}
                 when 'health_check' then {health_check}
@@ -284,10 +342,6 @@ from timed
 # --------------------------------------------------------------------------- pass 2: every rule, with its reason
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _spec(fields: dict[str, str]) -> str:
     return "{" + ",".join(f'"{f}":"JSON"' for f in fields) + "}"
 
@@ -318,8 +372,11 @@ def _string_rules(p: str, name: str, required: bool, max_chars: int) -> list[tup
     return rules
 
 
-def _number_rules(p: str, name: str, required: bool, maximum: int | None = None) -> list[tuple[str, str]]:
-    """Rules for a number (`maximum` None: any finite double) or an integer up to `maximum`."""
+def _number_rules(
+    p: str, name: str, required: bool, maximum: int | None = None, *, at_most: int | None = None
+) -> list[tuple[str, str]]:
+    """Rules for a number (`maximum` None: a finite double, at most `at_most` when given) or an
+    integer up to `maximum`."""
     rules = []
     if required:
         rules.append((f"{p}k_{name} is null", f"missing field {name}"))
@@ -329,6 +386,8 @@ def _number_rules(p: str, name: str, required: bool, maximum: int | None = None)
             (f"{p}v_{name} < 0", f"negative number in field {name}"),
             (f"not isfinite({p}v_{name})", f"field {name} out of range"),
         ]
+        if at_most is not None:
+            rules.append((f"{p}v_{name} > {at_most}", f"field {name} out of range (over {at_most})"))
     else:
         rules += [
             (f"{p}k_{name} <> 'n' or not {p}i_{name}", f"field {name} must be an integer"),
@@ -356,6 +415,8 @@ def _line_rules() -> list[tuple[str, str]]:
         (f"j is null and trim(line_text, {ws}) = ''", "empty line"),
         ("j is null and not json_valid(line_text)", "not JSON"),
         (f"j is null or (ord(line_text) <> 123 and ord(ltrim(line_text, {ws})) <> 123)", "not a JSON object"),
+        (f"regexp_matches(regexp_replace(line_text, '{_STRING_LITERAL}', '\"\"', 'g'), '{_TRAILING_COMMA}')",
+         "not JSON (trailing comma)"),
     ]
     rules += _string_rules("", "event_id", True, MAX_ID_CHARS)
     rules += _string_rules("", "type", True, MAX_ID_CHARS)
@@ -363,6 +424,9 @@ def _line_rules() -> list[tuple[str, str]]:
     rules.append(("k_occurred_at is null", "missing field occurred_at"))
     rules.append(("k_occurred_at <> 's'", "field occurred_at must be a string"))
     rules.append(("occurred_at is null", "unparseable timestamp occurred_at"))
+    rules.append((f"not {_in_accepted_range('occurred_at')}", Sql(
+        f"'occurred_at outside the accepted range ' || strftime(getvariable('{EARLIEST_VAR}'), '%Y-%m-%d %H:%M') "
+        f"|| ' to ' || strftime(getvariable('{LATEST_VAR}'), '%Y-%m-%d %H:%M') || ' UTC'")))
     rules += _guard(
         msg,
         _string_rules("", "user_id", True, MAX_TEXT_CHARS)
@@ -373,7 +437,7 @@ def _line_rules() -> list[tuple[str, str]]:
         + _string_rules("", "status", True, MAX_ID_CHARS)
         + [("v_status not in ('ok', 'error')", "field status must be ok or error")]
         + _string_rules("", "error_type", False, MAX_TEXT_CHARS)
-        + _number_rules("", "response_time_ms", False)
+        + _number_rules("", "response_time_ms", False, at_most=MAX_DURATION_MS)
         + [("v_status = 'ok' and k_response_time_ms is null", "missing field response_time_ms (required when status is ok)")]
         + _array_rules("", "llm_calls")
         + _array_rules("", "tool_calls"),
@@ -382,9 +446,9 @@ def _line_rules() -> list[tuple[str, str]]:
         hc,
         _string_rules("", "component", False, MAX_TEXT_CHARS)
         + [("k_is_up is null", "missing field is_up"), ("k_is_up <> 'b'", "field is_up must be a boolean")]
-        + _number_rules("", "latency_ms", False),
+        + _number_rules("", "latency_ms", False, at_most=MAX_DURATION_MS),
     )
-    rules += _guard(qs, _string_rules("", "queue", False, MAX_TEXT_CHARS) + _number_rules("", "depth", True, MAX_BIGINT))
+    rules += _guard(qs, _string_rules("", "queue", False, MAX_TEXT_CHARS) + _number_rules("", "depth", True, MAX_DEPTH))
     rules += _guard(
         dep,
         _string_rules("", "agent_id", True, MAX_TEXT_CHARS)
@@ -396,7 +460,7 @@ def _line_rules() -> list[tuple[str, str]]:
 
 def _case(rules: list[tuple[str, str]]) -> str:
     branches = "\n".join(
-        f"        when {cond} then {reason if isinstance(reason, Sql) else _lit(reason)}" for cond, reason in rules
+        f"        when {cond} then {reason if isinstance(reason, Sql) else literal(reason)}" for cond, reason in rules
     )
     return f"case\n{branches}\n    end"
 
@@ -418,7 +482,7 @@ def _call_rules() -> list[tuple[str, str]]:
     rules.append(("x.v_cache_read_tokens > x.v_input_tokens", "cache_read_tokens exceeds input_tokens"))
     rules += _number_rules(p, "cost_usd", False)
     rules.append((f"x.v_cost_usd >= {MAX_COST_USD}", f"field cost_usd out of range (over {MAX_COST_USD})"))
-    rules += _number_rules(p, "latency_ms", False)
+    rules += _number_rules(p, "latency_ms", False, at_most=MAX_DURATION_MS)
     return rules
 
 
@@ -426,7 +490,7 @@ def _tool_rules() -> list[tuple[str, str]]:
     p = "x."
     rules = [_not_object(TOOL_FIELDS, "j.tool_calls")]
     rules += _string_rules(p, "name", True, MAX_TEXT_CHARS)
-    rules += _number_rules(p, "latency_ms", False)
+    rules += _number_rules(p, "latency_ms", False, at_most=MAX_DURATION_MS)
     rules += _string_rules(p, "status", False, MAX_ID_CHARS)
     return rules
 

@@ -50,6 +50,12 @@ create table if not exists ingest.event_ids (
     id_hash ubigint  -- ID_HASH below
 );
 create table if not exists ingest.id_hash_probe (probe varchar not null);
+create table if not exists ingest.rejected_files (
+    file_name varchar not null,
+    moved_to varchar,  -- landing/rejected/<name>; NULL when the move failed
+    reason varchar not null,
+    rejected_at timestamp not null
+);
 """
 
 # The duplicate check first matches a file's ids against the stored 64-bit `id_hash` column

@@ -11,26 +11,41 @@ from ingestion.raw_layer import RAW_TABLES
 from orchestration.pools import WAREHOUSE_POOL
 
 # The tables one ingest run writes; their keys match the dbt sources (source name, table).
+LEDGER_KEY = dg.AssetKey(["ingest", "ledger"])
 RAW_TABLE_KEYS = [dg.AssetKey(["raw", table]) for table in RAW_TABLES] + [
-    dg.AssetKey(["ingest", "ledger"]),
+    LEDGER_KEY,
     dg.AssetKey(["ingest", "quarantine"]),
 ]
+
+
+LANDING_CHECK = "landing_files_loadable"
 
 
 @dg.multi_asset(
     name="raw_events",
     specs=[dg.AssetSpec(key, group_name="ingest", kinds={"parquet"} if key.path[0] == "raw" else {"duckdb"}) for key in RAW_TABLE_KEYS],
+    check_specs=[dg.AssetCheckSpec(LANDING_CHECK, asset=LEDGER_KEY, blocking=False,
+                                   description="Every landing file of this run could be read and loaded (WARN naming the "
+                                   "files moved to landing/rejected/ and why; the other files are loaded).")],
     pool=WAREHOUSE_POOL,
     description=(
         "Contract events from the landing folder, validated and de-duplicated into the Parquet raw "
         "layer (raw/batches/), rejected lines into ingest.quarantine, one ingest.ledger row per file. "
-        "Loaded files move to landing/loaded/."
+        "Loaded files move to landing/loaded/; files that cannot be read or loaded to landing/rejected/ "
+        "(reason in ingest.rejected_files)."
     ),
 )
 def raw_events(context: dg.AssetExecutionContext):
     settings = load_settings()
     settings.ensure_dirs()
-    results = ingest_landing(settings.landing_dir, settings.warehouse_path, settings.raw_dir)
+    run = ingest_landing(settings.landing_dir, settings.warehouse_path, settings.raw_dir,
+                         accepted=settings.accepted_times())
+    for entry in run.ignored:
+        context.log.info(f"landing/{entry}: left alone")
+    for rejection in run.rejected:
+        where = f"moved to {rejection.moved_to}" if rejection.moved_to else "could not be moved"
+        context.log.warning(f"{rejection.file_name}: rejected ({rejection.reason}), {where}")
+    results = run.results
     for r in results:
         state = "already loaded" if r.already_loaded else "loaded"
         context.log.info(
@@ -44,9 +59,14 @@ def raw_events(context: dg.AssetExecutionContext):
         "loaded": sum(r.loaded for r in fresh),
         "duplicates": sum(r.duplicates for r in fresh),
         "quarantined": sum(r.quarantined for r in fresh),
+        "rejected_files": len(run.rejected),
     }
     for key in RAW_TABLE_KEYS:
-        yield dg.MaterializeResult(asset_key=key, metadata=accounting if key.path == ["ingest", "ledger"] else None)
+        yield dg.MaterializeResult(asset_key=key, metadata=accounting if key == LEDGER_KEY else None)
+    yield dg.AssetCheckResult(
+        asset_key=LEDGER_KEY, check_name=LANDING_CHECK, passed=not run.rejected, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rejected": "; ".join(f"{r.file_name}: {r.reason}" for r in run.rejected) or "none"},
+    )
 
 
 def landing_run_key(files: list) -> str:

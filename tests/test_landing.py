@@ -1,0 +1,141 @@
+"""The landing folder never blocks: a file that cannot be read or loaded moves to
+landing/rejected/ with its reason, the files around it load and move to landing/loaded/, and
+links, FIFOs and directories are refused or left alone with a reason (issue: no poison pills)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingestion import load
+from ingestion.landing import ingest_landing
+from tests.test_ingest import counts, message, query, raw, write_lines
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    folder = tmp_path / "home" / "landing"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_a_corrupt_gzip_is_rejected_and_the_other_files_load(landing, home):
+    write_lines(landing / "a.jsonl", [message("a-1"), message("a-2")])
+    good = gzip.compress(write_lines(landing.parent / "b.tmp", [message(f"b-{i}") for i in range(50)]).read_bytes())
+    (landing / "b-truncated.jsonl.gz").write_bytes(good[: len(good) // 2])
+    (landing / "c-garbage.jsonl.gz").write_bytes(b"\x1f\x8b" + b"not really gzip" * 10)
+    write_lines(landing / "d.jsonl", [message("d-1")])
+
+    run = ingest_landing(landing, home.warehouse, home.raw)
+
+    assert [(r.file_name, counts(r)) for r in run.results] == [("a.jsonl", (2, 2, 0, 0)), ("d.jsonl", (1, 1, 0, 0))]
+    assert [r.file_name for r in run.rejected] == ["b-truncated.jsonl.gz", "c-garbage.jsonl.gz"]
+    assert run.rejected[0].reason.startswith("not a readable gzip file (")
+    assert run.rejected[1].reason.startswith("not a readable gzip file (")
+    assert _files(landing) == ["loaded", "rejected"]
+    assert _files(landing / "loaded") == ["a.jsonl", "d.jsonl"]
+    assert _files(landing / "rejected") == ["b-truncated.jsonl.gz", "c-garbage.jsonl.gz"]
+    assert (landing / "rejected" / "b-truncated.jsonl.gz").read_bytes() == good[: len(good) // 2]  # kept as it came
+    rows = query(home, "select file_name, moved_to, reason from ingest.rejected_files order by file_name")
+    assert [(name, Path(moved).parent.name) for name, moved, _ in rows] == [
+        ("b-truncated.jsonl.gz", "rejected"), ("c-garbage.jsonl.gz", "rejected")]
+    assert [reason for _, _, reason in rows] == [r.reason for r in run.rejected]
+    # nothing of the rejected files reached the raw layer, the ledger or the quarantine
+    assert raw(home, "messages", "event_id") == [("a-1",), ("a-2",), ("d-1",)]
+    assert query(home, "select file_name from ingest.ledger order by 1") == [("a.jsonl",), ("d.jsonl",)]
+    assert query(home, "select count(*) from ingest.quarantine") == [(0,)]
+    # the next run has nothing left to do and fails on nothing
+    again = ingest_landing(landing, home.warehouse, home.raw)
+    assert (again.results, again.rejected) == ([], [])
+
+
+def test_links_fifos_and_directories_are_never_read(tmp_path, landing, home):
+    secret = tmp_path / "outside" / "secret.jsonl"
+    secret.parent.mkdir()
+    secret.write_text('{"password": "hunter2"}\n' + message("outside-1") + "\n")
+    (landing / "link.jsonl").symlink_to(secret)
+    write_lines(landing / "inside.jsonl", [message("in-1")])
+    (landing / "link-inside.jsonl").symlink_to(landing / "inside.jsonl")
+    os.mkfifo(landing / "pipe.jsonl")
+    (landing / "folder.jsonl").mkdir()
+    (landing / "sub").mkdir()
+    (landing / "notes.txt").write_text("hello")
+
+    run = ingest_landing(landing, home.warehouse, home.raw)
+
+    assert [r.file_name for r in run.results] == ["inside.jsonl"]
+    assert {r.file_name: r.reason for r in run.rejected} == {
+        "folder.jsonl": "not a regular file (a directory)",
+        "link-inside.jsonl": "a symbolic link (links in the landing folder are not followed)",
+        "link.jsonl": "a symbolic link (links in the landing folder are not followed)",
+        "pipe.jsonl": "not a regular file (a FIFO)",
+    }
+    assert run.ignored == ["notes.txt: not a .jsonl or .jsonl.gz file",
+                           "sub: a directory (only files at the top of landing/ are read)"]
+    assert _files(landing / "rejected") == ["folder.jsonl", "link-inside.jsonl", "link.jsonl", "pipe.jsonl"]
+    assert (landing / "rejected" / "link.jsonl").is_symlink()  # the link moved, its target untouched
+    assert secret.read_text().startswith('{"password"')
+    assert raw(home, "messages", "event_id") == [("in-1",)]
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        stored = con.execute("select count(*) from ingest.quarantine where raw_line like '%hunter2%'").fetchone()
+    finally:
+        con.close()
+    assert stored == (0,)
+
+
+def test_a_file_whose_load_fails_is_rejected_with_the_error(landing, home, monkeypatch):
+    write_lines(landing / "a.jsonl", [message("a-1")])
+    write_lines(landing / "b.jsonl", [message("b-1")])
+    write_lines(landing / "c.jsonl", [message("c-1")])
+    classify = load._classify
+
+    def failing_for_b(con, batch_id):
+        if con.execute("select count(*) from ingest_work.parsed where event_id = 'b-1'").fetchone()[0]:
+            raise TypeError("combine() argument 1 must be datetime.date, not str")
+        return classify(con, batch_id)
+
+    monkeypatch.setattr(load, "_classify", failing_for_b)
+    run = ingest_landing(landing, home.warehouse, home.raw)
+
+    assert [r.file_name for r in run.results] == ["a.jsonl", "c.jsonl"]
+    assert [(r.file_name, r.reason) for r in run.rejected] == [
+        ("b.jsonl", "cannot be loaded (TypeError: combine() argument 1 must be datetime.date, not str)")]
+    assert raw(home, "messages", "event_id") == [("a-1",), ("c-1",)]
+    assert _files(landing / "loaded") == ["a.jsonl", "c.jsonl"]
+
+
+def test_a_failure_of_the_machine_is_not_blamed_on_the_file(landing, home, monkeypatch):
+    """A full disk or an I/O error is raised (the run fails and retries); the file stays waiting."""
+    write_lines(landing / "a.jsonl", [message("a-1")])
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(load, "_write_batch", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        ingest_landing(landing, home.warehouse, home.raw)
+    assert _files(landing) == ["a.jsonl"]
+
+
+def test_a_home_with_a_quote_in_its_path(tmp_path):
+    from ingestion.load import ingest_paths
+
+    home = tmp_path / "it's home"
+    path = write_lines(tmp_path / "q.jsonl", [message("q-1")])
+    [result] = ingest_paths([path], home / "warehouse.duckdb", home / "raw")
+    assert counts(result) == (1, 1, 0, 0)
+    con = duckdb.connect()
+    try:
+        rows = con.execute("select event_id from read_parquet(?)", [str(home / "raw" / "batches" / "*" / "messages.parquet")]).fetchall()
+    finally:
+        con.close()
+    assert rows == [("q-1",)]
