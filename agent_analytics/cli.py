@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -132,15 +133,26 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
     ensure_dagster_home(settings)
     import dagster as dg
 
+    from orchestration.build_lock import BuildWaitTimeout, build_turn
     from orchestration.definitions import BUILD_JOB, defs
+    from orchestration.recovery import process_tags
 
     job = defs.resolve_job_def(BUILD_JOB)
     run_config = {
         "ops": {"warehouse_models": {"config": {"full_refresh": full_refresh}}},
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
     }
+    deadline = time.monotonic() + settings.build_wait_s
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+        try:
+            with build_turn(settings.dagster_home, settings.build_wait_s):
+                _recover_and_wait_for_pool(instance, settings, deadline)
+                result = job.execute_in_process(
+                    instance=instance, run_config=run_config, raise_on_error=False, tags=process_tags()
+                )
+        except BuildWaitTimeout as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return False
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         print(f"{PROG}: build failed in step(s): {', '.join(sorted(set(failed))) or 'unknown'}", file=sys.stderr)
@@ -160,6 +172,29 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
     for name in failed_checks:
         print(f"  {'warning' if name in warnings else 'failed'} check: {name}")
     return not [name for name in failed_checks if name not in warnings]
+
+
+def _recover_and_wait_for_pool(instance, settings: Settings, deadline: float) -> None:
+    """Fail the runs a killed process left behind and free their slots, then wait (bounded,
+    sleeping) while a live run outside this command (the Dagster UI, a schedule) holds the
+    warehouse pool."""
+    from orchestration.build_lock import BuildWaitTimeout
+    from orchestration.pools import WAREHOUSE_POOL
+    from orchestration.recovery import pool_holders, recover_abandoned_runs
+
+    while True:
+        for recovered in recover_abandoned_runs(instance):
+            print(f"recovered: {recovered.describe()}")
+        holders = pool_holders(instance, [WAREHOUSE_POOL])
+        if not holders:
+            return
+        if time.monotonic() >= deadline:
+            raise BuildWaitTimeout(
+                f"the '{WAREHOUSE_POOL}' pool is still held by {'; '.join(holders)} after {settings.build_wait_s:g} s "
+                f"of waiting (AGENT_ANALYTICS_BUILD_WAIT_S); if that run is dead, terminate it in the Dagster UI "
+                f"(make dev), then build again"
+            )
+        time.sleep(1.0)
 
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
@@ -190,8 +225,9 @@ def _metrics_document(args: argparse.Namespace, settings: Settings) -> dict:
 
 def _write(text: str, output: Path | None) -> None:
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        from agent_analytics.files import write_atomically
+
+        write_atomically(output, text)
     else:
         sys.stdout.write(text)
 

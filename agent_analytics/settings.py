@@ -12,6 +12,7 @@
 | AGENT_ANALYTICS_ALERT_RULES           | <home>/alerts.toml | alert rules file (docs/alerts.md)             |
 | AGENT_ANALYTICS_EVENT_TIME_MIN        | 2000-01-01         | earliest accepted occurred_at (UTC date); older events are quarantined |
 | AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H | 24                | hours after the load an occurred_at may be; later events are quarantined |
+| AGENT_ANALYTICS_BUILD_WAIT_S          | 1800               | seconds a build waits for a running one before it gives up (exit 1) |
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ EVENT_TIME_AHEAD_VAR = "AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H"
 # calendar Python and DuckDB share.
 EARLIEST_ALLOWED = date(1970, 1, 1)
 MAX_AHEAD_HOURS = 24 * 366
+BUILD_WAIT_VAR = "AGENT_ANALYTICS_BUILD_WAIT_S"
 
 
 class SettingsError(ValueError):
@@ -58,6 +60,7 @@ class Settings:
     alert_rules_file: Path | None = None  # None: <home>/alerts.toml
     event_time_min: date = date(2000, 1, 1)
     event_time_max_ahead_hours: float = 24.0
+    build_wait_s: float = 1800.0
 
     def accepted_times(self) -> AcceptedTimes:
         """The range of event times a load accepts (the rest is quarantined with the range)."""
@@ -105,6 +108,7 @@ class Settings:
             TZ_VAR: self.company_tz,
             TIMEOUT_VAR: str(self.session_timeout_minutes),
             EVENT_TIME_MIN_VAR: self.event_time_min.isoformat(),
+            EVENT_TIME_AHEAD_VAR: f"{self.event_time_max_ahead_hours:g}",
             "DAGSTER_HOME": str(self.dagster_home),
         }
 
@@ -135,6 +139,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         response_time_thresholds_ms=_numbers(env, RESPONSE_THRESHOLDS_VAR, "2000,4000,6000", 3),
         uptime_healthy_pct=_numbers(env, UPTIME_VAR, "99.9", 1)[0],
         alert_rules_file=Path(env[ALERT_RULES_VAR]).expanduser().resolve() if (env.get(ALERT_RULES_VAR) or "").strip() else None,
+        build_wait_s=_numbers(env, BUILD_WAIT_VAR, "1800", 1)[0],
     )
 
 

@@ -17,6 +17,7 @@ from orchestration.defs.dbt.project import (
     ensure_manifest,
 )
 from orchestration.pools import WAREHOUSE_POOL
+from orchestration.recovery import dbt_process_tags
 
 
 class WarehouseTranslator(DagsterDbtTranslator):
@@ -53,7 +54,10 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         # parsing is reused, and no folder piles up per run.
         target = settings.home / "dbt_target"
         with warehouse_lock(settings.warehouse_path):
-            yield from dbt.cli(args, context=context, target_path=target).stream()
+            invocation = dbt.cli(args, context=context, target_path=target)
+            # A dbt process outlives a killed build; the next build stops it by these tags.
+            context.instance.add_run_tags(context.run_id, dbt_process_tags(invocation.process.pid))
+            yield from invocation.stream()
 
     return warehouse_models
 

@@ -1,0 +1,58 @@
+"""One build at a time per DAGSTER_HOME, with a bounded wait.
+
+Every warehouse step is in the pool `warehouse` (limit 1), so two builds could not run side
+by side anyway; taking turns before the run starts lets the waiting build sleep (Dagster's
+in-process executor polls a blocked pool claim without sleeping), answer SIGTERM, and give up
+after a time with a message naming the holder. The lock is an flock: the kernel releases it
+when its holder dies, however it dies, so it can never be left stale. The file's text only
+names the holder for that message.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+LOCK_NAME = "build.lock"
+POLL_S = 0.5
+
+
+class BuildWaitTimeout(Exception):
+    """Another build held the turn for longer than the wait allowed; one line for the user."""
+
+
+@contextmanager
+def build_turn(dagster_home: Path, wait_s: float, setting: str = "AGENT_ANALYTICS_BUILD_WAIT_S") -> Iterator[None]:
+    """Hold the build turn of `dagster_home`, waiting at most `wait_s` seconds for it."""
+    lock_path = dagster_home / LOCK_NAME
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another build"
+                    raise BuildWaitTimeout(
+                        f"{holder} still holds {lock_path} after {wait_s:g} s of waiting ({setting}); "
+                        f"try again later or raise {setting}"
+                    ) from None
+                time.sleep(min(POLL_S, max(deadline - time.monotonic(), 0.01)))
+        try:
+            handle.truncate(0)
+            started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            handle.write(f"build process {os.getpid()} on {socket.gethostname()} (since {started})\n")
+            handle.flush()
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
