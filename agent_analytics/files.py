@@ -1,17 +1,65 @@
-"""Files that readers never see half-written: write to a temporary name, then rename."""
+"""Files that readers never see half-written: write to a temporary name, then rename.
+
+The temporary file is in the target's folder (a rename is atomic only within one file
+system) and its name is unique to the writer (pid and a random part), so two processes
+writing the same file at once (a build and `agent-analytics report`) each publish a whole
+file instead of mixing their bytes in one shared temporary. The data is flushed to disk
+before the rename, so even a power cut leaves the old file or the new one. A temporary left
+by a writer that was killed is removed by the next write of the same file.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 
 def write_atomically(path: Path, content: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(content, bytes):
-        tmp.write_bytes(content)
-    else:
-        tmp.write_text(content)
-    os.replace(tmp, path)
+    _remove_leftovers(path)
+    data = content if isinstance(content, bytes) else content.encode("utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
     return path
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporaries of `path` whose writer process no longer exists."""
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = leftover.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _pid_exists(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX: the folder's entry list is flushed separately)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a folder; the rename is still atomic
+    finally:
+        os.close(fd)
