@@ -9,6 +9,8 @@ from pathlib import Path
 
 import duckdb
 
+from agent_analytics.json_text import dumps
+
 SCHEMA_PATH = Path(__file__).parent / "schema" / "analytics_export.schema.json"
 CSV_COLUMNS = (
     "date", "dau", "wau", "mau", "sessions", "messages", "cost_usd",
@@ -45,15 +47,20 @@ def to_csv(document: dict) -> str:
         writer.writerow(
             [
                 row["date"], row["dau"], row["wau"], row["mau"], row["sessions"], row["messages"],
-                f"{row['cost_usd']:.6f}", f"{row['cost_per_message']:.6f}",
-                f"{row['avg_response_time_ms']:.1f}", f"{row['error_rate']:.6f}",
+                _fixed(row["cost_usd"], 6), _fixed(row["cost_per_message"], 6),
+                _fixed(row["avg_response_time_ms"], 1), _fixed(row["error_rate"], 6),
             ]
         )
     return out.getvalue()
 
 
+def _fixed(value: float | None, places: int) -> str:
+    """A number with `places` decimals; an empty cell for a value that cannot be computed."""
+    return "" if value is None else f"{value:.{places}f}"
+
+
 def to_json(document: dict) -> str:
-    return json.dumps(document, indent=2) + "\n"
+    return dumps(document, indent=2) + "\n"
 
 
 def load_schema() -> dict:

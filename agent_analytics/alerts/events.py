@@ -9,10 +9,10 @@ Body: {"id", "event", "created_at", "data"} (docs/alerts.md).
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import date, datetime, timezone
 
 from agent_analytics.alerts.rules import Rule
+from agent_analytics.json_text import dumps
 
 TRIGGERED = "alert.triggered"
 RESOLVED = "alert.resolved"
@@ -47,7 +47,7 @@ def envelope(event_type: str, ident: str, created_at: datetime, data: dict) -> d
 
 def encode(event: dict) -> str:
     """The exact body sent (and signed): compact JSON with sorted keys."""
-    return json.dumps(event, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return dumps(event, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def _number(value: float | None) -> float | None:

@@ -17,6 +17,7 @@ from decimal import Decimal
 import duckdb
 import pandas as pd
 
+from agent_analytics.json_text import finite
 from agent_analytics.metrics.labels import (
     change_pct,
     compared,
@@ -62,8 +63,10 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> dict:
 
 
 def _plain(value):
-    if isinstance(value, Decimal):
-        return float(value)
+    """Python/JSON values of a query result; a non-finite number (an average overflowing on
+    values stored before the ingest bounds) becomes None, like a value with no data."""
+    if isinstance(value, (Decimal, float)):
+        return finite(float(value))
     if isinstance(value, (datetime,)):
         return iso(value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value)
     if isinstance(value, date):

@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('raw', 'messages') }}
+    where {{ accepted_event_time('occurred_at') }}
 
 ),
 

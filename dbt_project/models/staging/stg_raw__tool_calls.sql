@@ -3,6 +3,7 @@ with
 source as (
 
     select * from {{ source('raw', 'tool_calls') }}
+    where {{ accepted_event_time('occurred_at') }}
 
 ),
 

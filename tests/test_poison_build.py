@@ -1,0 +1,121 @@
+"""A warehouse whose raw layer holds what ingestion now refuses (loaded before the rules
+existed, or with wider settings): events in year 1 and year 9999, response times of 1.7e308.
+The build stays small and every output stays valid (issue: no poison pills). The home's path
+has a quote in it, which used to break the dbt sources and the Parquet writes.
+
+Expected values by hand: day1.jsonl has messages on 2026-11-02 and 2026-11-03 (UTC); old.jsonl
+adds three on 2026-11-03 whose response times become 1.7e308 and two whose times become
+0001-01-01 and 9999-12-31, which the staging views leave out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agent_analytics.cli import main, run_build
+from agent_analytics.settings import load_settings
+from ingestion.sql import literal
+from tests.test_end_to_end import DAY1
+from tests.test_ingest import message, write_lines
+
+CALL = [{"provider": "openai", "model": "gpt-4o-2024-08-06", "input_tokens": 10, "output_tokens": 1}]
+
+
+def _strict_json(text: str):
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _rewrite(batch: Path, table: str, replace: str) -> None:
+    """Change stored rows in place, as an older load without today's rules could have stored them."""
+    path = batch / f"{table}.parquet"
+    tmp = batch / f"{table}.tmp.parquet"
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute(f"copy (select * replace ({replace}) from read_parquet(?)) to {literal(tmp)} (format parquet)", [str(path)])
+    finally:
+        con.close()
+    os.replace(tmp, path)
+
+
+@pytest.fixture(scope="module")
+def poisoned(tmp_path_factory):
+    home = tmp_path_factory.mktemp("poison") / "it's home"
+    patch = pytest.MonkeyPatch()
+    saved_env = dict(os.environ)
+    patch.setenv("AGENT_ANALYTICS_HOME", str(home))
+    patch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+    settings = load_settings()
+    old = write_lines(home.parent / "old.jsonl",
+                      [message(f"o{i}", "2026-11-03T13:00:00Z", llm_calls=CALL) for i in range(1, 6)])
+    assert main(["ingest", str(DAY1), str(old)]) == 0
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    [batch_id] = con.execute("select batch_id from ingest.ledger where file_name = 'old.jsonl'").fetchone()
+    con.close()
+    batch = settings.raw_dir / "batches" / batch_id
+    when = """case event_id when 'o4' then timestamp '0001-01-01 00:00:00'
+                            when 'o5' then timestamp '9999-12-31 23:59:59' else occurred_at end as occurred_at"""
+    _rewrite(batch, "messages", when + """, case when event_id in ('o1', 'o2', 'o3') then 1.7e308
+                                               else response_time_ms end as response_time_ms""")
+    _rewrite(batch, "llm_calls", when)
+    assert run_build(settings)
+    yield settings
+    os.environ.clear()
+    os.environ.update(saved_env)
+    patch.undo()
+
+
+def _query(settings, sql):
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_events_outside_the_accepted_range_do_not_stretch_the_day_spine(poisoned):
+    assert _query(poisoned, "select min(activity_date)::varchar, max(activity_date)::varchar, count(*) from fct_daily_activity") == [
+        ("2026-11-02", "2026-11-03", 2)]
+    assert _query(poisoned, "select count(*), count(*) filter (where message_id in ('o4', 'o5')) from fct_messages") == [(10, 0)]
+    assert _query(poisoned, "select count(*) from fct_llm_calls where message_id in ('o4', 'o5')") == [(0,)]
+
+
+def test_outputs_stay_valid_json_with_huge_numbers(poisoned, capsys):
+    document = _strict_json((poisoned.exports_dir / "analytics.json").read_text())
+    assert document["schema_version"]
+    text = (poisoned.exports_dir / "daily.csv").read_text()
+    assert "inf" not in text.lower() and "nan" not in text.lower()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["messages"] for r in rows if r["date"] == "2026-11-03"] == ["5"]
+    for argv in (["export", "--start", "2026-11-02", "--end", "2026-11-03", "--format", "json"],
+                 ["metrics", "--start", "2026-11-02", "--end", "2026-11-03", "--format", "json"]):
+        capsys.readouterr()
+        assert main(argv) == 0
+        _strict_json(capsys.readouterr().out)
+    assert main(["metrics", "--start", "2026-11-02", "--end", "2026-11-03"]) == 0
+    assert "Agent analytics" in capsys.readouterr().out
+
+
+def test_numbers_in_the_documents_are_finite_or_null(poisoned):
+    def walk(value):
+        if isinstance(value, float):
+            assert math.isfinite(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(_strict_json((poisoned.exports_dir / "analytics.json").read_text()))
