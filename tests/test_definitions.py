@@ -78,3 +78,10 @@ def test_landing_sensor_launches_one_refresh_per_arrival(landing):
     second = tick()
     assert second.tags == {"landing_files": "2"} and second.run_key != first.run_key
     assert landing_files_sensor.job_name == REFRESH_JOB
+
+
+def test_landing_sensor_survives_a_dangling_link_and_launches_the_run_that_rejects_it(landing):
+    """A link whose target is gone used to make every tick raise (stat followed it)."""
+    (landing / "gone.jsonl").symlink_to(landing / "missing.jsonl")
+    request = landing_files_sensor(dg.build_sensor_context())
+    assert isinstance(request, dg.RunRequest) and request.tags == {"landing_files": "1"}

@@ -70,10 +70,15 @@ def raw_events(context: dg.AssetExecutionContext):
 
 
 def landing_run_key(files: list) -> str:
-    """Same set of waiting files (names, sizes, times) -> same key, so one run per arrival."""
+    """Same set of waiting files (names, sizes, times) -> same key, so one run per arrival.
+    Entries are not followed (a dangling link is an entry too: the run rejects it), and one
+    removed meanwhile counts as gone."""
     digest = hashlib.sha256()
     for f in files:
-        stat = f.stat()
+        try:
+            stat = f.lstat()
+        except FileNotFoundError:
+            continue
         digest.update(f"{f.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
 
