@@ -1,0 +1,346 @@
+"""A build killed with SIGKILL never blocks the next one; a killed writer never publishes a
+half-written file.
+
+The integration test kills a real `agent-analytics build` while its dbt step runs: before
+the fix its Dagster run stayed STARTED holding the only `warehouse` pool slot, and every later
+build spun at 100% CPU forever. The other tests pin each part of the fix on its own: the
+recovery of abandoned runs, the bounded wait with its one-line message, the warehouse lock
+after its holder is killed, and the atomic file writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from agent_analytics.cli import run_build
+from agent_analytics.files import write_atomically
+from agent_analytics.settings import load_settings
+from ingestion.warehouse import warehouse_lock
+from orchestration.build_lock import build_turn
+from orchestration.instance import ensure_dagster_home
+from orchestration.pools import WAREHOUSE_POOL
+from orchestration.recovery import (
+    DBT_PID_TAG,
+    PID_TAG,
+    dbt_process_tags,
+    process_tags,
+    recover_abandoned_runs,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CLI = [sys.executable, "-m", "agent_analytics.cli", "build"]
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "AGENT_ANALYTICS_HOME": str(home), "AGENT_ANALYTICS_TZ": "UTC"}
+    env.pop("AGENT_ANALYTICS_SESSION_TIMEOUT_MIN", None)
+    env.pop("AGENT_ANALYTICS_BUILD_WAIT_S", None)
+    env.update(extra)
+    return env
+
+
+def _home_with_landing(root: Path) -> Path:
+    home = root / "home"
+    (home / "landing").mkdir(parents=True)
+    shutil.copy(FIXTURES / "day1.jsonl", home / "landing" / "day1.jsonl")
+    return home
+
+
+def _dbt_started_by_tag(home: Path) -> bool:
+    """The build tags its run with the dbt process' pid right after starting `dbt build`."""
+    storage = home / "dagster" / "history" / "runs.db"  # Dagster's SQLite run storage
+    if not storage.exists():
+        return False
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{storage}?mode=ro", uri=True, timeout=1)
+        try:
+            return bool(con.execute("select count(*) from run_tags where key = ?", (DBT_PID_TAG,)).fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+
+
+def _exports(home: Path) -> tuple[str, dict]:
+    document = json.loads((home / "exports" / "analytics.json").read_text())
+    document.pop("generated_at")  # the one field that differs between two builds by design
+    return (home / "exports" / "daily.csv").read_text(), document
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_build_killed_during_dbt_does_not_block_the_next_build(tmp_path):
+    clean_home = _home_with_landing(tmp_path / "clean")
+    home = _home_with_landing(tmp_path / "killed")
+    clean = subprocess.Popen(CLI, env=_env(clean_home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    doomed = subprocess.Popen(CLI, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not _dbt_started_by_tag(home):
+        assert doomed.poll() is None, "the build ended before dbt started"
+        assert time.monotonic() < deadline, "dbt never started"
+        time.sleep(0.2)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    clean_output = clean.communicate(timeout=600)[0]
+    assert clean.returncode == 0, clean_output[-3000:]
+
+    started = time.monotonic()
+    second = subprocess.run(CLI, env=_env(home, AGENT_ANALYTICS_BUILD_WAIT_S="120"),
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
+    assert time.monotonic() - started < 300
+    assert "recovered: run " in second.stdout and "marked failed" in second.stdout
+
+    csv_text, document = _exports(home)
+    clean_csv, clean_document = _exports(clean_home)
+    if document["as_of"] != clean_document["as_of"]:
+        pytest.skip("the two builds ran on different days (midnight passed); their 30-day windows differ")
+    assert csv_text == clean_csv
+    assert document == clean_document
+    assert document["performance"]["messages"] == 7  # day1.jsonl holds m1..m7
+    assert not list(home.glob("exports/.*.tmp")) and not list(home.glob("reports/**/.*.tmp"))
+
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        statuses = sorted(r.status.value for r in instance.get_runs())
+        assert statuses == ["FAILURE", "SUCCESS"]
+        info = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
+        assert info.claimed_slots == [] and info.pending_steps == []
+
+
+@pytest.fixture
+def instance(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    with dg.DagsterInstance.get() as instance:
+        instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+        yield instance
+
+
+def _started_run(instance: dg.DagsterInstance, tags: dict[str, str], step: str = "warehouse_models") -> str:
+    run_id = str(uuid.uuid4())
+    instance.add_run(dg.DagsterRun(job_name="build_all", run_id=run_id, status=dg.DagsterRunStatus.STARTED, tags=tags))
+    status = instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, run_id, step)
+    assert status.is_claimed
+    return run_id
+
+
+def test_recovery_fails_only_runs_whose_process_is_gone_and_frees_their_slot(instance):
+    storage = instance.event_log_storage
+    dead = _started_run(instance, {**process_tags(), PID_TAG: str(_dead_pid())})
+    # The dead run holds the only slot: a live run's step can only queue behind it.
+    live = str(uuid.uuid4())
+    instance.add_run(dg.DagsterRun(job_name="build_all", run_id=live, status=dg.DagsterRunStatus.STARTED,
+                                   tags=process_tags()))
+    assert not storage.claim_concurrency_slot(WAREHOUSE_POOL, live, "raw_events").is_claimed
+
+    recovered = recover_abandoned_runs(instance)
+
+    assert [r.run_id for r in recovered] == [dead]
+    assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(live).status == dg.DagsterRunStatus.STARTED
+    assert storage.claim_concurrency_slot(WAREHOUSE_POOL, live, "raw_events").is_claimed
+    assert recover_abandoned_runs(instance) == []  # nothing left to recover: no second failure event
+
+
+def test_recovery_sees_a_reused_pid_as_a_different_process(instance):
+    # Our own pid, but a start time that is not ours: the pid was reused after the build died.
+    tags = {**process_tags(), "agent_analytics/process_started": "1"}
+    run_id = _started_run(instance, tags)
+    assert [r.run_id for r in recover_abandoned_runs(instance)] == [run_id]
+
+
+def test_recovery_frees_slots_of_runs_that_ended_or_vanished(instance):
+    storage = instance.event_log_storage
+    ended = _started_run(instance, {})
+    instance.report_run_failed(instance.get_run_by_id(ended))
+    assert storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots  # Dagster kept the slot
+    recover_abandoned_runs(instance)
+    assert storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots == []
+
+    storage.claim_concurrency_slot(WAREHOUSE_POOL, "no-such-run", "exports")
+    recover_abandoned_runs(instance)
+    assert storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots == []
+
+
+def test_recovery_stops_the_leftover_dbt_process_of_a_dead_build(instance):
+    leftover = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        tags = {**process_tags(), PID_TAG: str(_dead_pid()), **dbt_process_tags(leftover.pid)}
+        _started_run(instance, tags)
+        recovered = recover_abandoned_runs(instance)
+        assert [r.dbt_stopped for r in recovered] == [True]
+        assert leftover.wait(timeout=15) == -signal.SIGTERM
+    finally:
+        leftover.kill()
+
+
+def test_build_waiting_for_a_running_build_gives_up_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+    monkeypatch.setenv("AGENT_ANALYTICS_BUILD_WAIT_S", "1")
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    with build_turn(settings.dagster_home, 1):
+        started = time.monotonic()
+        assert run_build(settings) is False
+        waited = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("agent-analytics: error: ")
+    assert f"build process {os.getpid()}" in err and "AGENT_ANALYTICS_BUILD_WAIT_S" in err
+    assert waited < 30
+
+
+def test_build_gives_up_on_a_pool_slot_held_by_a_run_it_cannot_check(tmp_path, monkeypatch, capsys):
+    """A run started elsewhere (the Dagster UI) carries no process tags: the build waits for it,
+    bounded, and names it."""
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+    monkeypatch.setenv("AGENT_ANALYTICS_BUILD_WAIT_S", "2")
+    settings = load_settings()
+    ensure_dagster_home(settings)
+    with dg.DagsterInstance.get() as instance:
+        instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+        holder = _started_run(instance, {})
+    assert run_build(settings) is False
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("agent-analytics: error: ")
+    assert holder in err and "warehouse_models" in err
+
+
+def test_build_wait_setting_must_be_positive():
+    from agent_analytics.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="AGENT_ANALYTICS_BUILD_WAIT_S='soon'"):
+        load_settings({"AGENT_ANALYTICS_BUILD_WAIT_S": "soon"})
+    assert load_settings({}).build_wait_s == 1800
+    assert load_settings({"AGENT_ANALYTICS_BUILD_WAIT_S": "2.5"}).build_wait_s == 2.5
+
+
+def test_warehouse_lock_is_free_once_its_holder_is_killed(tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time
+            from pathlib import Path
+            from ingestion.warehouse import warehouse_lock
+            with warehouse_lock(Path({str(warehouse)!r})):
+                print("locked", flush=True)
+                time.sleep(120)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(TimeoutError):
+            with warehouse_lock(warehouse, timeout_s=0.5):
+                pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        with warehouse_lock(warehouse, timeout_s=2):
+            pass
+    finally:
+        holder.kill()
+
+
+def test_a_writer_killed_mid_write_leaves_the_old_file_and_no_leftover(tmp_path):
+    target = tmp_path / "exports" / "analytics.json"
+    write_atomically(target, '{"version": "old"}\n')
+    # The writer is stopped after its bytes are written but before they are published.
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import os, time
+            from pathlib import Path
+            from agent_analytics import files
+            def stall(fd):
+                print("written", flush=True)
+                time.sleep(120)
+            files.os.fsync = stall
+            files.write_atomically(Path({str(target)!r}), '{{"version": "new", "rows": [' + '1, ' * 100000 + '1]}}')
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "written"
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    finally:
+        writer.kill()
+    assert target.read_text() == '{"version": "old"}\n'
+    leftovers = list(target.parent.glob(".analytics.json.*.tmp"))
+    assert len(leftovers) == 1  # the killed writer's temporary, never seen under the real name
+
+    write_atomically(target, '{"version": "next"}\n')
+    assert target.read_text() == '{"version": "next"}\n'
+    assert sorted(p.name for p in target.parent.iterdir()) == ["analytics.json"]
+
+
+def test_two_writers_of_one_file_each_publish_a_whole_file(tmp_path):
+    """A build and `agent-analytics report` may write the same report at once. With one shared
+    temporary name their bytes interleaved and a mix was published."""
+    target = tmp_path / "reports" / "weekly" / "2026-W47.csv"
+    contents = [("a" * 4_000_000).encode(), ("b" * 3_000_000).encode()]
+    for _ in range(5):
+        errors = []
+
+        def write(data: bytes) -> None:
+            try:
+                write_atomically(target, data)
+            except OSError as exc:  # a writer's temporary removed under it would show here
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(c,)) for c in contents]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert target.read_bytes() in contents
+    assert sorted(p.name for p in target.parent.iterdir()) == ["2026-W47.csv"]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the lock among the process' open files in /proc")
+def test_a_build_waiting_for_its_turn_stops_on_sigterm(tmp_path):
+    """Before, a waiting build spun inside Dagster, which defers SIGTERM to step boundaries."""
+    home = tmp_path / "home"
+    lock_dir = home / "dagster"
+    lock_dir.mkdir(parents=True)
+    with build_turn(lock_dir, 1):
+        waiting = subprocess.Popen(CLI, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not _holds_open(waiting.pid, lock_dir / "build.lock"):
+                assert waiting.poll() is None, waiting.stdout.read()
+                assert time.monotonic() < deadline, "the build never started waiting"
+                time.sleep(0.1)
+            waiting.send_signal(signal.SIGTERM)
+            assert waiting.wait(timeout=10) == -signal.SIGTERM
+        finally:
+            waiting.kill()
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    try:
+        return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
