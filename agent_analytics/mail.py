@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
+from agent_analytics.redaction import Redactor
+
 HOST_VAR = "AGENT_ANALYTICS_SMTP_HOST"
 PORT_VAR = "AGENT_ANALYTICS_SMTP_PORT"
 USER_VAR = "AGENT_ANALYTICS_SMTP_USER"
@@ -65,6 +67,13 @@ def smtp_settings(environ: dict[str, str] | None = None) -> SmtpSettings | None:
     raw_port = (env.get(PORT_VAR) or str(DEFAULT_PORTS[tls])).strip()
     if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
         raise MailError(f"{PORT_VAR}={raw_port!r} must be a port number")
+    if not host.isprintable() or " " in host:
+        raise MailError(f"{HOST_VAR} contains whitespace or a control character")
+    for name in (USER_VAR, PASSWORD_VAR):
+        # smtplib sends the login as ASCII; anything else fails inside login() (value never shown)
+        value = env.get(name) or ""
+        if not value.isascii() or not value.isprintable():
+            raise MailError(f"{name} must hold printable ASCII characters only")
     return SmtpSettings(
         host=host,
         port=int(raw_port),
@@ -109,7 +118,7 @@ def send(settings: SmtpSettings, message: EmailMessage, timeout_s: float = 20.0)
         raise MailError(f"mail server {settings.where} refused: {error.smtp_code} {_safe(_text(error.smtp_error), settings)}") from None
     except smtplib.SMTPRecipientsRefused as error:
         raise MailError(f"mail server {settings.where} refused every recipient: {', '.join(error.recipients)}") from None
-    except (smtplib.SMTPException, OSError) as error:
+    except (smtplib.SMTPException, OSError, ValueError) as error:
         raise MailError(f"mail server {settings.where} unreachable or failed: {type(error).__name__}: {_safe(str(error), settings)}") from None
     if refused:
         raise MailError(f"mail server {settings.where} refused recipients: {', '.join(sorted(refused))}")
@@ -142,5 +151,6 @@ def _text(reply: bytes | str) -> str:
 
 
 def _safe(text: str, settings: SmtpSettings) -> str:
-    """`text` with the password masked, should a server or library ever echo it."""
-    return text.replace(settings.password, "***") if settings.password else text
+    """`text` with the password masked (in every form it may be quoted), should a server or
+    library ever echo it."""
+    return Redactor([settings.password])(text)

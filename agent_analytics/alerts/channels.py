@@ -1,8 +1,11 @@
 """Sending one event to one channel: signed webhook, Slack, PagerDuty Events API v2, email.
 
-URLs, keys and secrets are read from the environment when sending and never appear in an
-error text (the caller redacts every text again). Each send is one attempt with a timeout;
-retries and the delivery log are in deliver.py.
+URLs, keys and secrets are read from the environment when sending and checked first
+(rules.channel_problem), so urllib never sees a value it would quote back in an exception.
+Error texts name the failure, not the value, and pass through a redactor of the channel's
+own secrets; the caller redacts every text again. `send` never raises: whatever goes wrong
+is in the returned Attempt. Each send is one attempt with a timeout; retries and the
+delivery log are in deliver.py.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import time
 import urllib.error
@@ -19,7 +23,8 @@ from dataclasses import dataclass
 
 from agent_analytics import mail
 from agent_analytics.alerts import events as ev
-from agent_analytics.alerts.rules import PAGERDUTY_EVENTS_URL, Channel
+from agent_analytics.alerts.rules import PAGERDUTY_EVENTS_URL, Channel, channel_problem
+from agent_analytics.redaction import Redactor
 
 PAGERDUTY_SEVERITY = {"info": "info", "warning": "warning", "error": "error", "critical": "critical"}
 USER_AGENT = "agent-analytics-alerts/1"
@@ -73,6 +78,10 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int
         raise ChannelError(f"unreachable: {type(error.reason).__name__}: {error.reason}") from None
     except (TimeoutError, OSError) as error:
         raise ChannelError(f"unreachable: {type(error).__name__}: {error}") from None
+    except http.client.HTTPException as error:
+        # a receiver that does not speak HTTP (BadStatusLine, IncompleteRead, ...); its text is
+        # whatever the receiver sent, so only the kind of failure is kept
+        raise ChannelError(f"not an HTTP answer: {type(error).__name__}") from None
 
 
 def _webhook(channel: Channel, event: dict, body: str, environ, timeout: float, now: float) -> int:
@@ -154,12 +163,19 @@ SENDERS = {"webhook": _webhook, "slack": _slack, "pagerduty": _pagerduty, "email
 
 
 def send(channel: Channel, event: dict, body: str, environ: Mapping[str, str], timeout: float, clock=time.time) -> Attempt:
-    """One attempt; never raises for a delivery problem (it is in the Attempt)."""
+    """One attempt; never raises (every problem is in the Attempt)."""
     started = time.monotonic()
+    problem = channel_problem(channel, environ)
+    if problem:
+        return Attempt(False, None, problem, 0.0)
     try:
         status = SENDERS[channel.type](channel, event, body, environ, timeout, clock())
     except ChannelError as exc:
         return Attempt(False, exc.status_code, str(exc), (time.monotonic() - started) * 1000)
+    except Exception as exc:  # noqa: BLE001 - one channel's surprise must not stop the others
+        redact = Redactor(environ.get(name) for name in channel.env_names)
+        error = f"channel {channel.name}: {type(exc).__name__}: {redact(exc)}"
+        return Attempt(False, None, error, (time.monotonic() - started) * 1000)
     if status is not None and not 200 <= status < 300:
         return Attempt(False, status, f"HTTP {status}", (time.monotonic() - started) * 1000)
     return Attempt(True, status, None, (time.monotonic() - started) * 1000)

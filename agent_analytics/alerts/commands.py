@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime, timezone
 
 from agent_analytics.alerts import events as ev
-from agent_analytics.alerts.rules import AlertConfig, AlertsConfigError, load_config
+from agent_analytics.alerts.rules import AlertConfig, AlertsConfigError, channel_problems, load_config
 
 
 class AlertsCommandError(Exception):
@@ -39,6 +39,15 @@ def _config(settings) -> AlertConfig:
         return load_config(settings.alert_rules_path)
     except AlertsConfigError as exc:
         raise AlertsCommandError(str(exc)) from None
+
+
+def _check_channels(config: AlertConfig, environ) -> None:
+    """A channel whose variable holds an unusable value (never shown) is a settings error."""
+    from agent_analytics.alerts.secrets import redactor_for
+
+    problems = channel_problems(config, environ)
+    if problems:
+        raise AlertsCommandError(redactor_for(config, environ)("; ".join(problems.values())))
 
 
 def _channel_status(channel, environ) -> str:
@@ -147,6 +156,7 @@ def run_alerts(args, settings, environ=None) -> int:
                 raise AlertsCommandError(f"unknown rule {args.rule!r} (rules: {', '.join(known)})")
         return cmd_history(settings, args.rule, args.limit)
     config = _config(settings)
+    _check_channels(config, env)
     if args.alerts_command == "list":
         return cmd_list(config, env)
     return cmd_test(config, args.rule, settings, env)

@@ -7,6 +7,10 @@ each attempt in the delivery log (alerts.deliveries).
   events wait), so a dead channel costs one event's tries per run, not one per event.
 - An event stays `pending` for the next run until `max_attempts` tries in all, then it is
   `failed`. A 2xx answer (SMTP: accepted) makes it `delivered`; it is never sent again.
+- A channel whose settings are malformed (rules.channel_problems: a URL with a space, no
+  scheme, a bad port, ...) is not tried: its events stay `pending` with the problem as
+  their last error, without using up attempts, until the setting is fixed; every other
+  channel delivers as usual.
 - The warehouse is opened only to read the outbox and to write the results, never while
   waiting on a channel. Error texts are redacted before they are stored or returned.
 """
@@ -22,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from agent_analytics.alerts.channels import Attempt, send
-from agent_analytics.alerts.rules import AlertConfig
+from agent_analytics.alerts.rules import AlertConfig, channel_problems
 from agent_analytics.alerts.secrets import Redactor
 from agent_analytics.alerts.store import ensure_alert_tables
 from ingestion.warehouse import open_warehouse
@@ -35,10 +39,11 @@ class DeliveryResult:
     given_up: int = 0
     still_pending: int = 0
     failing_channels: dict[str, str] = field(default_factory=dict)  # channel -> last error (redacted)
+    misconfigured_channels: dict[str, str] = field(default_factory=dict)  # channel -> its problem (redacted)
 
     @property
     def healthy(self) -> bool:
-        return not self.failing_channels and not self.given_up
+        return not self.failing_channels and not self.misconfigured_channels and not self.given_up
 
 
 def _utc(clock: Callable[[], float]) -> datetime:
@@ -79,6 +84,7 @@ def deliver_pending(
             "where status = 'pending' order by created_at, rowid"
         ).fetchall()
     result = DeliveryResult()
+    problems = channel_problems(config, env)
     log_rows, updates = [], []
     for event_id, channel_name, event_type, payload, attempts in pending:
         channel = config.channels.get(channel_name)
@@ -89,6 +95,12 @@ def deliver_pending(
             error = f"channel {channel_name} is no longer in the rules file"
             updates.append((event_id, channel_name, "failed", attempts, None, None, error))
             result.given_up += 1
+            continue
+        if channel_name in problems:
+            error = redact(problems[channel_name])
+            result.misconfigured_channels[channel_name] = error
+            result.still_pending += 1
+            updates.append((event_id, channel_name, "pending", attempts, None, None, error))
             continue
         tries = attempt_with_retries(channel, json.loads(payload), payload, config, env, attempts + 1, sleep, clock)
         for number, at, attempt in tries:

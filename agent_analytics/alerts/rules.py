@@ -2,16 +2,24 @@
 
 The file names environment variables for every URL, key and secret, never their values.
 `load_config` validates it and raises `AlertsConfigError` with one line naming the file,
-the field and what is wrong. Format: docs/alerts.md and config/alerts.example.toml.
+the field and what is wrong. `channel_problems` then checks the values those variables hold
+(a URL urllib can send to, a usable key and secret), one line per channel that never shows
+the value. Format: docs/alerts.md and config/alerts.example.toml.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import tomllib
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from agent_analytics import mail
 from agent_analytics.settings import ALERT_RULES_VAR as RULES_VAR
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -321,3 +329,107 @@ def _rule(name: str, body, channels: dict[str, Channel], where: _Where) -> Rule:
     if not isinstance(description, str):
         where.fail(f"{prefix}.description", "must be a string")
     return Rule(name, metric, comparison, float(threshold), window, scope, severity, rule_channels, remind_steps, description)
+
+
+# ---------------------------------------------------------------- the values of the variables
+
+
+def _undecodable(text: str) -> bool:
+    """os.environ keeps bytes that are not UTF-8 as lone surrogates, which cannot be sent."""
+    return any(unicodedata.category(c) == "Cs" for c in text)
+
+
+def _control(text: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
+
+
+def url_problem(value: str) -> str | None:
+    """What makes `value` unusable as a webhook URL, without quoting it; None when usable."""
+    value = value.strip()
+    if not value:
+        return "is empty"
+    if _undecodable(value):
+        return "is not valid UTF-8"
+    if _control(value):
+        return "contains a control character"
+    if any(c.isspace() for c in value):
+        return "contains whitespace"
+    if not value.isascii():
+        return "contains a non-ASCII character (percent-encode it)"
+    if "://" not in value:
+        return "has no scheme (it must start with https:// or http://)"
+    # urllib's ValueErrors quote the value (the port, the host): ours name the part only
+    bad_port = "has an invalid port (a number from 1 to 65535)"
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "has an invalid host"
+    try:
+        port = parts.port
+    except ValueError:
+        return bad_port
+    if parts.scheme.lower() not in ("http", "https"):
+        return "has a scheme other than https:// or http://"
+    if parts.username is not None or parts.password is not None:
+        return "has a user name or password before the host (not supported)"
+    if not parts.hostname:
+        return "has no host"
+    if port == 0:
+        return bad_port
+    return None
+
+
+def signing_secret_problem(value: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return "is empty"
+    if _undecodable(value):
+        return "is not valid UTF-8"
+    if _control(value):
+        return "contains a control character"
+    if value.startswith("whsec_"):
+        try:
+            if not base64.b64decode(value[len("whsec_"):], validate=True):
+                return "starts with whsec_ but holds no key"
+        except (binascii.Error, ValueError):
+            return "starts with whsec_ but the rest is not valid base64"
+    return None
+
+
+def routing_key_problem(value: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return "is empty"
+    if _undecodable(value):
+        return "is not valid UTF-8"
+    if _control(value) or any(c.isspace() for c in value):
+        return "contains whitespace or a control character"
+    return None
+
+
+def channel_problem(channel: Channel, environ: Mapping[str, str]) -> str | None:
+    """One line naming the channel, the variable and what is wrong with its value (never
+    the value itself), or None. An unset variable is no problem here: the channel is not
+    configured yet (`alerts list` says so, its events wait)."""
+    if channel.type == "email":
+        try:
+            mail.smtp_settings(dict(environ))
+        except mail.MailError as exc:
+            return f"channel {channel.name!r}: {exc}"
+        return None
+    checks = (
+        ("URL", channel.url_env, url_problem),
+        ("signing secret", channel.secret_env, signing_secret_problem),
+        ("routing key", channel.routing_key_env, routing_key_problem),
+    )
+    for what, name, check in checks:
+        value = environ.get(name) if name else None
+        if value is not None and (problem := check(value)):
+            return f"channel {channel.name!r}: {what} in ${name} {problem}"
+    return None
+
+
+def channel_problems(config: AlertConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """channel -> its problem, for every channel whose settings cannot be used."""
+    found = {name: channel_problem(channel, environ) for name, channel in config.channels.items()}
+    return {name: problem for name, problem in found.items() if problem}

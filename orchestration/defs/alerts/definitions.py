@@ -87,7 +87,8 @@ def alert_evaluation(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     check_specs=[dg.AssetCheckSpec(DELIVERY_CHECK, asset="alert_deliveries", blocking=False,
-                                   description="Every channel accepted its events in this run (WARN when one did not).")],
+                                   description="Every channel accepted its events in this run and every channel's settings "
+                                   "are usable (WARN naming the channel when not).")],
     description="Sends pending outbox events to their channels with timeouts, retries and backoff; every attempt "
     "is in alerts.deliveries. A failing channel never fails the run: its check warns.",
 )
@@ -103,18 +104,24 @@ def alert_deliveries(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     result = deliver_pending(settings.warehouse_path, config, redact)
     for channel, error in result.failing_channels.items():
         context.log.warning(redact(f"channel {channel} failed: {error}"))
+    for problem in result.misconfigured_channels.values():
+        context.log.warning(redact(f"misconfigured, its events wait: {problem}"))
     failing = "; ".join(f"{c}: {e}" for c, e in sorted(result.failing_channels.items())) or "none"
+    misconfigured = "; ".join(p for _, p in sorted(result.misconfigured_channels.items())) or "none"
     metadata = {
         "delivered": result.delivered,
         "failed_attempts": result.failed_attempts,
         "still_pending": result.still_pending,
         "given_up": result.given_up,
         "failing_channels": redact(failing),
+        "misconfigured_channels": redact(misconfigured),
     }
+    check_metadata = {"failing_channels": redact(failing), "misconfigured_channels": redact(misconfigured),
+                      "given_up": result.given_up}
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[dg.AssetCheckResult(check_name=DELIVERY_CHECK, passed=result.healthy, severity=dg.AssetCheckSeverity.WARN,
-                                           metadata={"failing_channels": redact(failing), "given_up": result.given_up})],
+                                           metadata=check_metadata)],
     )
 
 
