@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ PROG = "agent-analytics"
 DEMO_EVENTS = 50_000
 DEMO_DAYS = 30
 DEMO_SEED = 42
+MAX_GENERATE_EVENTS = 1_000_000_000  # a sanity bound (the benchmark uses 10^7); past 2^63 numpy cannot even draw
 
 
 class UsageError(Exception):
@@ -33,10 +34,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _date_arg(text: str) -> date:
+    """A date inside the supported range (periods.FIRST_DATE..LAST_DATE)."""
+    from agent_analytics.periods import FIRST_DATE, LAST_DATE
+
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside the supported dates {FIRST_DATE}..{LAST_DATE}")
+    return day
 
 
 def _positive_int(text: str) -> int:
@@ -46,6 +53,29 @@ def _positive_int(text: str) -> int:
         value = 0
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def _path_arg(text: str) -> Path:
+    if not text.strip():  # Path("") is the current folder: never what an empty argument meant
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
+def _event_count(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_GENERATE_EVENTS:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {MAX_GENERATE_EVENTS} events")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:  # numpy's generators take non-negative seeds only
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
     return value
 
 
@@ -64,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ingest = sub.add_parser("ingest", help="load contract files (JSONL / JSONL.gz) into the warehouse")
-    ingest.add_argument("paths", nargs="+", type=Path, help="files or folders")
+    ingest.add_argument("paths", nargs="+", type=_path_arg, help="files or folders")
 
     build = sub.add_parser("build", help="materialize every asset (ingest landing files, dbt, checks, exports)")
     build.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
@@ -72,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export the daily CSV or the full JSON for a period")
     _add_period_arguments(export)
     export.add_argument("--format", choices=("csv", "json"), default="csv")
-    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument("-o", "--output", type=_path_arg, help="file to write (default: stdout)")
 
     metrics = sub.add_parser("metrics", help="every metric of the analytics guide for a period, in the terminal")
     _add_period_arguments(metrics)
@@ -85,11 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a date inside the period, YYYY-MM-DD (default: the last period that has ended)")
 
     generate = sub.add_parser("generate", help="write deterministic synthetic events in the contract format")
-    generate.add_argument("--events", type=_positive_int, required=True, help="message events")
+    generate.add_argument("--events", type=_event_count, required=True, help="message events")
     generate.add_argument("--days", type=_positive_int, required=True)
-    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--seed", type=_seed, default=1)
     generate.add_argument("--end", type=_date_arg, help="last day (default: today, UTC)")
-    generate.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    generate.add_argument("-o", "--output", type=_path_arg, required=True, help="output folder")
     generate.add_argument("--unsorted", action="store_true",
                           help="DAYS files each holding events of every day in random order (default: one sorted file per day)")
 
@@ -234,9 +264,22 @@ def _write(text: str, output: Path | None) -> None:
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from agent_analytics.exports import to_csv, to_json
+    from agent_analytics.output_paths import OutputPathError, check_output_file
 
-    document = _metrics_document(args, settings)
-    _write(to_csv(document) if args.format == "csv" else to_json(document), args.output)
+    try:
+        if args.output:
+            check_output_file(args.output)
+        document = _metrics_document(args, settings)
+        text = to_csv(document) if args.format == "csv" else to_json(document)
+        if not args.output:
+            _write(text, None)
+            return 0
+        try:
+            _write(text, args.output)
+        except OSError as exc:
+            raise OutputPathError(f"-o {args.output}: cannot write it ({exc.strerror or exc})") from None
+    except OutputPathError as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 
@@ -265,7 +308,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         smtp = mail.smtp_settings()
     except (ReportConfigError, mail.MailError) as exc:
         raise UsageError(str(exc)) from None
-    if args.name:
+    if args.name is not None:
         names = [d.name for d in chosen]
         chosen = [d for d in chosen if d.name == args.name]
         if not chosen:
@@ -291,9 +334,18 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics.output_paths import OutputPathError, prepare_output_folder
+    from agent_analytics.periods import FIRST_DATE
     from ingestion.generate import generate
 
-    result = generate(args.output, args.events, args.days, args.seed, end=args.end, unsorted=args.unsorted)
+    end = args.end or datetime.now(timezone.utc).date()
+    if args.days > (end - FIRST_DATE).days + 1:
+        raise UsageError(f"--days {args.days} ending {end} would start before {FIRST_DATE}, the first supported date")
+    try:
+        prepare_output_folder(args.output)
+    except OutputPathError as exc:
+        raise UsageError(str(exc)) from None
+    result = generate(args.output, args.events, args.days, args.seed, end=end, unsorted=args.unsorted)
     print(
         f"wrote {len(result.files)} files to {args.output}: {result.message_events} messages, "
         f"{result.other_events} other events, {result.malformed_lines} malformed, "

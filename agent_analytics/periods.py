@@ -4,6 +4,10 @@
 - `--start A --end B`: custom, from local midnight of A to local midnight after B;
 - `--month YYYY-MM`: a calendar month in local time.
 The previous period has the same length and ends where the period starts.
+Every date a user gives (--as-of, --start, --end, --month, a report's --period-end) lies in
+FIRST_DATE..LAST_DATE, so every date derived from it (the previous period, up to 2 x 3660
+days earlier; the 29-day MAU lookback; the day after) stays inside Python's and DuckDB's
+calendars with centuries to spare.
 See docs/metric-definitions.md.
 """
 
@@ -12,8 +16,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from agent_analytics.timezones import is_known_zone
+
+FIRST_DATE = date(1970, 1, 1)
+LAST_DATE = date(2999, 12, 31)
 NAMED_DAYS = {"today": 1, "week": 7, "month": 30}
 MAX_DAYS = 3660
 DEFAULT_PERIOD = "30d"
@@ -72,11 +80,16 @@ def iso(moment: datetime) -> str:
 
 
 def check_tz(tz: str) -> str:
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise PeriodError(f"unknown time zone {tz!r} (use an IANA name such as UTC or Europe/Berlin)") from None
+    if not is_known_zone(tz):
+        raise PeriodError(f"unknown time zone {tz!r} (use an IANA name such as UTC or Europe/Berlin)")
     return tz
+
+
+def check_date(day: date, what: str, text: str | None = None) -> date:
+    """`day` itself, or a PeriodError when it lies outside the supported dates."""
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise PeriodError(f"{what} {text or day.isoformat()!r} is outside the supported dates {FIRST_DATE}..{LAST_DATE}")
+    return day
 
 
 def local_date(moment: datetime, tz: str) -> date:
@@ -99,6 +112,8 @@ def parse_as_of(text: str | None, tz: str, now: datetime | None = None) -> datet
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise PeriodError(f"--as-of {text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    # The date as written, before any offset moves it: a supported date converts without overflow.
+    check_date(moment.date(), "--as-of", text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(tz))
     return moment.astimezone(timezone.utc)
@@ -106,9 +121,10 @@ def parse_as_of(text: str | None, tz: str, now: datetime | None = None) -> datet
 
 def _parse_date(text: str, what: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise PeriodError(f"{what} {text!r} is not a date in YYYY-MM-DD form") from None
+    return check_date(day, what, text)
 
 
 def parse_period(
@@ -137,7 +153,10 @@ def parse_period(
         match = re.fullmatch(r"(\d{4})-(\d{2})", month)
         if not match or not 1 <= int(match.group(2)) <= 12:
             raise PeriodError(f"--month {month!r} is not a month in YYYY-MM form")
-        first = date(int(match.group(1)), int(match.group(2)), 1)
+        year = int(match.group(1))
+        if not FIRST_DATE.year <= year <= LAST_DATE.year:  # year 0 is no date at all
+            raise PeriodError(f"--month {month!r} is outside the supported dates {FIRST_DATE}..{LAST_DATE}")
+        first = date(year, int(match.group(2)), 1)
         following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
         return Period("month", month, local_midnight(first, tz), local_midnight(following, tz), tz)
     word = (period or DEFAULT_PERIOD).strip().lower()

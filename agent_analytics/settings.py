@@ -22,8 +22,8 @@ import os
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent_analytics.timezones import is_known_zone
 from ingestion.validate import AcceptedTimes
 
 HOME_VAR = "AGENT_ANALYTICS_HOME"
@@ -99,7 +99,10 @@ class Settings:
 
     def ensure_dirs(self) -> None:
         for folder in (self.landing_dir, self.raw_dir, self.exports_dir, self.reports_dir, self.dagster_home):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SettingsError(f"{HOME_VAR}={str(self.home)!r}: cannot create {folder}: {exc.strerror or exc}") from None
 
     def env(self) -> dict[str, str]:
         """The variables that hand these settings to child processes (dbt, Dagster)."""
@@ -115,12 +118,10 @@ class Settings:
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
-    home = Path(env.get(HOME_VAR) or "analytics_home").expanduser().resolve()
+    home = _home(env)
     tz = env.get(TZ_VAR) or "UTC"
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"{TZ_VAR}={tz!r} is not a known IANA time zone (e.g. UTC, Europe/Berlin)") from None
+    if not is_known_zone(tz):
+        raise SettingsError(f"{TZ_VAR}={tz!r} is not a time zone both Python and DuckDB know (an IANA name, e.g. UTC, Europe/Berlin)")
     raw_timeout = env.get(TIMEOUT_VAR) or "30"
     try:
         timeout = int(raw_timeout)
@@ -141,6 +142,22 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         alert_rules_file=Path(env[ALERT_RULES_VAR]).expanduser().resolve() if (env.get(ALERT_RULES_VAR) or "").strip() else None,
         build_wait_s=_numbers(env, BUILD_WAIT_VAR, "1800", 1)[0],
     )
+
+
+def _home(env) -> Path:
+    raw = env.get(HOME_VAR) or "analytics_home"
+    try:
+        home = Path(raw).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: ~unknown-user, a symlink loop
+        raise SettingsError(f"{HOME_VAR}={raw!r} is not a usable path: {exc}") from None
+    # The nearest existing ancestor must be a folder, or every folder of the home fails to be made.
+    for folder in (home, *home.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is a file" if folder == home else f"is under {folder}, which is a file"
+                raise SettingsError(f"{HOME_VAR}={raw!r} {where}, not a folder")
+            break
+    return home
 
 
 def _event_time_min(env) -> date:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from agent_analytics.periods import Period, local_date, local_midnight, parse_period
+from agent_analytics.periods import Period, check_date, check_tz, local_date, local_midnight, parse_period
 
 FREQUENCIES = ("daily", "weekly", "monthly")
 
@@ -59,7 +59,13 @@ def default_period_end(frequency: str, today: date) -> date:
 
 
 def report_period(frequency: str, period_end: date, tz: str) -> tuple[str, Period]:
-    """(label, period) of the report of `frequency` whose period contains `period_end`."""
+    """(label, period) of the report of `frequency` whose period contains `period_end`.
+
+    `period_end` must be a supported date (periods.check_date); the week or month around it
+    may reach a few days beyond, which the supported range leaves room for.
+    """
+    check_date(period_end, "--period-end")
+    check_tz(tz)
     if frequency == "daily":
         first, last, label = period_end, period_end, period_end.isoformat()
     elif frequency == "weekly":
@@ -73,5 +79,4 @@ def report_period(frequency: str, period_end: date, tz: str) -> tuple[str, Perio
         label = f"{first:%Y-%m}"
     else:
         raise ValueError(f"unknown frequency {frequency!r}: use {', '.join(FREQUENCIES)}")
-    period = parse_period(None, first.isoformat(), last.isoformat(), None, local_midnight(last + timedelta(days=1), tz), tz)
-    return label, Period(period.kind, label, period.start, period.end, tz)
+    return label, Period("custom", label, local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz), tz)
