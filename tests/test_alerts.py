@@ -211,3 +211,32 @@ def test_daily_cost_fires_on_the_day_so_far_and_dau_waits_for_the_day_to_end(con
     con.execute("update fct_agent_daily set cost_usd = 60 where activity_date = '2026-11-10' and agent_id = 'support'")
     con.execute("insert into fct_messages values (?)", [T0 + timedelta(hours=3)])
     assert evaluate(con, cfg, settings, datetime(2026, 11, 11, tzinfo=timezone.utc)).events == []
+
+
+def test_rejected_files_and_quarantined_lines_alert_on_the_clock_without_any_data(con):
+    """A landing file moved to rejected/ pages someone even when no event has loaded yet (the
+    data watermark is empty): the ingest metrics count on the company day of the clock."""
+    from ingestion.warehouse import ensure_ingest_schema
+
+    ensure_ingest_schema(con)
+    settings = load_settings({"AGENT_ANALYTICS_TZ": "Europe/Berlin"})
+    cfg = config({
+        "rejected": {"metric": "rejected_files", "comparison": ">", "threshold": 0, "channels": ["hook"]},
+        "quarantine": {"metric": "quarantined_lines", "comparison": ">=", "threshold": 3, "channels": ["hook"]},
+    })
+    # 23:30 UTC on Nov 9 is 00:30 on Nov 10 in Berlin: both rows count on Nov 10
+    con.execute("""insert into ingest.rejected_files values
+        ('a.jsonl.gz', '/l/rejected/a.jsonl.gz', 'not a readable gzip file', '2026-11-09 23:30:00'),
+        ('b.jsonl', null, 'a symbolic link', '2026-11-10 08:00:00')""")
+    con.execute("""insert into ingest.quarantine values
+        ('b1', 'c.jsonl', 1, 'not JSON', 'x', '2026-11-10 09:00:00'),
+        ('b1', 'c.jsonl', 2, 'not JSON', 'y', '2026-11-10 09:00:00')""")
+    now = datetime(2026, 11, 10, 11, 0, tzinfo=timezone.utc)
+    result = evaluate(con, cfg, settings, now)
+    assert result.watermark is None  # no event data at all
+    rows = con.execute("select rule_name, started_at, trigger_value from alerts.episodes order by 1").fetchall()
+    assert rows == [("rejected", datetime(2026, 11, 9, 23, 0), 2.0)]  # Berlin midnight of Nov 10, in UTC
+    # a third quarantined line the same day: the quarantine rule (>= 3) fires too
+    con.execute("insert into ingest.quarantine values ('b2', 'd.jsonl', 7, 'empty line', '', '2026-11-10 10:30:00')")
+    assert [e[0] for e in evaluate(con, cfg, settings, now).events] == ["alert.triggered"]
+    assert con.execute("select trigger_value from alerts.episodes where rule_name = 'quarantine'").fetchall() == [(3.0,)]

@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from agent_analytics.cli import run_build
@@ -344,3 +345,49 @@ def _holds_open(pid: int, path: Path) -> bool:
         return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
     except OSError:
         return False
+
+
+def test_alert_delivery_killed_midway_is_finished_by_the_next_run(tmp_path, monkeypatch):
+    """The outbox is updated only after the run's deliveries; a run that dies in between
+    leaves every event pending, so the next run sends them all. A receiver may see an event
+    twice, always with the same webhook-id (Standard Webhooks' key for deduplication)."""
+    from alert_receivers import HttpReceiver
+    from test_webhooks import WEBHOOK_SECRET, queue, triggered
+
+    from agent_analytics.alerts import deliver
+    from agent_analytics.alerts import events as ev
+    from agent_analytics.alerts.rules import parse_config
+    from agent_analytics.alerts.secrets import redactor_for
+
+    hook = HttpReceiver()
+    try:
+        env = {"HOOK_URL": hook.url(), "HOOK_SECRET": WEBHOOK_SECRET}
+        cfg = parse_config({"channels": {"hook": {"type": "webhook", "url_env": "HOOK_URL", "secret_env": "HOOK_SECRET"}}},
+                           Path("t.toml"))
+        warehouse = tmp_path / "w.duckdb"
+        first, second = triggered(ev.TRIGGERED), triggered(ev.RESOLVED)
+        queue(warehouse, first, ["hook"])
+        queue(warehouse, second, ["hook"])
+        real_send = deliver.send
+
+        def send_then_die(channel, event, *args, **kwargs):
+            if event["id"] == second["id"]:
+                raise KeyboardInterrupt  # the process dies here, after the first event went out
+            return real_send(channel, event, *args, **kwargs)
+
+        monkeypatch.setattr(deliver, "send", send_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            deliver.deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None)
+        monkeypatch.setattr(deliver, "send", real_send)
+
+        result = deliver.deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None)
+
+        assert result.delivered == 2 and result.still_pending == 0
+        ids = [r.headers["webhook-id"] for r in hook.accepted()]
+        assert sorted(set(ids)) == sorted({first["id"], second["id"]})
+        assert ids.count(second["id"]) == 1
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            assert con.execute("select distinct status from alerts.outbox").fetchall() == [("delivered",)]
+        assert deliver.deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None).delivered == 0
+    finally:
+        hook.close()

@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import http.client
-import json
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from agent_analytics import mail
 from agent_analytics.alerts import events as ev
 from agent_analytics.alerts.rules import PAGERDUTY_EVENTS_URL, Channel, channel_problem
+from agent_analytics.json_text import dumps
 from agent_analytics.redaction import Redactor
 
 PAGERDUTY_SEVERITY = {"info": "info", "warning": "warning", "error": "error", "critical": "critical"}
@@ -107,7 +107,7 @@ def slack_message(event: dict) -> dict:
 
 def _slack(channel: Channel, event: dict, body: str, environ, timeout: float, now: float) -> int:
     url = _env(environ, channel.url_env, channel)
-    return _post(url, json.dumps(slack_message(event)).encode(), {"Content-Type": "application/json"}, timeout)
+    return _post(url, dumps(slack_message(event)).encode(), {"Content-Type": "application/json"}, timeout)
 
 
 def pagerduty_event(event: dict, routing_key: str) -> dict:
@@ -139,7 +139,7 @@ def _pagerduty(channel: Channel, event: dict, body: str, environ, timeout: float
         raise ChannelError(f"channel {channel.name}: PagerDuty takes alerts only")
     key = _env(environ, channel.routing_key_env, channel)
     url = (environ.get(channel.url_env) or "").strip() if channel.url_env else ""
-    payload = json.dumps(pagerduty_event(event, key)).encode()
+    payload = dumps(pagerduty_event(event, key)).encode()
     return _post(url or PAGERDUTY_EVENTS_URL, payload, {"Content-Type": "application/json"}, timeout)
 
 

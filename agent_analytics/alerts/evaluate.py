@@ -173,7 +173,18 @@ def minute_steps(con, rule: Rule, scope: str, start: datetime, end: datetime) ->
     return [Step(at, at + MINUTE, minute_index(at), None if v is None else float(v)) for at, v in rows]
 
 
-def _daily_source(metric: str, scope: str) -> tuple[str, dict]:
+# Daily counts of the ingest bookkeeping, by the company day of the time ingestion recorded.
+_INGEST_DAILY = {
+    "rejected_files": ("ingest.rejected_files", "rejected_at"),
+    "quarantined_lines": ("ingest.quarantine", "quarantined_at"),
+}
+
+
+def _daily_source(metric: str, scope: str, tz: str) -> tuple[str, dict]:
+    if metric in _INGEST_DAILY:
+        table, column = _INGEST_DAILY[metric]
+        local_day = f"cast(timezone($tz, cast({column} as timestamptz)) as date)"
+        return f"select {local_day} as d, count(*) as value from {table} group by 1", {"tz": tz}
     if metric == "dau" and scope == "all":
         return "select activity_date as d, dau as value from fct_daily_activity", {}
     column = "active_users" if metric == "dau" else "cost_usd"
@@ -195,7 +206,7 @@ def daily_steps(con, rule: Rule, scope: str, first: date, until: datetime, tz: s
         days.append(day)
     if not days:
         return []
-    source, params = _daily_source(rule.metric, scope)
+    source, params = _daily_source(rule.metric, scope, tz)
     values = dict(
         con.execute(f"select d, value from ({source}) where d >= $first and d <= $last", {"first": days[0], "last": days[-1], **params}).fetchall()
     )
@@ -388,14 +399,18 @@ def evaluate(con: duckdb.DuckDBPyConnection, config: AlertConfig, settings, now:
     result = EvaluationResult()
     until = complete_until(con, now, config.evaluation.lateness_minutes)
     result.watermark = until
-    if until is None:
-        return result
     con.execute("begin transaction")
     try:
         for rule in config.rules.values():
-            evaluate_rule(con, rule, config, until, settings.company_tz, now, result)
+            # Ingestion records its bookkeeping as it happens: those rules run on the clock,
+            # the others on the data (complete_until).
+            rule_until = naive_utc(now) if rule.metric in _INGEST_DAILY else until
+            if rule_until is None:
+                continue
+            evaluate_rule(con, rule, config, rule_until, settings.company_tz, now, result)
             result.rules += 1
-        queue_daily_summaries(con, config, settings, until, now, result)
+        if until is not None:
+            queue_daily_summaries(con, config, settings, until, now, result)
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

@@ -55,6 +55,9 @@ METRICS = {
         Metric("request_volume", "minute", "messages/min", True, False, "messages in the minute (0 when none)"),
         Metric("uptime", "minute", "%", False, False, "up probes / all probes of the minute, in percent"),
         Metric("queue_depth", "minute", "requests", False, False, "highest queue depth sampled in the minute"),
+        Metric("rejected_files", "day", "files", False, True,
+               "landing files moved to landing/rejected/ in the company day (unreadable or unloadable)"),
+        Metric("quarantined_lines", "day", "lines", False, True, "input lines quarantined in the company day"),
     )
 }
 
