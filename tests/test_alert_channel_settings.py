@@ -343,3 +343,39 @@ def test_build_with_a_malformed_slack_url_delivers_the_rest_and_leaks_nothing(tm
         hook.close()
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_a_receiver_that_redirects_is_a_failed_attempt_not_a_delivery(tmp_path):
+    # urllib turned the POST into a GET without the body at the new location and counted its 200
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Moved(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(("POST", self.path))
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(302)
+            self.send_header("Location", "/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self):
+            seen.append(("GET", self.path))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = slack_channel_config()
+        env = {"SLACK_URL": f"http://127.0.0.1:{server.server_address[1]}/services/{TOKEN}"}
+        attempt = send(cfg.channels["ops-slack"], alert_event(), "{}", env, timeout=5)
+        assert (attempt.ok, attempt.status_code, attempt.error) == (False, 302, "HTTP 302")
+        assert seen == [("POST", f"/services/{TOKEN}")]
+    finally:
+        server.shutdown(), server.server_close()

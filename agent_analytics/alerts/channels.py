@@ -66,10 +66,18 @@ def _env(environ: Mapping[str, str], name: str | None, channel: Channel) -> str:
     return value
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib follows a 301/302/303 answer to a POST with a GET without the body, whose 200
+    would count as delivered: a receiver that moved is a failed attempt (HTTP 3xx) instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
     request = urllib.request.Request(url, data=body, method="POST", headers={"User-Agent": USER_AGENT, **headers})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=timeout) as response:
             response.read(65536)
             return response.status
     except urllib.error.HTTPError as error:
