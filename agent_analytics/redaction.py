@@ -62,6 +62,10 @@ class Redactor:
         for secret in secrets:
             if secret and len(secret.strip()) >= MIN_SECRET_LENGTH:
                 forms |= secret_forms(secret)
+            elif secret and secret.strip():
+                # A short secret (a 3-character SMTP password) is still masked where it stands
+                # verbatim, at the price of masking the same letters elsewhere in the text.
+                forms.add(secret)
         # longest first, so a URL is masked whole before its path is looked for
         self._forms = sorted(forms, key=len, reverse=True)
 

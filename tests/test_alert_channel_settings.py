@@ -379,3 +379,9 @@ def test_a_receiver_that_redirects_is_a_failed_attempt_not_a_delivery(tmp_path):
         assert seen == [("POST", f"/services/{TOKEN}")]
     finally:
         server.shutdown(), server.server_close()
+
+
+def test_a_short_secret_is_still_masked_verbatim():
+    from agent_analytics.redaction import Redactor
+
+    assert Redactor(["pw1"])("login failed for password pw1") == "login failed for password ***"
