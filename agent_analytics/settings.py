@@ -3,7 +3,7 @@
 | variable                              | default            | meaning                                      |
 |---------------------------------------|--------------------|----------------------------------------------|
 | AGENT_ANALYTICS_HOME                  | ./analytics_home   | folder for landing/, raw/, warehouse, exports/, reports/ |
-| AGENT_ANALYTICS_TZ                    | UTC                | company time zone: days, weeks, months        |
+| AGENT_ANALYTICS_TZ                    | UTC                | company time zone: days, weeks, months (a name both zoneinfo and DuckDB know) |
 | AGENT_ANALYTICS_SESSION_TIMEOUT_MIN   | 30                 | session inactivity timeout, minutes           |
 | AGENT_ANALYTICS_CAPACITY_PER_MIN      | 500                | request capacity (messages per minute)        |
 | AGENT_ANALYTICS_ERROR_RATE_THRESHOLDS | 0.5,1,2            | error rate % under which: Excellent, Good, Acceptable (else Poor) |
