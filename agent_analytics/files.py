@@ -10,6 +10,7 @@ by a writer that was killed is removed by the next write of the same file.
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 from pathlib import Path
@@ -35,7 +36,7 @@ def write_atomically(path: Path, content: str | bytes) -> Path:
 
 def _remove_leftovers(path: Path) -> None:
     """Temporaries of `path` whose writer process no longer exists."""
-    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+    for leftover in path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp"):
         pid = leftover.name[len(path.name) + 2:].split(".", 1)[0]
         if pid.isdigit() and not _pid_exists(int(pid)):
             leftover.unlink(missing_ok=True)

@@ -131,6 +131,7 @@ def test_build_killed_during_dbt_does_not_block_the_next_build(tmp_path):
 def instance(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))  # restored after the test
     settings = load_settings()
     ensure_dagster_home(settings)
     with dg.DagsterInstance.get() as instance:
@@ -199,6 +200,7 @@ def test_recovery_stops_the_leftover_dbt_process_of_a_dead_build(instance):
 def test_build_waiting_for_a_running_build_gives_up_with_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))  # restored after the test
     monkeypatch.setenv("AGENT_ANALYTICS_BUILD_WAIT_S", "1")
     settings = load_settings()
     ensure_dagster_home(settings)
@@ -217,6 +219,7 @@ def test_build_gives_up_on_a_pool_slot_held_by_a_run_it_cannot_check(tmp_path, m
     bounded, and names it."""
     monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))  # restored after the test
     monkeypatch.setenv("AGENT_ANALYTICS_BUILD_WAIT_S", "2")
     settings = load_settings()
     ensure_dagster_home(settings)
