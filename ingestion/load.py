@@ -90,12 +90,15 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     """Files to load: each file as given, each folder's *.jsonl / *.jsonl.gz sorted by name."""
     files: list[Path] = []
     for path in paths:
-        if not path.exists():
-            raise IngestError(f"{path}: no such file or folder")
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz"))))
-        else:
-            files.append(path)
+        try:  # stat and listing raise PermissionError for a folder on the way we may not enter
+            if not path.exists():
+                raise IngestError(f"{path}: no such file or folder")
+            if path.is_dir():
+                files.extend(sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz"))))
+            else:
+                files.append(path)
+        except OSError as exc:
+            raise IngestError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return files
 
 

@@ -110,6 +110,7 @@ CASES = [
     # alerts
     ("alerts-limit-0", ["alerts", "history", "--limit", "0"], {}, "argument --limit: '0' is not a positive whole number"),
     ("alerts-limit-word", ["alerts", "history", "--limit", "many"], {}, "argument --limit: 'many' is not a positive whole number"),
+    ("alerts-limit-superscript", ["alerts", "history", "--limit", "\u00b2"], {}, "argument --limit: '\u00b2' is not a positive whole number"),
     ("alerts-no-subcommand", ["alerts"], {}, "the following arguments are required: alerts_command"),
     ("alerts-test-no-rules", ["alerts", "test", "nope"], {}, "no alert rules file at "),
     # the command itself
@@ -219,6 +220,70 @@ def test_the_installed_script_gives_one_line_and_exit_2(argv, env, expected, pla
     proc = subprocess.run([str(SCRIPT), *[_fill(a, places) for a in argv]], capture_output=True, text=True,
                           env=environ, timeout=120)
     assert_one_error_line(proc.returncode, proc.stdout, proc.stderr, _fill(expected, places))
+
+
+def test_ingest_of_a_folder_that_cannot_be_listed(tmp_path, monkeypatch, capsys):
+    """A folder we may not read (PermissionError from the listing; as root no chmod makes one,
+    so the listing is made to fail) is one line, and nothing is loaded."""
+    folder = tmp_path / "closed"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text((FIXTURES / "day1.jsonl").read_text())
+    _clean_env(monkeypatch, tmp_path / "home")
+    real_iterdir = Path.iterdir
+
+    def refusing_iterdir(self):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", refusing_iterdir)
+    code = main(["ingest", str(folder)])
+    out, err = capsys.readouterr()
+    assert_one_error_line(code, out, err, f"{folder}: cannot read (Permission denied)")
+    assert not (tmp_path / "home" / "warehouse.duckdb").exists()
+
+
+def test_output_into_a_folder_without_write_permission(tmp_path, monkeypatch, capsys):
+    """export -o and generate -o into a folder this user may not write (os.access says no; as
+    root it never does, so it is made to): one line each, nothing written."""
+    import agent_analytics.output_paths as output_paths
+
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(output_paths.os, "access", lambda p, mode: Path(p) != closed and real_access(p, mode))
+    _clean_env(monkeypatch, tmp_path / "home")
+    for argv, expected in (
+        (["export", "-o", str(closed / "out.csv")], f"-o {closed / 'out.csv'}: cannot write in {closed} (permission denied)"),
+        (["generate", "--events", "10", "--days", "1", "-o", str(closed / "gen")],
+         f"-o {closed / 'gen'}: cannot write in {closed} (permission denied)"),
+        (["generate", "--events", "10", "--days", "1", "-o", str(closed)], f"-o {closed}: cannot write in the folder (permission denied)"),
+    ):
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert_one_error_line(code, out, err, expected)
+    assert list(closed.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes through any permission bits")
+def test_unreadable_and_unwritable_places_by_permission_bits(tmp_path, monkeypatch, capsys):
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    (closed / "a.jsonl").write_text("{}\n")
+    closed.chmod(0o000)
+    try:
+        _clean_env(monkeypatch, tmp_path / "home")
+        for argv, expected in (
+            (["ingest", str(closed)], f"{closed}: cannot read (Permission denied)"),
+            (["ingest", str(closed / "a.jsonl")], f"{closed / 'a.jsonl'}: cannot read (Permission denied)"),
+            (["generate", "--events", "10", "--days", "1", "-o", str(closed / "gen")], "permission denied"),
+            (["export", "-o", str(closed / "out.csv")], "permission denied"),
+        ):
+            code = main(argv)
+            out, err = capsys.readouterr()
+            assert_one_error_line(code, out, err, expected)
+    finally:
+        closed.chmod(0o755)
 
 
 # ----------------------------------------------------------------- the edges still work

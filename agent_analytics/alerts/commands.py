@@ -29,9 +29,13 @@ def add_alerts_parser(sub, parser_class) -> None:
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
+    try:  # not str.isdigit(): it accepts digits such as '²' that int() refuses
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
+    return value
 
 
 def _config(settings) -> AlertConfig:
