@@ -163,6 +163,7 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
     ensure_dagster_home(settings)
     import dagster as dg
 
+    from agent_analytics.build_memory import out_of_memory_in
     from orchestration.build_lock import BuildWaitTimeout, build_turn
     from orchestration.definitions import BUILD_JOB, defs
     from orchestration.recovery import process_tags
@@ -185,7 +186,9 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
             return False
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
-        print(f"{PROG}: build failed in step(s): {', '.join(sorted(set(failed))) or 'unknown'}", file=sys.stderr)
+        out_of_memory = out_of_memory_in(result.all_events)
+        print(f"{PROG}: error: {out_of_memory}" if out_of_memory else
+              f"{PROG}: build failed in step(s): {', '.join(sorted(set(failed))) or 'unknown'}", file=sys.stderr)
         return False
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":

@@ -13,6 +13,8 @@
 | AGENT_ANALYTICS_EVENT_TIME_MIN        | 2000-01-01         | earliest accepted occurred_at (UTC date); older events are quarantined |
 | AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H | 24                | hours after the load an occurred_at may be; later events are quarantined |
 | AGENT_ANALYTICS_BUILD_WAIT_S          | 1800               | seconds a build waits for a running one before it gives up (exit 1) |
+| AGENT_ANALYTICS_DUCKDB_MEMORY         | 40%                | DuckDB memory_limit of the dbt build: a share of the machine's memory or a size (8GB); beyond it, spill to <home>/duckdb_tmp |
+| AGENT_ANALYTICS_DBT_THREADS           | half the cores (1..4) | dbt threads of the build (they share the memory limit) |
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
+from agent_analytics import build_memory
 from agent_analytics.timezones import is_known_zone
 from ingestion.validate import AcceptedTimes
 
@@ -61,6 +64,8 @@ class Settings:
     event_time_min: date = date(2000, 1, 1)
     event_time_max_ahead_hours: float = 24.0
     build_wait_s: float = 1800.0
+    duckdb_memory: str = build_memory.DEFAULT_MEMORY
+    dbt_threads: int = 1
 
     def accepted_times(self) -> AcceptedTimes:
         """The range of event times a load accepts (the rest is quarantined with the range)."""
@@ -112,6 +117,8 @@ class Settings:
             TIMEOUT_VAR: str(self.session_timeout_minutes),
             EVENT_TIME_MIN_VAR: self.event_time_min.isoformat(),
             EVENT_TIME_AHEAD_VAR: f"{self.event_time_max_ahead_hours:g}",
+            build_memory.MEMORY_VAR: self.duckdb_memory,
+            build_memory.THREADS_VAR: str(self.dbt_threads),
             "DAGSTER_HOME": str(self.dagster_home),
         }
 
@@ -129,6 +136,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         timeout = 0
     if timeout <= 0:
         raise SettingsError(f"{TIMEOUT_VAR}={raw_timeout!r} must be a positive whole number of minutes")
+    try:
+        duckdb_memory, dbt_threads = build_memory.memory_limit(env), build_memory.dbt_threads(env)
+    except build_memory.MemorySettingError as exc:
+        raise SettingsError(str(exc)) from None
     return Settings(
         event_time_min=_event_time_min(env),
         event_time_max_ahead_hours=_event_time_ahead(env),
@@ -141,6 +152,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         uptime_healthy_pct=_numbers(env, UPTIME_VAR, "99.9", 1)[0],
         alert_rules_file=Path(env[ALERT_RULES_VAR]).expanduser().resolve() if (env.get(ALERT_RULES_VAR) or "").strip() else None,
         build_wait_s=_numbers(env, BUILD_WAIT_VAR, "1800", 1)[0],
+        duckdb_memory=duckdb_memory,
+        dbt_threads=dbt_threads,
     )
 
 

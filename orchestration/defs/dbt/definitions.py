@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtCliRuntimeError, DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from agent_analytics.build_memory import out_of_memory_line
 from agent_analytics.settings import load_settings
 from ingestion.warehouse import warehouse_lock
 from orchestration.defs.dbt.project import (
@@ -54,10 +55,17 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         # parsing is reused, and no folder piles up per run.
         target = settings.home / "dbt_target"
         with warehouse_lock(settings.warehouse_path):
+            (target / "run_results.json").unlink(missing_ok=True)  # never explain a failure by an earlier run
             invocation = dbt.cli(args, context=context, target_path=target)
             # A dbt process outlives a killed build; the next build stops it by these tags.
             context.instance.add_run_tags(context.run_id, dbt_process_tags(invocation.process.pid))
-            yield from invocation.stream()
+            try:
+                yield from invocation.stream()
+            except DagsterDbtCliRuntimeError as exc:
+                line = out_of_memory_line(target / "run_results.json", settings.duckdb_memory, settings.dbt_threads)
+                if line is None:
+                    raise
+                raise dg.Failure(description=line) from exc
 
     return warehouse_models
 

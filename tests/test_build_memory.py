@@ -1,0 +1,93 @@
+"""The build's memory and thread settings reach DuckDB through dbt's profile, and a build that
+runs out of memory says so in one line naming the node and the setting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent_analytics import build_memory
+from agent_analytics.cli import main
+from agent_analytics.settings import SettingsError, load_settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("raw, expected", [("12GB", "12GB"), (" 40% ", "40%"), ("0.5GiB", "0.5GiB"), ("512mb", "512mb")])
+def test_memory_limit_values(raw: str, expected: str) -> None:
+    settings = load_settings({build_memory.MEMORY_VAR: raw})
+    assert settings.duckdb_memory == expected
+    assert settings.env()[build_memory.MEMORY_VAR] == expected
+
+
+def test_defaults_come_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings({})
+    assert settings.duckdb_memory == "40%"  # DuckDB takes a share of the machine's (or cgroup's) memory
+    for cores, threads in ((1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 4)):
+        monkeypatch.setattr(build_memory.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert load_settings({}).dbt_threads == threads
+        assert load_settings({}).env()[build_memory.THREADS_VAR] == str(threads)
+    assert load_settings({build_memory.THREADS_VAR: "3"}).dbt_threads == 3
+
+
+@pytest.mark.parametrize("name, raw", [
+    (build_memory.MEMORY_VAR, "lots"), (build_memory.MEMORY_VAR, "0GB"), (build_memory.MEMORY_VAR, "101%"),
+    (build_memory.MEMORY_VAR, "-1GB"), (build_memory.MEMORY_VAR, "8 GB extra"),
+    (build_memory.THREADS_VAR, "0"), (build_memory.THREADS_VAR, "two"), (build_memory.THREADS_VAR, "-1"),
+])
+def test_bad_values_are_one_line_and_exit_2(name: str, raw: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: raw})
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path))
+    monkeypatch.setenv(name, raw)
+    assert main(["build"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"agent-analytics: error: {name}=")
+
+
+def test_out_of_memory_line_names_nodes_from_run_results(tmp_path: Path) -> None:
+    results = {"results": [
+        {"unique_id": "model.agent_analytics.fct_platform_minute", "status": "error",
+         "message": "Runtime Error in model fct_platform_minute\n  Out of Memory Error: failed to allocate data of size 16.0 MiB (3.7 GiB/3.7 GiB used)"},
+        {"unique_id": "test.agent_analytics.unique_int_messages_sessionized_message_id.778b9afaba", "status": "error",
+         "message": "Out of Memory Error: could not allocate block of size 256.0 KiB"},
+        {"unique_id": "model.agent_analytics.fct_agent_minute", "status": "success", "message": "OK"},
+        {"unique_id": "model.agent_analytics.fct_sessions", "status": "error", "message": "Binder Error: column x"},
+    ]}
+    path = tmp_path / "run_results.json"
+    path.write_text(json.dumps(results))
+    assert build_memory.out_of_memory_line(path, "4GB", 2) == (
+        "DuckDB ran out of memory in model fct_platform_minute, test unique_int_messages_sessionized_message_id "
+        "(memory_limit 4GB shared by 2 dbt threads): raise AGENT_ANALYTICS_DUCKDB_MEMORY (e.g. 60% or 12GB) "
+        "or lower AGENT_ANALYTICS_DBT_THREADS"
+    )
+    path.write_text(json.dumps({"results": results["results"][2:]}))
+    assert build_memory.out_of_memory_line(path, "4GB", 2) is None
+    assert build_memory.out_of_memory_line(tmp_path / "missing.json", "4GB", 2) is None
+
+
+def test_build_out_of_memory_says_so_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    """A limit far too small for the fixture, set through the setting: DuckDB fails the first
+    large queries, and the build ends with one line naming those nodes and the setting."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(home))
+    monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+    monkeypatch.setenv(build_memory.MEMORY_VAR, "2MB")
+    monkeypatch.setenv(build_memory.THREADS_VAR, "1")
+    assert main(["ingest", str(FIXTURES / "day1.jsonl")]) == 0
+    capsys.readouterr()
+    assert main(["build"]) == 1
+    last = capsys.readouterr().err.rstrip("\n").splitlines()[-1]
+
+    # what dbt itself recorded: the nodes whose error is DuckDB's out-of-memory error
+    results = json.loads((home / "dbt_target" / "run_results.json").read_text())["results"]
+    oom = [r["unique_id"].split(".")[2] for r in results if "Out of Memory Error" in (r.get("message") or "")]
+    assert oom, "the 2MB limit must reach DuckDB through the profile"
+    assert last.startswith("agent-analytics: error: DuckDB ran out of memory in ")
+    assert f"model {oom[0]}" in last or f"test {oom[0]}" in last
+    assert last.endswith("(memory_limit 2MB shared by 1 dbt thread): raise AGENT_ANALYTICS_DUCKDB_MEMORY "
+                         "(e.g. 60% or 12GB) or lower AGENT_ANALYTICS_DBT_THREADS")
