@@ -1,7 +1,9 @@
 """The benchmark behind `make bench` (a benchmark, not a timed test).
 
 Generates `--events` message events over `--days` days ending yesterday (UTC) plus the
-health / queue / deployment events of those days, and one more day (today) to add later.
+health / queue / deployment events of those days, and one more day (today) to add later;
+each of the `--days` files holds events of the whole period in random order (`--sorted`:
+one time-sorted file per day), since nothing promises sorted input.
 Then, on a fresh AGENT_ANALYTICS_HOME under `--workdir`, it times separately:
 
 1. a bare DuckDB `read_ndjson` of the same files (declared columns): the reference; and,
@@ -227,7 +229,7 @@ def step_generate(a: dict) -> dict:
 
     out = Path(a["out"])
     start = time.perf_counter()
-    r = generate(out, a["events"], a["days"], a["seed"], end=date.fromisoformat(a["end"]))
+    r = generate(out, a["events"], a["days"], a["seed"], end=date.fromisoformat(a["end"]), unsorted=a["unsorted"])
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in r.files)
     return {"seconds": round(seconds, 2), "files": len(r.files), "bytes": size, "gb": round(size / GB, 2),
@@ -387,9 +389,10 @@ STEPS = {"generate": step_generate, "bare": step_bare, "floor": step_floor, "ing
 # --------------------------------------------------------------------------- the benchmark
 
 
-def _generate(bench: Bench, key: str, label: str, out: Path, events: int, days: int, seed: int, end: date) -> dict:
+def _generate(bench: Bench, key: str, label: str, out: Path, events: int, days: int, seed: int, end: date,
+              unsorted: bool) -> dict:
     """Generate into `out`, or reuse what an earlier --keep run generated with the same arguments."""
-    params = {"events": events, "days": days, "seed": seed, "end": end.isoformat()}
+    params = {"events": events, "days": days, "seed": seed, "end": end.isoformat(), "unsorted": unsorted}
     stamp = out / ".bench-params.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("params") == params:
         step = json.loads(stamp.read_text())["step"]
@@ -398,7 +401,8 @@ def _generate(bench: Bench, key: str, label: str, out: Path, events: int, days: 
         print(f"  {label}: reusing {out} (generated earlier in {step['seconds']:.1f} s)")
         return step
     shutil.rmtree(out, ignore_errors=True)
-    step = bench.py(key, label, step="generate", out=str(out), events=events, days=days, seed=seed, end=end.isoformat())
+    step = bench.py(key, label, step="generate", out=str(out), events=events, days=days, seed=seed, end=end.isoformat(),
+                    unsorted=unsorted)
     if step["ok"]:
         stamp.write_text(json.dumps({"params": params, "step": step}))
     return step
@@ -498,7 +502,8 @@ def report(bench: Bench, meta: dict) -> dict:
         dbt = s.get(key, {}).get("dbt")
         if dbt:
             print(f"\n{label}: dbt elapsed {dbt['elapsed_s']} s, statuses {dbt['statuses']}, "
-                  f"models {dbt['model_seconds_sum']} s + tests {dbt['test_seconds_sum']} s (2 threads); slowest models:")
+                  f"models {dbt['model_seconds_sum']} s + tests {dbt['test_seconds_sum']} s ({meta.get('dbt_threads')} dbt "
+                  f"threads, memory_limit {meta.get('duckdb_memory')}); slowest models:")
             for m in dbt["models"][:6]:
                 print(f"    {m['seconds']:>7.2f} s  {m['node']}")
             for t in dbt["slowest_tests"][:3]:
@@ -543,12 +548,21 @@ def bench_main(args: argparse.Namespace) -> int:
     env = {**os.environ, "AGENT_ANALYTICS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False", "PYTHONUNBUFFERED": "1"}
+    from agent_analytics.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(env)
+    except SettingsError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    env.update(settings.env())  # the build's memory limit and dbt threads reach dbt's profile as they do in the product
     meta = {
         "command": " ".join(["python -m bench.run"] + sys.argv[1:]),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "ram_gb": round(os.sysconf("SC_PHYS_PAGES") * PAGE / GB, 1),
                     "python": platform.python_version(), "platform": platform.platform()},
-        "events": args.events, "days": args.days, "seed": args.seed, "first_day": str(last_day - timedelta(days=args.days - 1)),
+        "events": args.events, "days": args.days, "seed": args.seed, "unsorted": args.unsorted,
+        "duckdb_memory": settings.duckdb_memory, "dbt_threads": settings.dbt_threads, "first_day": str(last_day - timedelta(days=args.days - 1)),
         "last_day": str(last_day), "extra_day": str(today), "extra_events": extra_events, "workdir": str(workdir),
         "load_avg_start": os.getloadavg(),
         "code": _code_version(),
@@ -566,8 +580,9 @@ def bench_main(args: argparse.Namespace) -> int:
 
     try:
         print("setup")
-        if ok(_generate(bench, "generate", f"generate {args.days} days", in_dir, args.events, args.days, args.seed, last_day)) and ok(
-            _generate(bench, "extra", "generate 1 more day", extra_dir, extra_events, 1, args.seed + 1, today)
+        if ok(_generate(bench, "generate", f"generate {args.days} days", in_dir, args.events, args.days, args.seed, last_day,
+                        args.unsorted)) and ok(
+            _generate(bench, "extra", "generate 1 more day", extra_dir, extra_events, 1, args.seed + 1, today, args.unsorted)
         ):
             print("reference")
             ok(bench.py("bare", "bare read_ndjson", glob=str(in_dir / "*.jsonl")))
@@ -619,6 +634,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="generator seed (the extra day uses seed + 1)")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help=f"scratch folder (default {DEFAULT_WORKDIR})")
     parser.add_argument("--keep", action="store_true", help="keep generated data and the warehouse")
+    parser.add_argument("--sorted", dest="unsorted", action="store_false",
+                        help="one time-sorted file per day (default: DAYS files each holding the whole period in random "
+                             "order, as concurrent writers produce)")
     parser.add_argument("--no-dagster", dest="dagster", action="store_false",
                         help="skip the final end-to-end run through Dagster")
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
