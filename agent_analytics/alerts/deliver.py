@@ -12,7 +12,9 @@ each attempt in the delivery log (alerts.deliveries).
   their last error, without using up attempts, until the setting is fixed; every other
   channel delivers as usual.
 - The warehouse is opened only to read the outbox and to write the results, never while
-  waiting on a channel. Error texts are redacted before they are stored or returned.
+  waiting on a channel. Each event's result is written as soon as its channel answered, so a
+  run killed midway sends again at most the event it was sending (same `webhook-id`, which
+  receivers drop as a duplicate). Error texts are redacted before they are stored or returned.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ def deliver_pending(
             result.delivered += 1
             result.failed_attempts += len(tries) - 1
             updates.append((event_id, channel_name, "delivered", last_number, last_at, last_at, None))
+            _write(warehouse_path, log_rows, updates)
             continue
         result.failed_attempts += len(tries)
         error = redact(last.error)
@@ -122,16 +125,25 @@ def deliver_pending(
         else:
             result.still_pending += 1
         updates.append((event_id, channel_name, status, last_number, last_at, None, error))
-    if log_rows or updates:
-        with open_warehouse(warehouse_path) as con:
-            con.execute("begin transaction")
-            if log_rows:
-                con.executemany("insert into alerts.deliveries values (?, ?, ?, ?, ?, ?, ?, ?, ?)", log_rows)
-            for event_id, channel_name, status, attempts, last_at, delivered_at, error in updates:
-                con.execute(
-                    "update alerts.outbox set status = ?, attempts = ?, last_attempt_at = coalesce(?, last_attempt_at), "
-                    "delivered_at = ?, last_error = ? where event_id = ? and channel = ?",
-                    [status, attempts, last_at, delivered_at, error, event_id, channel_name],
-                )
-            con.execute("commit")
+        _write(warehouse_path, log_rows, updates)
+    _write(warehouse_path, log_rows, updates)
     return result
+
+
+def _write(warehouse_path: Path, log_rows: list, updates: list) -> None:
+    """Store the attempts and outbox updates gathered so far in one transaction, and clear them."""
+    if not (log_rows or updates):
+        return
+    with open_warehouse(warehouse_path) as con:
+        con.execute("begin transaction")
+        if log_rows:
+            con.executemany("insert into alerts.deliveries values (?, ?, ?, ?, ?, ?, ?, ?, ?)", log_rows)
+        for event_id, channel_name, status, attempts, last_at, delivered_at, error in updates:
+            con.execute(
+                "update alerts.outbox set status = ?, attempts = ?, last_attempt_at = coalesce(?, last_attempt_at), "
+                "delivered_at = ?, last_error = ? where event_id = ? and channel = ?",
+                [status, attempts, last_at, delivered_at, error, event_id, channel_name],
+            )
+        con.execute("commit")
+    log_rows.clear()
+    updates.clear()
