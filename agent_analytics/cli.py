@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from agent_analytics.alerts.commands import add_alerts_parser
 from agent_analytics.settings import Settings, SettingsError, load_settings
+from ingestion.warehouse import WarehouseOpenError
 
 PROG = "agent-analytics"
 DEMO_EVENTS = 50_000
@@ -418,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         settings = load_settings()
         return COMMANDS[args.command](args, settings)
-    except (UsageError, SettingsError) as exc:
+    except (UsageError, SettingsError, WarehouseOpenError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -69,12 +69,21 @@ ID_HASH_PROBE = """
     from (values ('a'), ('evt-0001'), ('msg-0f8e4c1a-5b7d-4e2f-9a3c-6d1b8e7f0a25')) probes(p)"""
 
 
+class WarehouseOpenError(OSError):
+    """The warehouse cannot be opened (not a DuckDB file, a folder, no permission for its
+    lock); the message is one line naming the file."""
+
+
 @contextmanager
 def warehouse_lock(warehouse_path: Path, timeout_s: float = 3600.0) -> Iterator[None]:
     """Exclusive, blocking, process-wide lock for the warehouse file."""
     lock_path = warehouse_path.with_name(warehouse_path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")
+    except OSError as exc:
+        raise WarehouseOpenError(f"cannot open the warehouse lock {lock_path}: {exc.strerror or exc}") from exc
+    with handle:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -94,7 +103,11 @@ def warehouse_lock(warehouse_path: Path, timeout_s: float = 3600.0) -> Iterator[
 def open_warehouse(warehouse_path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to the warehouse, holding the warehouse lock while it is open."""
     with warehouse_lock(warehouse_path):
-        con = duckdb.connect(str(warehouse_path), read_only=read_only)
+        try:
+            con = duckdb.connect(str(warehouse_path), read_only=read_only)
+        except duckdb.IOException as exc:
+            reason = str(exc).splitlines()[0].removeprefix("IO Error: ")
+            raise WarehouseOpenError(f"cannot open the warehouse {warehouse_path}: {reason}") from exc
         try:
             con.execute("set TimeZone = 'UTC'")
             yield con

@@ -127,6 +127,18 @@ CASES = [
      "AGENT_ANALYTICS_TZ='posixrules' is not a time zone both Python and DuckDB know"),
     ("tz-setting-localtime", ["build"], {"AGENT_ANALYTICS_TZ": "localtime"}, "AGENT_ANALYTICS_TZ='localtime' is not a time zone"),
     ("tz-setting-abbreviation", ["report", "--frequency", "daily"], {"AGENT_ANALYTICS_TZ": "IST"}, "AGENT_ANALYTICS_TZ='IST' is not a time zone"),
+    # a home whose warehouse DuckDB cannot open
+    ("warehouse-not-duckdb", ["metrics"], {"AGENT_ANALYTICS_HOME": "{foreign}"},
+     "cannot open the warehouse {foreign}/warehouse.duckdb: The file \"{foreign}/warehouse.duckdb\" exists, but it is not a valid DuckDB database file"),
+    ("warehouse-not-duckdb-ingest", ["ingest", str(FIXTURES / "day1.jsonl")], {"AGENT_ANALYTICS_HOME": "{foreign}"},
+     "cannot open the warehouse {foreign}/warehouse.duckdb"),
+    ("warehouse-not-duckdb-alerts", ["alerts", "history"], {"AGENT_ANALYTICS_HOME": "{foreign}"}, "cannot open the warehouse {foreign}/warehouse.duckdb"),
+    ("warehouse-not-duckdb-report", ["report", "--frequency", "weekly"], {"AGENT_ANALYTICS_HOME": "{foreign}"},
+     "cannot open the warehouse {foreign}/warehouse.duckdb"),
+    ("warehouse-is-folder", ["export"], {"AGENT_ANALYTICS_HOME": "{folder_home}"},
+     "cannot open the warehouse {folder_home}/warehouse.duckdb: Could not read from file"),
+    ("warehouse-lock-is-folder", ["metrics"], {"AGENT_ANALYTICS_HOME": "{lock_home}"},
+     "cannot open the warehouse lock {lock_home}/warehouse.duckdb.lock: Is a directory"),
     ("timeout-zero", ["metrics"], {"AGENT_ANALYTICS_SESSION_TIMEOUT_MIN": "0"}, "AGENT_ANALYTICS_SESSION_TIMEOUT_MIN='0' must be a positive"),
     ("capacity-inf", ["metrics"], {"AGENT_ANALYTICS_CAPACITY_PER_MIN": "inf"}, "AGENT_ANALYTICS_CAPACITY_PER_MIN='inf' must be a positive number"),
     ("thresholds-decreasing", ["metrics"], {"AGENT_ANALYTICS_ERROR_RATE_THRESHOLDS": "2,1,0.5"},
@@ -145,8 +157,14 @@ def places(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "a-file").write_text("not a folder\n")
     (tmp_path / "a-folder").mkdir()
     os.mkfifo(tmp_path / "a-fifo")
+    (tmp_path / "foreign-home").mkdir()
+    (tmp_path / "foreign-home" / "warehouse.duckdb").write_text("not a database\n")
+    (tmp_path / "folder-home" / "warehouse.duckdb").mkdir(parents=True)
+    (tmp_path / "lock-home" / "warehouse.duckdb.lock").mkdir(parents=True)
+    (tmp_path / "lock-home" / "warehouse.duckdb").touch()
     return {"tmp": str(tmp_path), "file": str(tmp_path / "a-file"), "dir": str(tmp_path / "a-folder"),
-            "fifo": str(tmp_path / "a-fifo")}
+            "fifo": str(tmp_path / "a-fifo"), "foreign": str(tmp_path / "foreign-home"),
+            "folder_home": str(tmp_path / "folder-home"), "lock_home": str(tmp_path / "lock-home")}
 
 
 def _clean_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
