@@ -203,9 +203,19 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
     warnings = {e.event_specific_data.asset_check_key.name for e in checks
                 if not e.event_specific_data.passed and e.event_specific_data.severity == dg.AssetCheckSeverity.WARN}
     print(f"build ok: run {result.run_id}, {len(checks)} checks evaluated, {len(failed_checks)} failed")
-    for name in failed_checks:
-        print(f"  {'warning' if name in warnings else 'failed'} check: {name}")
+    for check in (e.event_specific_data for e in checks if not e.event_specific_data.passed):
+        name = check.asset_check_key.name
+        print(f"  {'warning' if name in warnings else 'failed'} check: {name}{_check_detail(check.metadata)}")
     return not [name for name in failed_checks if name not in warnings]
+
+
+def _check_detail(metadata: dict) -> str:
+    """The text values of a failed check's metadata (which files were rejected, which channel
+    failed), already redacted by the check, shortened to one line."""
+    texts = [f"{key}: {value.value}" for key, value in metadata.items()
+             if isinstance(value.value, str) and value.value not in ("", "none")]
+    detail = "; ".join(texts).replace("\n", " ")
+    return f" ({detail[:300]}{'...' if len(detail) > 300 else ''})" if detail else ""
 
 
 def _recover_and_wait_for_pool(instance, settings: Settings, deadline: float) -> None:

@@ -10,7 +10,9 @@ adds three on 2026-11-03 whose response times become 1.7e308 and two whose times
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gzip
 import io
 import json
 import math
@@ -26,6 +28,7 @@ from ingestion.sql import literal
 from tests.test_end_to_end import DAY1
 from tests.test_ingest import message, write_lines
 
+BUILD_OUTPUT: list[str] = []  # what the fixture's build printed
 CALL = [{"provider": "openai", "model": "gpt-4o-2024-08-06", "input_tokens": 10, "output_tokens": 1}]
 
 
@@ -69,7 +72,15 @@ def poisoned(tmp_path_factory):
     _rewrite(batch, "messages", when + """, case when event_id in ('o1', 'o2', 'o3') then 1.7e308
                                                else response_time_ms end as response_time_ms""")
     _rewrite(batch, "llm_calls", when)
-    assert run_build(settings)
+    # landing/ holds a truncated gzip between two good files: the build warns and goes on
+    settings.landing_dir.mkdir(parents=True, exist_ok=True)
+    write_lines(settings.landing_dir / "a-late.jsonl", [message("late-1", "2026-11-03T14:00:00Z")])
+    (settings.landing_dir / "b-broken.jsonl.gz").write_bytes(gzip.compress(b"x" * 5000)[:30])
+    write_lines(settings.landing_dir / "c-late.jsonl", [message("late-2", "2026-11-03T15:00:00Z")])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert run_build(settings)
+    BUILD_OUTPUT.append(out.getvalue())
     yield settings
     os.environ.clear()
     os.environ.update(saved_env)
@@ -84,10 +95,19 @@ def _query(settings, sql):
         con.close()
 
 
+def test_a_corrupt_landing_file_is_reported_and_the_rest_loads(poisoned):
+    assert "  warning check: landing_files_loadable (rejected: b-broken.jsonl.gz: not a readable gzip file (" in BUILD_OUTPUT[0]
+    assert "rejected_files=1" in BUILD_OUTPUT[0]
+    assert sorted(p.name for p in (poisoned.landing_dir / "loaded").iterdir()) == ["a-late.jsonl", "c-late.jsonl"]
+    assert [p.name for p in (poisoned.landing_dir / "rejected").iterdir()] == ["b-broken.jsonl.gz"]
+    assert _query(poisoned, "select file_name from ingest.rejected_files") == [("b-broken.jsonl.gz",)]
+    assert _query(poisoned, "select count(*) from fct_messages where message_id like 'late-%'") == [(2,)]
+
+
 def test_events_outside_the_accepted_range_do_not_stretch_the_day_spine(poisoned):
     assert _query(poisoned, "select min(activity_date)::varchar, max(activity_date)::varchar, count(*) from fct_daily_activity") == [
         ("2026-11-02", "2026-11-03", 2)]
-    assert _query(poisoned, "select count(*), count(*) filter (where message_id in ('o4', 'o5')) from fct_messages") == [(10, 0)]
+    assert _query(poisoned, "select count(*), count(*) filter (where message_id in ('o4', 'o5')) from fct_messages") == [(12, 0)]
     assert _query(poisoned, "select count(*) from fct_llm_calls where message_id in ('o4', 'o5')") == [(0,)]
 
 
@@ -97,7 +117,7 @@ def test_outputs_stay_valid_json_with_huge_numbers(poisoned, capsys):
     text = (poisoned.exports_dir / "daily.csv").read_text()
     assert "inf" not in text.lower() and "nan" not in text.lower()
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert [r["messages"] for r in rows if r["date"] == "2026-11-03"] == ["5"]
+    assert [r["messages"] for r in rows if r["date"] == "2026-11-03"] == ["7"]
     for argv in (["export", "--start", "2026-11-02", "--end", "2026-11-03", "--format", "json"],
                  ["metrics", "--start", "2026-11-02", "--end", "2026-11-03", "--format", "json"]):
         capsys.readouterr()
