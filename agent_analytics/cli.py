@@ -337,6 +337,10 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             report = write_report(settings, definition, args.period_end)
         except ExportError as exc:
             raise UsageError(f"report {definition.name!r}: {exc}") from None
+        except OSError as exc:  # its folder under reports/ is a file, or not writable
+            where = f" {exc.filename}" if exc.filename else ""
+            reason = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or exc
+            raise UsageError(f"report {definition.name!r}: cannot write{where}: {reason}") from None
         for file in report.files:
             print(f"{definition.name} {report.label}: wrote {file}")
         try:

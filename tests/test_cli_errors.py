@@ -304,6 +304,22 @@ def test_unreadable_and_unwritable_places_by_permission_bits(tmp_path, monkeypat
         closed.chmod(0o755)
 
 
+def test_report_whose_folder_is_a_file(built_home, tmp_path, monkeypatch, capsys):
+    """reports/<name> is a file: the report cannot be written, one line names the path."""
+    definitions = tmp_path / "reports.toml"
+    definitions.write_text('[[report]]\nname = "blocked"\nfrequency = "daily"\nformat = "csv"\n')
+    _clean_env(monkeypatch, built_home)
+    monkeypatch.setenv("AGENT_ANALYTICS_REPORTS", str(definitions))
+    blocker = built_home / "reports" / "blocked"
+    blocker.write_text("in the way\n")
+    try:
+        code = main(["report", "--frequency", "daily", "--period-end", "2026-11-02"])
+        out, err = capsys.readouterr()
+        assert_one_error_line(code, out, err, f"report 'blocked': cannot write {blocker}: a file is in the way")
+    finally:
+        blocker.unlink()
+
+
 # ----------------------------------------------------------------- the edges still work
 
 
