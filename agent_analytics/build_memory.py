@@ -3,9 +3,10 @@
 dbt-duckdb runs the whole build in one DuckDB database: every dbt thread's query shares one
 `memory_limit`. A share of the machine's memory (DuckDB reads the machine's, or its cgroup's,
 total when the limit is a percentage) keeps the build inside what the machine has without a
-fixed size; what does not fit spills to `<home>/duckdb_tmp`. More dbt threads than half the
-cores only stack more large joins and sorts into the same limit, since DuckDB already runs each
-query on every core.
+fixed size; what does not fit spills to `<home>/duckdb_tmp`. The dbt threads default to what
+fits in that limit: one per THREAD_MEMORY of it (the most the largest models of the 10M-message
+benchmark hold, joins and window sorts over every message), at most one per core, since DuckDB
+already runs each query on every core.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ MEMORY_VAR = "AGENT_ANALYTICS_DUCKDB_MEMORY"
 THREADS_VAR = "AGENT_ANALYTICS_DBT_THREADS"
 DEFAULT_MEMORY = "40%"
 MAX_DEFAULT_THREADS = 4
+THREAD_MEMORY = 4 * 1024**3
 OUT_OF_MEMORY = "DuckDB ran out of memory"
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|[kmgt]i?b)", re.IGNORECASE)
+_UNITS = {"k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4, "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
 
 
 class MemorySettingError(ValueError):
@@ -42,16 +45,35 @@ def memory_limit(env: Mapping[str, str]) -> str:
     return f"{match[1]}{match[2]}"
 
 
-def default_dbt_threads() -> int:
-    """Half the cores this process may use (at least 1, at most MAX_DEFAULT_THREADS)."""
+def machine_memory() -> int:
+    """Bytes of memory of the machine, or of this process's cgroup when that is smaller."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def limit_bytes(limit: str) -> int:
+    """The bytes a memory_limit value stands for on this machine."""
+    match = _SIZE.fullmatch(limit)
+    amount, unit = float(match[1]), match[2].lower()
+    if unit == "%":
+        return int(machine_memory() * amount / 100)
+    return int(amount * _UNITS[unit.removesuffix("b")])
+
+
+def default_dbt_threads(limit: str) -> int:
+    """One thread per THREAD_MEMORY of the limit, at most one per core and MAX_DEFAULT_THREADS, at least 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(MAX_DEFAULT_THREADS, cores // 2))
+    return max(1, min(MAX_DEFAULT_THREADS, cores, limit_bytes(limit) // THREAD_MEMORY))
 
 
 def dbt_threads(env: Mapping[str, str]) -> int:
     raw = (env.get(THREADS_VAR) or "").strip()
     if not raw:
-        return default_dbt_threads()
+        return default_dbt_threads(memory_limit(env))
     if not raw.isdigit() or int(raw) < 1:
         raise MemorySettingError(f"{THREADS_VAR}={raw!r} must be a positive whole number of dbt threads")
     return int(raw)

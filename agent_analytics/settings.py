@@ -14,7 +14,7 @@
 | AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H | 24                | hours after the load an occurred_at may be; later events are quarantined |
 | AGENT_ANALYTICS_BUILD_WAIT_S          | 1800               | seconds a build waits for a running one before it gives up (exit 1) |
 | AGENT_ANALYTICS_DUCKDB_MEMORY         | 40%                | DuckDB memory_limit of the dbt build: a share of the machine's memory or a size (8GB); beyond it, spill to <home>/duckdb_tmp |
-| AGENT_ANALYTICS_DBT_THREADS           | half the cores (1..4) | dbt threads of the build (they share the memory limit) |
+| AGENT_ANALYTICS_DBT_THREADS           | 1 per 4 GiB of the limit, at most 1 per core, 1..4 | dbt threads of the build (they share the memory limit) |
 """
 
 from __future__ import annotations

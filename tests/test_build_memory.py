@@ -23,12 +23,17 @@ def test_memory_limit_values(raw: str, expected: str) -> None:
 
 
 def test_defaults_come_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = load_settings({})
-    assert settings.duckdb_memory == "40%"  # DuckDB takes a share of the machine's (or cgroup's) memory
-    for cores, threads in ((1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 4)):
+    """40% of the machine's memory; one dbt thread per 4 GiB of that limit, at most one per core and 4."""
+    assert load_settings({}).duckdb_memory == "40%"  # DuckDB takes the share of the machine's (or cgroup's) memory
+    gib = 1024**3
+    for cores, memory_gib, threads in ((2, 24, 2), (2, 8, 1), (1, 64, 1), (8, 24, 2), (8, 64, 4), (64, 512, 4)):
         monkeypatch.setattr(build_memory.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
-        assert load_settings({}).dbt_threads == threads
+        monkeypatch.setattr(build_memory, "machine_memory", lambda m=memory_gib: m * gib)
+        assert load_settings({}).dbt_threads == threads, (cores, memory_gib)
         assert load_settings({}).env()[build_memory.THREADS_VAR] == str(threads)
+    # a size instead of a share: 4GB (decimal, as DuckDB reads it) is less than 4 GiB, so one thread
+    assert load_settings({build_memory.MEMORY_VAR: "4GB"}).dbt_threads == 1
+    assert load_settings({build_memory.MEMORY_VAR: "12GiB"}).dbt_threads == 3
     assert load_settings({build_memory.THREADS_VAR: "3"}).dbt_threads == 3
 
 
