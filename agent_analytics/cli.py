@@ -172,7 +172,9 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
     job = defs.resolve_job_def(BUILD_JOB)
     run_config = {
         "ops": {"warehouse_models": {"config": {"full_refresh": full_refresh}}},
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        # The summary below says what failed and why; the whole story (tracebacks, warnings) is
+        # in the run storage, which the Dagster UI shows.
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
     }
     deadline = time.monotonic() + settings.build_wait_s
     with dg.DagsterInstance.get() as instance:
@@ -190,6 +192,9 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
         out_of_memory = out_of_memory_in(result.all_events)
         print(f"{PROG}: error: {out_of_memory}" if out_of_memory else
               f"{PROG}: build failed in step(s): {', '.join(sorted(set(failed))) or 'unknown'}", file=sys.stderr)
+        if not out_of_memory:
+            for event in (e for e in result.all_events if e.is_step_failure):
+                print(f"  {event.step_key}: {_first_line(event.event_specific_data)}", file=sys.stderr)
         return False
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
@@ -207,6 +212,16 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
         name = check.asset_check_key.name
         print(f"  {'warning' if name in warnings else 'failed'} check: {name}{_check_detail(check.metadata)}")
     return not [name for name in failed_checks if name not in warnings]
+
+
+def _first_line(failure) -> str:
+    """The first line of a step's failure (the Dagster UI has the whole of it), at most 300
+    characters: the description a step gave (dg.Failure), else the exception's message."""
+    described = getattr(failure.user_failure_data, "description", None)
+    error = failure.error
+    text = (described or (error.message if error is not None else "") or "unknown error").strip()
+    line = text.splitlines()[0] if text else "unknown error"
+    return line[:300] + ("..." if len(line) > 300 else "")
 
 
 def _check_detail(metadata: dict) -> str:

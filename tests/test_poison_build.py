@@ -139,3 +139,23 @@ def test_numbers_in_the_documents_are_finite_or_null(poisoned):
                 walk(v)
 
     walk(_strict_json((poisoned.exports_dir / "analytics.json").read_text()))
+
+
+def test_a_broken_setting_fails_only_its_steps_and_says_why(poisoned, capsys):
+    """A reports.toml that is not TOML fails the three report steps with the file's reason;
+    the marts and exports of the same build are refreshed all the same. Runs last: it rebuilds."""
+    bad = poisoned.home / "reports.toml"
+    bad.write_text("[[report]\nname = 'weekly'\n")
+    before = (poisoned.exports_dir / "analytics.json").stat().st_mtime_ns
+    try:
+        capsys.readouterr()
+        assert not run_build(poisoned)
+        err = capsys.readouterr().err.splitlines()
+    finally:
+        bad.unlink()
+    # no traceback: the failed steps, then one line each with the first line of its error
+    assert err[0] == "agent-analytics: build failed in step(s): daily_reports, monthly_reports, weekly_reports"
+    assert len(err) == 4
+    assert sorted(line.split(":")[0].strip() for line in err[1:]) == ["daily_reports", "monthly_reports", "weekly_reports"]
+    assert all(f"{bad}: not valid TOML" in line for line in err[1:])
+    assert (poisoned.exports_dir / "analytics.json").stat().st_mtime_ns > before

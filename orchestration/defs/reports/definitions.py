@@ -13,7 +13,7 @@ from datetime import date
 import dagster as dg
 
 from agent_analytics import mail
-from agent_analytics.reports.definitions import definitions_path, load_definitions
+from agent_analytics.reports.definitions import ReportConfigError, definitions_path, load_definitions
 from agent_analytics.reports.periods import FREQUENCIES, default_period_end
 from agent_analytics.settings import load_settings
 from orchestration.defs.exports.definitions import MART_DEPS
@@ -55,7 +55,10 @@ def report_asset(frequency: str, retry_policy: dg.RetryPolicy = RETRY) -> dg.Ass
 
         settings = load_settings()
         period_end = date.fromisoformat(config.period_end) if config.period_end else None
-        definitions = [d for d in load_definitions(definitions_path(settings)) if d.frequency == frequency]
+        try:
+            definitions = [d for d in load_definitions(definitions_path(settings)) if d.frequency == frequency]
+        except ReportConfigError as error:  # a broken settings file: retrying cannot help
+            raise dg.Failure(description=str(error), allow_retries=False) from None
         written = [write_report(settings, d, period_end) for d in definitions]
         for report in written:
             context.log.info(f"report {report.definition.name} {report.label}: {', '.join(str(f) for f in report.files)}")
