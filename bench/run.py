@@ -42,6 +42,8 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from ingestion.sql import literal
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WORKDIR = Path("/tmp/agent_analytics_bench")
 GB = 1024**3
@@ -242,7 +244,7 @@ def _bare_read(con, glob: str) -> float:
     columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in BARE_COLUMNS.items()) + "}"
     con.execute("set TimeZone = 'UTC'")
     start = time.perf_counter()
-    con.execute(f"create table t as select * from read_ndjson('{glob}', columns = {columns}, ignore_errors = true)")
+    con.execute(f"create table t as select * from read_ndjson({literal(glob)}, columns = {columns}, ignore_errors = true)")
     return time.perf_counter() - start
 
 
@@ -273,9 +275,9 @@ def step_floor(a: dict) -> dict:
         start = time.perf_counter()
         read = _bare_read(con, a["glob"])
         con.execute(f"""copy (select * exclude (llm_calls, tool_calls) from t where type = 'message')
-                        to '{out / "messages.parquet"}' (format parquet, compression zstd)""")
+                        to {literal(out / "messages.parquet")} (format parquet, compression zstd)""")
         con.execute(f"""copy (select event_id, occurred_at, unnest(from_json(llm_calls, '{calls}'), recursive := true)
-                        from t where type = 'message') to '{out / "llm_calls.parquet"}' (format parquet, compression zstd)""")
+                        from t where type = 'message') to {literal(out / "llm_calls.parquet")} (format parquet, compression zstd)""")
         seconds = time.perf_counter() - start
     finally:
         con.close()

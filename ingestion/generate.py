@@ -51,6 +51,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from ingestion.sql import literal
+
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
 
@@ -419,9 +421,8 @@ def _write_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     CSV with one column, no header, no quoting and a tab delimiter writes each value
     verbatim; JSON from ``to_json`` never contains a raw tab or newline.
     """
-    target = str(path).replace("'", "''")
     con.execute(
-        f"COPY (SELECT line FROM lines WHERE hold < 0 ORDER BY ts, kind, n) TO '{target}' "
+        f"COPY (SELECT line FROM lines WHERE hold < 0 ORDER BY ts, kind, n) TO {literal(path)} "
         "(FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\t')"
     )
 
@@ -493,7 +494,7 @@ def _spill_shuffled(con: duckdb.DuckDBPyConnection, spill: Path, day: int, seed:
                 UNION ALL SELECT kind, n, 1, line FROM lines WHERE hold = -2
                 UNION ALL SELECT 9, n, 0, line FROM malformed
             )
-        ) TO '{spill / f"d{day:05d}"}' (FORMAT parquet, PARTITION_BY (part))
+        ) TO {literal(spill / f"d{day:05d}")} (FORMAT parquet, PARTITION_BY (part))
     """)
 
 
@@ -506,11 +507,10 @@ def _write_shuffled(con: duckdb.DuckDBPyConnection, spill: Path, out_dir: Path, 
         if not pieces:
             path.write_bytes(b"")
         else:
-            sources = ", ".join("'" + str(p).replace("'", "''") + "'" for p in pieces)
-            target = str(path).replace("'", "''")
+            sources = ", ".join(literal(p) for p in pieces)
             con.execute(
                 f"COPY (SELECT line FROM read_parquet([{sources}], hive_partitioning = false) ORDER BY h, line) "
-                f"TO '{target}' (FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\t')"
+                f"TO {literal(path)} (FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\t')"
             )
         paths.append(path)
     return paths

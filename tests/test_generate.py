@@ -302,3 +302,14 @@ def test_unsorted_is_deterministic(tmp_path: Path) -> None:
     for fa, fb, fc in zip(a.files, b.files, c.files, strict=True):
         assert fa.read_bytes() == fb.read_bytes()
         assert fa.read_bytes() != fc.read_bytes()
+
+
+def test_generate_into_a_folder_with_a_quote(tmp_path):
+    """Paths reach DuckDB's COPY as escaped literals (the unsorted spill folder too)."""
+    from ingestion.generate import generate
+
+    for unsorted in (False, True):
+        out = tmp_path / f"it's {unsorted}"
+        result = generate(out, 200, 2, seed=3, end=date(2026, 11, 2), unsorted=unsorted)
+        lines = sum(len(p.read_text().splitlines()) for p in result.files)
+        assert lines == result.message_events + result.other_events + result.malformed_lines + result.duplicate_lines

@@ -67,7 +67,7 @@ def raw(home, table: str, columns: str, order: str = "event_id") -> list[tuple]:
     try:
         con.execute("set TimeZone = 'UTC'")
         glob = home.raw / "batches" / "*" / f"{table}.parquet"
-        return con.execute(f"select {columns} from read_parquet('{glob}') order by {order}").fetchall()
+        return con.execute(f"select {columns} from read_parquet(?) order by {order}", [str(glob)]).fetchall()
     finally:
         con.close()
 
