@@ -6,6 +6,10 @@ writing the same file at once (a build and `agent-analytics report`) each publis
 file instead of mixing their bytes in one shared temporary. The data is flushed to disk
 before the rename, so even a power cut leaves the old file or the new one. A temporary left
 by a writer that was killed is removed by the next write of the same file.
+
+A symbolic link is written through (the file it points to is replaced, the link stays), and
+a target that is not a regular file (`/dev/stdout`, a FIFO) is written to directly: a rename
+would replace the device or pipe with a file.
 """
 
 from __future__ import annotations
@@ -17,9 +21,14 @@ from pathlib import Path
 
 
 def write_atomically(path: Path, content: str | bytes) -> Path:
+    data = content if isinstance(content, bytes) else content.encode("utf-8")
+    path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with open(path, "wb") as handle:
+            handle.write(data)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path)
-    data = content if isinstance(content, bytes) else content.encode("utf-8")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "xb") as handle:

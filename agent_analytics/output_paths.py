@@ -32,11 +32,18 @@ def _check_creatable(target: Path, label: str) -> None:
 
 
 def check_output_file(path: Path, label: str = "-o") -> Path:
-    """A file path that can be (re)written: not a folder, not under a file, in a writable folder."""
+    """A file path that can be (re)written: not a folder, not under a file, in a writable folder;
+    or an existing device or FIFO we may write to (`/dev/stdout`). A link is judged by what it
+    points to (files.write_atomically writes through it)."""
     path = Path(path)
     if path.is_dir():
         raise OutputPathError(f"{label} {path}: is a folder; give a file name")
-    _check_creatable(path, label)  # an existing file is replaced by a rename in its folder
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():  # written to directly, not replaced
+        if not os.access(target, os.W_OK):
+            raise OutputPathError(f"{label} {path}: cannot write to it (permission denied)")
+        return path
+    _check_creatable(target, label)  # an existing file is replaced by a rename in its folder
     return path
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -394,3 +395,27 @@ def test_alert_delivery_killed_midway_is_finished_by_the_next_run(tmp_path, monk
         assert deliver.deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None).delivered == 0
     finally:
         hook.close()
+
+
+def test_an_atomic_write_goes_through_links_and_into_pipes(tmp_path):
+    """A link to an export stays a link (its target gets the new content); a FIFO or device is
+    written to, never replaced by a file (`export -o /dev/stdout` replaced /dev/stdout as root)."""
+    from agent_analytics.files import write_atomically
+
+    real = tmp_path / "share" / "daily.csv"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "daily.csv"
+    link.symlink_to(real)
+    write_atomically(link, "new\n")
+    assert link.is_symlink() and real.read_text() == "new\n"
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(open(fifo, "rb").read()))
+    reader.start()
+    write_atomically(fifo, "through the pipe\n")
+    reader.join(timeout=10)
+    assert received == [b"through the pipe\n"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
