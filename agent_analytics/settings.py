@@ -12,6 +12,7 @@
 | AGENT_ANALYTICS_ALERT_RULES           | <home>/alerts.toml | alert rules file (docs/alerts.md)             |
 | AGENT_ANALYTICS_EVENT_TIME_MIN        | 2000-01-01         | earliest accepted occurred_at (UTC date); older events are quarantined |
 | AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H | 24                | hours after the load an occurred_at may be; later events are quarantined |
+| AGENT_ANALYTICS_LANDING_QUIET_S       | 300                | seconds a landing file that looks unfinished waits before it is loaded or rejected |
 | AGENT_ANALYTICS_BUILD_WAIT_S          | 1800               | seconds a build waits for a running one before it gives up (exit 1) |
 | AGENT_ANALYTICS_DUCKDB_MEMORY         | 40%                | DuckDB memory_limit of the dbt build: a share of the machine's memory or a size (8GB); beyond it, spill to <home>/duckdb_tmp |
 | AGENT_ANALYTICS_DBT_THREADS           | 1 per 4 GiB of the limit, at most 1 per core, 1..4 | dbt threads of the build (they share the memory limit) |
@@ -39,6 +40,7 @@ UPTIME_VAR = "AGENT_ANALYTICS_UPTIME_HEALTHY_PCT"
 ALERT_RULES_VAR = "AGENT_ANALYTICS_ALERT_RULES"
 EVENT_TIME_MIN_VAR = "AGENT_ANALYTICS_EVENT_TIME_MIN"
 EVENT_TIME_AHEAD_VAR = "AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H"
+LANDING_QUIET_VAR = "AGENT_ANALYTICS_LANDING_QUIET_S"
 # Bounds of the accepted-range settings themselves: every day the marts and the metrics layer
 # derive from an accepted event (spines, previous periods, 30-day windows) stays inside the
 # calendar Python and DuckDB share.
@@ -63,6 +65,7 @@ class Settings:
     alert_rules_file: Path | None = None  # None: <home>/alerts.toml
     event_time_min: date = date(2000, 1, 1)
     event_time_max_ahead_hours: float = 24.0
+    landing_quiet_s: float = 300.0
     build_wait_s: float = 1800.0
     duckdb_memory: str = build_memory.DEFAULT_MEMORY
     dbt_threads: int = 1
@@ -143,6 +146,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     return Settings(
         event_time_min=_event_time_min(env),
         event_time_max_ahead_hours=_event_time_ahead(env),
+        landing_quiet_s=_numbers(env, LANDING_QUIET_VAR, "300", 1, allow_zero=True)[0],
         home=home,
         company_tz=tz,
         session_timeout_minutes=timeout,

@@ -7,12 +7,19 @@ directory with such a name), with the reason in the warehouse table `ingest.reje
 One bad file never stops the files after it. Symbolic links are refused, never followed: a
 link could point anywhere on the machine, and its target's lines would be stored in the
 quarantine. Other entries are left alone and named in the log.
+
+A file changed within the last `quiet_s` seconds that looks unfinished (a plain file not
+ending with a line end, a gzip file ending before its end-of-stream marker) is being written
+or copied: it waits for a later run instead of being loaded in part or rejected. Producers
+should still write under another name and rename into `landing/` (a rename is atomic).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +29,7 @@ from ingestion.validate import AcceptedTimes
 SUFFIXES = (".jsonl", ".jsonl.gz")
 LOADED_DIR = "loaded"
 REJECTED_DIR = "rejected"
+QUIET_S = 300.0  # default of AGENT_ANALYTICS_LANDING_QUIET_S
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +48,7 @@ class LandingRun:
     results: list = field(default_factory=list)  # FileResult of each loaded (or already loaded) file
     rejected: list[Rejection] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # "name: why" of entries left alone
+    waiting: list[str] = field(default_factory=list)  # "name: why" of files still being written
 
 
 def _is_candidate(entry: os.DirEntry) -> bool:
@@ -51,6 +60,8 @@ def scan(landing_dir: Path) -> tuple[list[Path], list[str]]:
     not a regular file) sorted by name, and the other entries with why they are left alone."""
     if not landing_dir.exists():
         return [], []
+    from ingestion.load import stored_text
+
     candidates, ignored = [], []
     with os.scandir(landing_dir) as entries:
         for entry in entries:
@@ -59,9 +70,9 @@ def scan(landing_dir: Path) -> tuple[list[Path], list[str]]:
             elif entry.name in (LOADED_DIR, REJECTED_DIR) and entry.is_dir(follow_symlinks=False):
                 continue
             elif entry.is_dir(follow_symlinks=False):
-                ignored.append(f"{entry.name}: a directory (only files at the top of landing/ are read)")
+                ignored.append(f"{stored_text(entry.name)}: a directory (only files at the top of landing/ are read)")
             else:
-                ignored.append(f"{entry.name}: not a .jsonl or .jsonl.gz file")
+                ignored.append(f"{stored_text(entry.name)}: not a .jsonl or .jsonl.gz file")
     return sorted(candidates), sorted(ignored)
 
 
@@ -75,10 +86,12 @@ def _move(path: Path, folder: Path) -> Path:
     never followed."""
     folder.mkdir(parents=True, exist_ok=True)
     destination = folder / path.name
-    if os.path.lexists(destination):
-        stamp = os.lstat(path).st_mtime_ns
-        suffix = ".jsonl.gz" if path.name.endswith(".jsonl.gz") else ".jsonl"
-        destination = folder / f"{path.name[: -len(suffix)]}.{stamp}{suffix}"
+    suffix = ".jsonl.gz" if path.name.endswith(".jsonl.gz") else ".jsonl" if path.name.endswith(".jsonl") else ""
+    stem = path.name[: len(path.name) - len(suffix)]
+    number = 0
+    while os.path.lexists(destination):  # never replace an earlier file of the same name
+        number += 1
+        destination = folder / f"{stem}.{number}{suffix}"
     os.replace(path, destination)
     return destination
 
@@ -91,18 +104,45 @@ def archive_loaded(files: list[Path], landing_dir: Path) -> None:
 
 def _reject(con, path: Path, landing_dir: Path, reason: str) -> Rejection:
     """Move an unloadable entry to landing/rejected/ and record why in ingest.rejected_files."""
+    from ingestion.load import stored_text
+
     now = datetime.now(timezone.utc).replace(tzinfo=None)
+    name = stored_text(path.name)
     try:
         moved_to = _move(path, landing_dir / REJECTED_DIR)
     except OSError as exc:
-        logger.error("%s: could not move it to %s/: %s", path.name, REJECTED_DIR, exc.strerror or exc)
+        logger.error("%s: could not move it to %s/: %s", name, REJECTED_DIR, exc.strerror or exc)
         moved_to = None
     con.execute(
         "insert into ingest.rejected_files values (?, ?, ?, ?)",
-        [path.name, str(moved_to) if moved_to else None, reason, now],
+        [name, stored_text(str(moved_to)) if moved_to else None, stored_text(reason), now],
     )
-    logger.warning("%s: rejected (%s)%s", path.name, reason, f", moved to {moved_to}" if moved_to else "")
-    return Rejection(path.name, moved_to, reason)
+    return Rejection(name, moved_to, reason)
+
+
+def _unfinished(path: Path, quiet_s: float) -> str | None:
+    """Why a plain file changed within `quiet_s` seconds looks unfinished, else None (gzip files
+    are judged by their load: only decompressing shows a missing end)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None  # the load says what is wrong with it
+    if time.time() - info.st_mtime >= quiet_s or path.name.endswith(".gz") or not stat.S_ISREG(info.st_mode):
+        return None
+    if info.st_size == 0:
+        return "empty and changed moments ago (still being written?)"
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) != b"\n":
+            return "its last line has no line end yet (still being written?)"
+    return None
+
+
+def _recent(path: Path, quiet_s: float) -> bool:
+    try:
+        return time.time() - os.lstat(path).st_mtime < quiet_s
+    except OSError:
+        return False
 
 
 def _reason(path: Path, exc: Exception) -> str:
@@ -113,26 +153,39 @@ def _reason(path: Path, exc: Exception) -> str:
 
 
 def ingest_landing(
-    landing_dir: Path, warehouse_path: Path, raw_dir: Path, *, accepted: AcceptedTimes = AcceptedTimes()
+    landing_dir: Path, warehouse_path: Path, raw_dir: Path, *, accepted: AcceptedTimes = AcceptedTimes(),
+    quiet_s: float = QUIET_S,
 ) -> LandingRun:
     """Load every waiting landing file and move it to loaded/ or rejected/, all under the
     warehouse lock, so two runs started together never load or move the same file twice."""
-    from ingestion.load import load_each, recover
+    from ingestion.load import TruncatedFile, load_each, recover, stored_text
     from ingestion.warehouse import open_warehouse
 
     run = LandingRun()
     with open_warehouse(warehouse_path) as con:
         recover(con, raw_dir)
-        files, run.ignored = scan(landing_dir)
-        for entry in run.ignored:
-            logger.info("landing/%s: left alone", entry)
+        candidates, run.ignored = scan(landing_dir)
+        files = []
+        for file in candidates:
+            why = _unfinished(file, quiet_s)
+            if why:
+                run.waiting.append(f"{stored_text(file.name)}: {why}")
+            else:
+                files.append(file)
         for file, outcome in load_each(con, files, raw_dir, accepted=accepted, follow_links=False):
+            if isinstance(outcome, TruncatedFile) and _recent(file, quiet_s):
+                run.waiting.append(f"{stored_text(file.name)}: {_reason(file, outcome)} (still being copied?)")
+                continue
             if isinstance(outcome, Exception):
-                run.rejected.append(_reject(con, file, landing_dir, _reason(file, outcome)))
+                try:
+                    run.rejected.append(_reject(con, file, landing_dir, _reason(file, outcome)))
+                except Exception:  # noqa: BLE001 - recording it must not stop the other files
+                    logger.exception("%s: rejected, but the rejection could not be recorded", stored_text(file.name))
                 continue
             run.results.append(outcome)
             try:
                 archive_loaded([file], landing_dir)
             except OSError as exc:  # loaded and committed: the next run finds it "already loaded"
-                logger.error("%s: loaded, but could not move it to %s/: %s", file.name, LOADED_DIR, exc.strerror or exc)
+                logger.error("%s: loaded, but could not move it to %s/: %s", stored_text(file.name), LOADED_DIR,
+                             exc.strerror or exc)
     return run

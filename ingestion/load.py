@@ -66,6 +66,21 @@ class IngestError(Exception):
     compression); the message says why."""
 
 
+class TruncatedFile(IngestError):
+    """A gzip file that ends before its end-of-stream marker: corrupt, or still being copied."""
+
+
+# A "line" this long without a newline is not JSON Lines (a JSON array export, a binary file):
+# the file is refused instead of held in memory whole. Lines up to it are quarantined as oversized.
+MAX_CARRY_BYTES = 64 * 1024 * 1024
+
+
+def stored_text(text: str) -> str:
+    """A file name or path as stored in the warehouse: a name that is not valid UTF-8 (Python
+    holds its bytes as surrogates, which DuckDB refuses) keeps its bad bytes as \\xNN."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class FileResult:
     file_name: str
@@ -122,7 +137,7 @@ def _open_regular(path: Path, follow_links: bool):
 
 
 _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
-          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symbolic link"}
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 
 
 def read_chunks(path: Path, chunk_bytes: int | None = None, *, follow_links: bool = True) -> Iterator[bytes]:
@@ -141,7 +156,9 @@ def read_chunks(path: Path, chunk_bytes: int | None = None, *, follow_links: boo
         while True:
             try:
                 block = handle.read(size)
-            except (OSError, EOFError, zlib.error) as exc:
+            except EOFError as exc:
+                raise TruncatedFile(f"{path}: not a readable gzip file ({exc})") from None
+            except (OSError, zlib.error) as exc:
                 what = "not a readable gzip file" if gz else "cannot read"
                 raise IngestError(f"{path}: {what} ({exc})") from None
             if not block:
@@ -151,6 +168,9 @@ def read_chunks(path: Path, chunk_bytes: int | None = None, *, follow_links: boo
             data = carry + block if carry else block
             cut = data.rfind(b"\n") + 1
             if cut == 0:  # one line longer than the chunk: keep reading
+                if len(data) > MAX_CARRY_BYTES:
+                    raise IngestError(f"{path}: a line of over {MAX_CARRY_BYTES:,} bytes without a line end "
+                                      "(not JSON Lines)")
                 carry = data
                 continue
             carry = data[cut:]
@@ -505,7 +525,7 @@ def _commit(con: duckdb.DuckDBPyConnection, result: FileResult, path: Path, now:
     ts = f"timestamp '{now:%Y-%m-%d %H:%M:%S.%f}'"
     con.execute(
         "insert into ingest.ledger values (?, ?, ?, ?, ?, ?, ?, ?, " + ts + ")",
-        [result.batch_id, result.file_name, str(path), result.content_hash, result.lines, result.loaded,
+        [result.batch_id, result.file_name, stored_text(str(path)), result.content_hash, result.lines, result.loaded,
          result.duplicates, result.quarantined],
     )
     con.execute(
@@ -593,17 +613,18 @@ def load_file(
     staging: Path | None = None
     published: Path | None = None
     opening = opening or _open(path)
+    name = stored_text(path.name)
     hasher = opening.hasher
     try:
         with closing(opening.chunks) as chunks, ThreadPoolExecutor(max_workers=2) as pool:
             prepared: Lines | None = opening.prepared
             following = opening.following
             hashed = opening.hashed
-            if following is None and _name_in_ledger(con, path.name):
+            if following is None and _name_in_ledger(con, name):
                 # A file of one chunk loaded again under its name: skip it before validating.
                 # (Content loaded under another name is found by the check after validation.)
                 hashed.result()
-                previous = _already_loaded(con, hasher.hexdigest(), path.name)
+                previous = _already_loaded(con, hasher.hexdigest(), name)
                 if previous is not None:
                     return previous
             # Worker threads hash and split the next chunk while DuckDB validates this one.
@@ -618,16 +639,16 @@ def load_file(
                 following = next(chunks, None) if upcoming is not None else None
             hashed.result()
         content_hash = hasher.hexdigest()
-        previous = _already_loaded(con, content_hash, path.name)
+        previous = _already_loaded(con, content_hash, name)
         if previous is not None:
             return previous
         batch_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         counts = _classify(con, batch_id)
-        result = FileResult(file_name=path.name, content_hash=content_hash, batch_id=batch_id, **counts)
+        result = FileResult(file_name=name, content_hash=content_hash, batch_id=batch_id, **counts)
         staging = raw_layer.tmp_dir(raw_dir) / batch_id
         staging.mkdir(parents=True)
-        _write_batch(con, staging, path.name, batch_id, now)
+        _write_batch(con, staging, name, batch_id, now)
         if fail_at == "after_raw_write":
             raise InjectedFailure(fail_at)
         published = raw_layer.publish(staging, raw_dir, batch_id)
@@ -661,7 +682,7 @@ def recover(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[str]:
 
 # Failures that say nothing about the file: they are raised, and the file is tried again by the
 # next run. Every other failure of one file's load rejects that file (`load_each`).
-ENVIRONMENT_ERRORS = (OSError, MemoryError, TimeoutError, InjectedFailure, duckdb.IOException,
+ENVIRONMENT_ERRORS = (OSError, MemoryError, InjectedFailure, duckdb.IOException,
                       duckdb.OutOfMemoryException, duckdb.InterruptException)
 
 
@@ -689,7 +710,7 @@ def load_each(
                 except ENVIRONMENT_ERRORS:
                     raise
                 except Exception as exc:  # noqa: BLE001 - whatever this file's content triggers
-                    logger.exception("%s: the load failed", file)
+                    logger.debug("%s: the load failed", file, exc_info=True)
                     yield file, IngestError(f"{file}: cannot be loaded ({type(exc).__name__}: {exc})")
                     continue
                 yield file, result

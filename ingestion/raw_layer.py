@@ -66,10 +66,6 @@ def tmp_dir(raw_dir: Path) -> Path:
     return raw_dir / "_tmp"
 
 
-def table_glob(raw_dir: Path, table: str) -> str:
-    return str(batches_dir(raw_dir) / "*" / f"{table}.parquet")
-
-
 def ensure_schema_files(raw_dir: Path) -> None:
     """Write the empty per-table files once, so readers work before the first load."""
     folder = batches_dir(raw_dir) / SCHEMA_BATCH

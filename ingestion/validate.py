@@ -40,7 +40,8 @@ Parses that are strict on purpose (what a lenient parser would let through):
   as the contract allows): hour 24, minute 60, offset +25:00 or a missing colon are
   "unparseable"; a leap second (:60) is read as the next second.
 - `occurred_at` must fall in the accepted range (`AcceptedTimes`: from 2000-01-01 to one day
-  after the load by default); outside it the line is quarantined with the range in its reason.
+  after the load by default); outside it the line is quarantined with a reason naming the bound
+  and its setting (the same text for every load, so the quarantine groups by reason).
 """
 
 from __future__ import annotations
@@ -115,10 +116,19 @@ class AcceptedTimes:
     def bounds(self, now: datetime) -> tuple[datetime, datetime]:
         return self.earliest, now + self.ahead
 
+    def reasons(self) -> tuple[str, str]:
+        """The quarantine reasons for a time before the range and after it: the same text for
+        every load under the same settings, so the quarantine groups by reason."""
+        hours = self.ahead.total_seconds() / 3600
+        return (f"occurred_at before {self.earliest:%Y-%m-%d %H:%M} UTC (AGENT_ANALYTICS_EVENT_TIME_MIN)",
+                f"occurred_at more than {hours:g} h after the load (AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H)")
+
 
 # The bounds reach the SQL as DuckDB variables, set by the load for each file.
 EARLIEST_VAR = "accepted_occurred_at_min"
 LATEST_VAR = "accepted_occurred_at_max"
+TOO_EARLY_VAR = "accepted_too_early_reason"
+TOO_LATE_VAR = "accepted_too_late_reason"
 
 
 def _occurred_at(v: str) -> str:
@@ -139,6 +149,9 @@ def set_accepted_times(con, accepted: AcceptedTimes, now: datetime) -> None:
     earliest, latest = accepted.bounds(now)
     con.execute(f"set variable {EARLIEST_VAR} = cast(? as timestamp)", [earliest])
     con.execute(f"set variable {LATEST_VAR} = cast(? as timestamp)", [latest])
+    too_early, too_late = accepted.reasons()
+    con.execute(f"set variable {TOO_EARLY_VAR} = ?", [too_early])
+    con.execute(f"set variable {TOO_LATE_VAR} = ?", [too_late])
 
 
 class Sql(str):
@@ -424,9 +437,8 @@ def _line_rules() -> list[tuple[str, str]]:
     rules.append(("k_occurred_at is null", "missing field occurred_at"))
     rules.append(("k_occurred_at <> 's'", "field occurred_at must be a string"))
     rules.append(("occurred_at is null", "unparseable timestamp occurred_at"))
-    rules.append((f"not {_in_accepted_range('occurred_at')}", Sql(
-        f"'occurred_at outside the accepted range ' || strftime(getvariable('{EARLIEST_VAR}'), '%Y-%m-%d %H:%M') "
-        f"|| ' to ' || strftime(getvariable('{LATEST_VAR}'), '%Y-%m-%d %H:%M') || ' UTC'")))
+    rules.append((f"occurred_at < getvariable('{EARLIEST_VAR}')", Sql(f"getvariable('{TOO_EARLY_VAR}')")))
+    rules.append((f"occurred_at >= getvariable('{LATEST_VAR}')", Sql(f"getvariable('{TOO_LATE_VAR}')")))
     rules += _guard(
         msg,
         _string_rules("", "user_id", True, MAX_TEXT_CHARS)

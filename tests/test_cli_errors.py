@@ -111,6 +111,7 @@ CASES = [
     ("alerts-limit-0", ["alerts", "history", "--limit", "0"], {}, "argument --limit: '0' is not a positive whole number"),
     ("alerts-limit-word", ["alerts", "history", "--limit", "many"], {}, "argument --limit: 'many' is not a positive whole number"),
     ("alerts-limit-superscript", ["alerts", "history", "--limit", "\u00b2"], {}, "argument --limit: '\u00b2' is not a positive whole number"),
+    ("alerts-limit-huge", ["alerts", "history", "--limit", "9" * 25], {}, "argument --limit: '" + "9" * 25 + "' is more than 1,000,000"),
     ("alerts-no-subcommand", ["alerts"], {}, "the following arguments are required: alerts_command"),
     ("alerts-test-no-rules", ["alerts", "test", "nope"], {}, "no alert rules file at "),
     # the command itself

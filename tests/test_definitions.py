@@ -85,3 +85,9 @@ def test_landing_sensor_survives_a_dangling_link_and_launches_the_run_that_rejec
     (landing / "gone.jsonl").symlink_to(landing / "missing.jsonl")
     request = landing_files_sensor(dg.build_sensor_context())
     assert isinstance(request, dg.RunRequest) and request.tags == {"landing_files": "1"}
+
+
+def test_landing_sensor_survives_a_file_name_that_is_not_utf8(landing):
+    (landing / os.fsdecode(b"bad\xff.jsonl")).write_text("{}\n")
+    request = landing_files_sensor(dg.build_sensor_context())
+    assert isinstance(request, dg.RunRequest) and request.tags == {"landing_files": "1"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import time
 from pathlib import Path
 
 import duckdb
@@ -34,7 +35,7 @@ def test_a_corrupt_gzip_is_rejected_and_the_other_files_load(landing, home):
     (landing / "c-garbage.jsonl.gz").write_bytes(b"\x1f\x8b" + b"not really gzip" * 10)
     write_lines(landing / "d.jsonl", [message("d-1")])
 
-    run = ingest_landing(landing, home.warehouse, home.raw)
+    run = ingest_landing(landing, home.warehouse, home.raw, quiet_s=0)
 
     assert [(r.file_name, counts(r)) for r in run.results] == [("a.jsonl", (2, 2, 0, 0)), ("d.jsonl", (1, 1, 0, 0))]
     assert [r.file_name for r in run.rejected] == ["b-truncated.jsonl.gz", "c-garbage.jsonl.gz"]
@@ -53,7 +54,7 @@ def test_a_corrupt_gzip_is_rejected_and_the_other_files_load(landing, home):
     assert query(home, "select file_name from ingest.ledger order by 1") == [("a.jsonl",), ("d.jsonl",)]
     assert query(home, "select count(*) from ingest.quarantine") == [(0,)]
     # the next run has nothing left to do and fails on nothing
-    again = ingest_landing(landing, home.warehouse, home.raw)
+    again = ingest_landing(landing, home.warehouse, home.raw, quiet_s=0)
     assert (again.results, again.rejected) == ([], [])
 
 
@@ -69,7 +70,7 @@ def test_links_fifos_and_directories_are_never_read(tmp_path, landing, home):
     (landing / "sub").mkdir()
     (landing / "notes.txt").write_text("hello")
 
-    run = ingest_landing(landing, home.warehouse, home.raw)
+    run = ingest_landing(landing, home.warehouse, home.raw, quiet_s=0)
 
     assert [r.file_name for r in run.results] == ["inside.jsonl"]
     assert {r.file_name: r.reason for r in run.rejected} == {
@@ -104,7 +105,7 @@ def test_a_file_whose_load_fails_is_rejected_with_the_error(landing, home, monke
         return classify(con, batch_id)
 
     monkeypatch.setattr(load, "_classify", failing_for_b)
-    run = ingest_landing(landing, home.warehouse, home.raw)
+    run = ingest_landing(landing, home.warehouse, home.raw, quiet_s=0)
 
     assert [r.file_name for r in run.results] == ["a.jsonl", "c.jsonl"]
     assert [(r.file_name, r.reason) for r in run.rejected] == [
@@ -122,7 +123,7 @@ def test_a_failure_of_the_machine_is_not_blamed_on_the_file(landing, home, monke
 
     monkeypatch.setattr(load, "_write_batch", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        ingest_landing(landing, home.warehouse, home.raw)
+        ingest_landing(landing, home.warehouse, home.raw, quiet_s=0)
     assert _files(landing) == ["a.jsonl"]
 
 
@@ -139,3 +140,73 @@ def test_a_home_with_a_quote_in_its_path(tmp_path):
     finally:
         con.close()
     assert rows == [("q-1",)]
+
+
+def test_a_file_still_being_written_waits_for_a_later_run(landing, home):
+    """A plain file whose last line has no line end yet, or a gzip ending before its end marker,
+    changed moments ago, is being written or copied: it stays in landing/ (not loaded in part,
+    not rejected). Once it has been quiet for `quiet_s`, it is judged as it is."""
+    partial = landing / "a-partial.jsonl"
+    partial.write_text(message("p-1") + "\n" + message("p-2")[:40])
+    copied = gzip.compress("".join(message(f"g-{i}") + "\n" for i in range(200)).encode())
+    (landing / "b-copying.jsonl.gz").write_bytes(copied[: len(copied) // 2])
+    write_lines(landing / "c-done.jsonl", [message("c-1")])
+
+    run = ingest_landing(landing, home.warehouse, home.raw, quiet_s=60)
+
+    assert [r.file_name for r in run.results] == ["c-done.jsonl"]
+    assert run.rejected == []
+    assert [w.split(":")[0] for w in run.waiting] == ["a-partial.jsonl", "b-copying.jsonl.gz"]
+    assert "no line end yet" in run.waiting[0] and "still being copied" in run.waiting[1]
+    assert _files(landing) == ["a-partial.jsonl", "b-copying.jsonl.gz", "loaded"]
+
+    # the writers finish: the next run loads both
+    partial.write_text(message("p-1") + "\n" + message("p-2") + "\n")
+    (landing / "b-copying.jsonl.gz").write_bytes(copied)
+    run = ingest_landing(landing, home.warehouse, home.raw, quiet_s=60)
+    assert [(r.file_name, counts(r)) for r in run.results] == [("a-partial.jsonl", (2, 2, 0, 0)),
+                                                               ("b-copying.jsonl.gz", (200, 200, 0, 0))]
+
+    # a truncated gzip that has been quiet for longer is broken: rejected
+    (landing / "d-broken.jsonl.gz").write_bytes(copied[:100])
+    long_ago = time.time() - 120
+    os.utime(landing / "d-broken.jsonl.gz", (long_ago, long_ago))
+    run = ingest_landing(landing, home.warehouse, home.raw, quiet_s=60)
+    assert [r.file_name for r in run.rejected] == ["d-broken.jsonl.gz"] and run.waiting == []
+
+
+def test_a_file_name_that_is_not_utf8_loads_or_is_rejected_by_its_bytes(landing, home):
+    """Python holds such a name with surrogates, which DuckDB refused: the whole run failed."""
+    good = Path(os.fsdecode(bytes(landing) + b"/good\xff.jsonl"))
+    write_lines(good, [message("u-1")])
+    broken = Path(os.fsdecode(bytes(landing) + b"/broken\xfe.jsonl.gz"))
+    broken.write_bytes(b"\x1f\x8bnot gzip at all")
+    write_lines(landing / "plain.jsonl", [message("u-2")])
+
+    run = ingest_landing(landing, home.warehouse, home.raw, quiet_s=0)
+
+    assert [r.file_name for r in run.results] == ["good\\xff.jsonl", "plain.jsonl"]
+    assert [r.file_name for r in run.rejected] == ["broken\\xfe.jsonl.gz"]
+    assert query(home, "select file_name from ingest.ledger order by 1") == [("good\\xff.jsonl",), ("plain.jsonl",)]
+    assert query(home, "select file_name from ingest.rejected_files") == [("broken\\xfe.jsonl.gz",)]
+    assert raw(home, "messages", "event_id, source_file") == [("u-1", "good\\xff.jsonl"), ("u-2", "plain.jsonl")]
+
+
+def test_a_line_without_end_is_refused_not_held_in_memory(landing, home, monkeypatch):
+    monkeypatch.setattr(load, "MAX_CARRY_BYTES", 1000)
+    monkeypatch.setattr(load, "CHUNK_BYTES", 256)
+    (landing / "array.jsonl").write_text("[" + ",".join(message(f"x-{i}") for i in range(50)) + "]")
+    write_lines(landing / "fine.jsonl", [message("f-1")])
+    run = ingest_landing(landing, home.warehouse, home.raw, quiet_s=0)
+    assert [r.file_name for r in run.results] == ["fine.jsonl"]
+    assert [(r.file_name, r.reason) for r in run.rejected] == [
+        ("array.jsonl", "a line of over 1,000 bytes without a line end (not JSON Lines)")]
+
+
+def test_files_of_the_same_name_never_replace_each_other_in_loaded(landing, home):
+    for content in ("first", "second", "third"):
+        write_lines(landing / "daily.jsonl", [message(f"{content}-1")])
+        ingest_landing(landing, home.warehouse, home.raw, quiet_s=0)
+    assert _files(landing / "loaded") == ["daily.1.jsonl", "daily.2.jsonl", "daily.jsonl"]
+    assert "first-1" in (landing / "loaded" / "daily.jsonl").read_text()
+    assert "third-1" in (landing / "loaded" / "daily.2.jsonl").read_text()

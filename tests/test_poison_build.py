@@ -1,7 +1,8 @@
 """A warehouse whose raw layer holds what ingestion now refuses (loaded before the rules
 existed, or with wider settings): events in year 1 and year 9999, response times of 1.7e308.
-The build stays small and every output stays valid (issue: no poison pills). The home's path
-has a quote in it, which used to break the dbt sources and the Parquet writes.
+The build stays small and every output stays valid (issue: no poison pills). The home is named
+`it's [home]`: its quote used to break the dbt sources and the Parquet writes, and its brackets
+made the dbt sources read a glob pattern (another folder's files, or none).
 
 Expected values by hand: day1.jsonl has messages on 2026-11-02 and 2026-11-03 (UTC); old.jsonl
 adds three on 2026-11-03 whose response times become 1.7e308 and two whose times become
@@ -17,6 +18,7 @@ import io
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import duckdb
@@ -54,7 +56,7 @@ def _rewrite(batch: Path, table: str, replace: str) -> None:
 
 @pytest.fixture(scope="module")
 def poisoned(tmp_path_factory):
-    home = tmp_path_factory.mktemp("poison") / "it's home"
+    home = tmp_path_factory.mktemp("poison") / "it's [home]"
     patch = pytest.MonkeyPatch()
     saved_env = dict(os.environ)
     patch.setenv("AGENT_ANALYTICS_HOME", str(home))
@@ -77,6 +79,9 @@ def poisoned(tmp_path_factory):
     write_lines(settings.landing_dir / "a-late.jsonl", [message("late-1", "2026-11-03T14:00:00Z")])
     (settings.landing_dir / "b-broken.jsonl.gz").write_bytes(gzip.compress(b"x" * 5000)[:30])
     write_lines(settings.landing_dir / "c-late.jsonl", [message("late-2", "2026-11-03T15:00:00Z")])
+    an_hour_ago = time.time() - 3600  # written long ago: a truncated gzip is broken, not being copied
+    for f in settings.landing_dir.iterdir():
+        os.utime(f, (an_hour_ago, an_hour_ago))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert run_build(settings)

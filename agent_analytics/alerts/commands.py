@@ -35,7 +35,12 @@ def _positive(text: str) -> int:
         value = 0
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    if value > MAX_LIMIT:  # DuckDB's LIMIT takes a 64-bit number; nobody reads more episodes
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {MAX_LIMIT:,}")
     return value
+
+
+MAX_LIMIT = 1_000_000
 
 
 def _config(settings) -> AlertConfig:

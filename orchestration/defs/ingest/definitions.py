@@ -2,6 +2,7 @@
 
 
 import hashlib
+import os
 
 import dagster as dg
 
@@ -39,9 +40,11 @@ def raw_events(context: dg.AssetExecutionContext):
     settings = load_settings()
     settings.ensure_dirs()
     run = ingest_landing(settings.landing_dir, settings.warehouse_path, settings.raw_dir,
-                         accepted=settings.accepted_times())
+                         accepted=settings.accepted_times(), quiet_s=settings.landing_quiet_s)
     for entry in run.ignored:
         context.log.info(f"landing/{entry}: left alone")
+    for entry in run.waiting:
+        context.log.info(f"landing/{entry}: left for a later run")
     for rejection in run.rejected:
         where = f"moved to {rejection.moved_to}" if rejection.moved_to else "could not be moved"
         context.log.warning(f"{rejection.file_name}: rejected ({rejection.reason}), {where}")
@@ -79,7 +82,7 @@ def landing_run_key(files: list) -> str:
             stat = f.lstat()
         except FileNotFoundError:
             continue
-        digest.update(f"{f.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        digest.update(os.fsencode(f.name) + f"|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
 
 
