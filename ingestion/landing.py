@@ -131,11 +131,15 @@ def _unfinished(path: Path, quiet_s: float) -> str | None:
         return None
     if info.st_size == 0:
         return "empty and changed moments ago (still being written?)"
-    with open(path, "rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        if handle.read(1) != b"\n":
-            return "its last line has no line end yet (still being written?)"
-    return None
+    try:  # as the load opens it: never through a link, never blocking on a FIFO swapped in
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        last = os.pread(fd, 1, info.st_size - 1) if stat.S_ISREG(os.fstat(fd).st_mode) else b"\n"
+    finally:
+        os.close(fd)
+    return None if last == b"\n" else "its last line has no line end yet (still being written?)"
 
 
 def _recent(path: Path, quiet_s: float) -> bool:
