@@ -74,6 +74,21 @@ class WarehouseOpenError(OSError):
     lock); the message is one line naming the file."""
 
 
+def wait_for_flock(handle, timeout_s: float, poll_s: float = 0.2) -> bool:
+    """Take an exclusive flock on the open file `handle`, sleeping between tries (so the waiting
+    process still answers signals); False when `timeout_s` passed first. The kernel releases an
+    flock when its holder dies, however it dies, so it is never left stale."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.01)))
+
+
 @contextmanager
 def warehouse_lock(warehouse_path: Path, timeout_s: float = 3600.0) -> Iterator[None]:
     """Exclusive, blocking, process-wide lock for the warehouse file."""
@@ -84,15 +99,8 @@ def warehouse_lock(warehouse_path: Path, timeout_s: float = 3600.0) -> Iterator[
     except OSError as exc:
         raise WarehouseOpenError(f"cannot open the warehouse lock {lock_path}: {exc.strerror or exc}") from exc
     with handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"another process has held {lock_path} for over {timeout_s:.0f} s") from None
-                time.sleep(0.2)
+        if not wait_for_flock(handle, timeout_s):
+            raise TimeoutError(f"another process has held {lock_path} for over {timeout_s:.0f} s")
         try:
             yield
         finally:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+
+from ingestion.warehouse import wait_for_flock
 
 LOCK_NAME = "build.lock"
 POLL_S = 0.5
@@ -33,20 +34,13 @@ def build_turn(dagster_home: Path, wait_s: float, setting: str = "AGENT_ANALYTIC
     lock_path = dagster_home / LOCK_NAME
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as handle:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "another build"
-                    raise BuildWaitTimeout(
-                        f"{holder} still holds {lock_path} after {wait_s:g} s of waiting ({setting}); "
-                        f"try again later or raise {setting}"
-                    ) from None
-                time.sleep(min(POLL_S, max(deadline - time.monotonic(), 0.01)))
+        if not wait_for_flock(handle, wait_s, POLL_S):
+            handle.seek(0)
+            holder = handle.read().strip() or "another build"
+            raise BuildWaitTimeout(
+                f"{holder} still holds {lock_path} after {wait_s:g} s of waiting ({setting}); "
+                f"try again later or raise {setting}"
+            )
         try:
             handle.truncate(0)
             started = datetime.now(timezone.utc).isoformat(timespec="seconds")
