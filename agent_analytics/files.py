@@ -8,8 +8,9 @@ before the rename, so even a power cut leaves the old file or the new one. A tem
 by a writer that was killed is removed by the next write of the same file.
 
 A symbolic link is written through (the file it points to is replaced, the link stays), and
-a target that is not a regular file (`/dev/stdout`, a FIFO) is written to directly: a rename
-would replace the device or pipe with a file.
+a target that is not a regular file (a FIFO, a device) or lies under /dev or /proc
+(`/dev/stdout`, whatever it is redirected to) is appended to directly: a rename would replace
+the device, pipe or redirected file with a new file.
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ from __future__ import annotations
 import glob
 import os
 import secrets
+import stat
 from pathlib import Path
 
 
 def write_atomically(path: Path, content: str | bytes) -> Path:
     data = content if isinstance(content, bytes) else content.encode("utf-8")
-    path = Path(os.path.realpath(path))
-    if path.exists() and not path.is_file() and not path.is_dir():
-        with open(path, "wb") as handle:
+    if written_in_place(path):
+        with open(path, "ab") as handle:
             handle.write(data)
         return path
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -41,6 +43,16 @@ def write_atomically(path: Path, content: str | bytes) -> Path:
         raise
     _sync_folder(path.parent)
     return path
+
+
+def written_in_place(path: Path) -> bool:
+    """An existing target that is not a regular file, or one under /dev or /proc."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    special = str(Path(os.path.abspath(path))).startswith(("/dev/", "/proc/"))
+    return special or not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode))
 
 
 def _remove_leftovers(path: Path) -> None:

@@ -38,11 +38,13 @@ def check_output_file(path: Path, label: str = "-o") -> Path:
     path = Path(path)
     if path.is_dir():
         raise OutputPathError(f"{label} {path}: is a folder; give a file name")
-    target = Path(os.path.realpath(path))
-    if target.exists() and not target.is_file():  # written to directly, not replaced
-        if not os.access(target, os.W_OK):
+    from agent_analytics.files import written_in_place
+
+    if written_in_place(path):  # a FIFO, a device, /dev/stdout: written to, not replaced
+        if not os.access(path, os.W_OK):
             raise OutputPathError(f"{label} {path}: cannot write to it (permission denied)")
         return path
+    target = Path(os.path.realpath(path))
     _check_creatable(target, label)  # an existing file is replaced by a rename in its folder
     return path
 

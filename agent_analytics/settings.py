@@ -167,6 +167,8 @@ def _home(env) -> Path:
         home = Path(raw).expanduser().resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: ~unknown-user, a symlink loop
         raise SettingsError(f"{HOME_VAR}={raw!r} is not a usable path: {exc}") from None
+    if "\\" in str(home):  # DuckDB's file globs (the dbt sources) cannot match a backslash
+        raise SettingsError(f"{HOME_VAR}={raw!r} holds a backslash; choose a path without one")
     # The nearest existing ancestor must be a folder, or every folder of the home fails to be made.
     for folder in (home, *home.parents):
         if folder.exists():

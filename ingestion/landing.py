@@ -88,8 +88,10 @@ def _move(path: Path, folder: Path) -> Path:
     destination = folder / path.name
     suffix = ".jsonl.gz" if path.name.endswith(".jsonl.gz") else ".jsonl" if path.name.endswith(".jsonl") else ""
     stem = path.name[: len(path.name) - len(suffix)]
+    if os.path.lexists(destination):  # never replace an earlier file of the same name
+        destination = folder / f"{stem}.{os.lstat(path).st_mtime_ns}{suffix}"
     number = 0
-    while os.path.lexists(destination):  # never replace an earlier file of the same name
+    while os.path.lexists(destination):  # the same name and time too (cp -p)
         number += 1
         destination = folder / f"{stem}.{number}{suffix}"
     os.replace(path, destination)
@@ -120,31 +122,47 @@ def _reject(con, path: Path, landing_dir: Path, reason: str) -> Rejection:
     return Rejection(name, moved_to, reason)
 
 
+_GZIP_MIN_BYTES = 18  # a 10-byte header and an 8-byte trailer
+
+
+def _changed_within(info: os.stat_result, quiet_s: float) -> bool:
+    """Changed less than `quiet_s` seconds ago; a time in the future (a clock or an archive
+    elsewhere) counts as long ago, or the file would wait forever."""
+    return 0 <= time.time() - info.st_mtime < quiet_s
+
+
 def _unfinished(path: Path, quiet_s: float) -> str | None:
-    """Why a plain file changed within `quiet_s` seconds looks unfinished, else None (gzip files
-    are judged by their load: only decompressing shows a missing end)."""
+    """Why a file changed within `quiet_s` seconds looks unfinished, else None: empty; plain
+    and not ending with a line end; gzip and shorter than a gzip file or without its magic
+    bytes yet (a gzip cut short further on shows only when decompressed: see the load)."""
     try:
         info = os.lstat(path)
     except OSError:
         return None  # the load says what is wrong with it
-    if time.time() - info.st_mtime >= quiet_s or path.name.endswith(".gz") or not stat.S_ISREG(info.st_mode):
+    if not _changed_within(info, quiet_s) or not stat.S_ISREG(info.st_mode):
         return None
     if info.st_size == 0:
         return "empty and changed moments ago (still being written?)"
+    gz = path.name.endswith(".gz")
     try:  # as the load opens it: never through a link, never blocking on a FIFO swapped in
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
-        last = os.pread(fd, 1, info.st_size - 1) if stat.S_ISREG(os.fstat(fd).st_mode) else b"\n"
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        edge = os.pread(fd, 2, 0) if gz else os.pread(fd, 1, info.st_size - 1)
     finally:
         os.close(fd)
-    return None if last == b"\n" else "its last line has no line end yet (still being written?)"
+    if gz:
+        complete = info.st_size >= _GZIP_MIN_BYTES and edge == b"\x1f\x8b"
+        return None if complete else "too short for a gzip file yet (still being copied?)"
+    return None if edge == b"\n" else "its last line has no line end yet (still being written?)"
 
 
 def _recent(path: Path, quiet_s: float) -> bool:
     try:
-        return time.time() - os.lstat(path).st_mtime < quiet_s
+        return _changed_within(os.lstat(path), quiet_s)
     except OSError:
         return False
 
@@ -181,10 +199,12 @@ def ingest_landing(
                 run.waiting.append(f"{stored_text(file.name)}: {_reason(file, outcome)} (still being copied?)")
                 continue
             if isinstance(outcome, Exception):
+                reason = _reason(file, outcome)
                 try:
-                    run.rejected.append(_reject(con, file, landing_dir, _reason(file, outcome)))
+                    run.rejected.append(_reject(con, file, landing_dir, reason))
                 except Exception:  # noqa: BLE001 - recording it must not stop the other files
                     logger.exception("%s: rejected, but the rejection could not be recorded", stored_text(file.name))
+                    run.rejected.append(Rejection(stored_text(file.name), None, reason))
                 continue
             run.results.append(outcome)
             try:

@@ -419,3 +419,18 @@ def test_an_atomic_write_goes_through_links_and_into_pipes(tmp_path):
     reader.join(timeout=10)
     assert received == [b"through the pipe\n"]
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_an_atomic_write_to_dev_stdout_reaches_a_pipe_and_a_redirected_file(tmp_path):
+    """/dev/stdout resolves to a pipe that has no path, or to the file stdout is redirected
+    to: it is written to, never renamed over (which failed for a pipe and wiped the file)."""
+    code = "from pathlib import Path; from agent_analytics.files import write_atomically; " \
+           "write_atomically(Path('/dev/stdout'), 'exported\\n')"
+    piped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, "exported\n", "")
+    log = tmp_path / "app.log"
+    log.write_text("earlier line\n")
+    inode = log.stat().st_ino
+    with open(log, "a") as out:
+        subprocess.run([sys.executable, "-c", code], stdout=out, check=True, timeout=60)
+    assert log.read_text() == "earlier line\nexported\n" and log.stat().st_ino == inode

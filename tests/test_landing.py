@@ -5,6 +5,7 @@ links, FIFOs and directories are refused or left alone with a reason (issue: no 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import time
 from pathlib import Path
@@ -207,6 +208,25 @@ def test_files_of_the_same_name_never_replace_each_other_in_loaded(landing, home
     for content in ("first", "second", "third"):
         write_lines(landing / "daily.jsonl", [message(f"{content}-1")])
         ingest_landing(landing, home.warehouse, home.raw, quiet_s=0)
-    assert _files(landing / "loaded") == ["daily.1.jsonl", "daily.2.jsonl", "daily.jsonl"]
+    kept = _files(landing / "loaded")
+    assert len(kept) == 3 and kept[-1] == "daily.jsonl" and all(k.endswith(".jsonl") for k in kept)
     assert "first-1" in (landing / "loaded" / "daily.jsonl").read_text()
-    assert "third-1" in (landing / "loaded" / "daily.2.jsonl").read_text()
+    assert sorted(next(iter(json.loads(line)["event_id"] for line in (landing / "loaded" / k).read_text().splitlines()))
+                  for k in kept) == ["first-1", "second-1", "third-1"]
+
+
+def test_unfinished_gzip_and_future_times(landing, home):
+    """An empty or two-byte .jsonl.gz just created is still being copied (it was loaded as an
+    empty plain file and moved away); a file stamped in the future is judged now, never left
+    waiting forever."""
+    (landing / "a.jsonl.gz").write_bytes(b"")
+    (landing / "b.jsonl.gz").write_bytes(b"\x1f")
+    write_lines(landing / "c.jsonl", [message("c-1")])
+    (landing / "d-future.jsonl").write_text(message("d-1") + "\n" + message("d-2")[:30])
+    in_a_day = time.time() + 86400
+    os.utime(landing / "d-future.jsonl", (in_a_day, in_a_day))
+
+    run = ingest_landing(landing, home.warehouse, home.raw, quiet_s=60)
+
+    assert [w.split(":")[0] for w in run.waiting] == ["a.jsonl.gz", "b.jsonl.gz"]
+    assert [(r.file_name, counts(r)) for r in run.results] == [("c.jsonl", (1, 1, 0, 0)), ("d-future.jsonl", (2, 1, 0, 1))]

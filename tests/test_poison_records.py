@@ -77,7 +77,8 @@ def test_settings_give_the_accepted_range(monkeypatch):
     for env in ({"AGENT_ANALYTICS_EVENT_TIME_MIN": "0001-01-01"}, {"AGENT_ANALYTICS_EVENT_TIME_MIN": "soon"},
                 {"AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H": "-1"}, {"AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H": "1e9"},
                 {"AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H": "nan"}, {"AGENT_ANALYTICS_LANDING_QUIET_S": "-5"},
-                {"AGENT_ANALYTICS_LANDING_QUIET_S": "inf"}, {"AGENT_ANALYTICS_CAPACITY_PER_MIN": "inf"}):
+                {"AGENT_ANALYTICS_LANDING_QUIET_S": "inf"}, {"AGENT_ANALYTICS_CAPACITY_PER_MIN": "inf"},
+                {"AGENT_ANALYTICS_HOME": "/tmp/back\\slash[1]"}):
         with pytest.raises(SettingsError):
             load_settings(env)
 

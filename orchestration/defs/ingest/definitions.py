@@ -63,6 +63,7 @@ def raw_events(context: dg.AssetExecutionContext):
         "duplicates": sum(r.duplicates for r in fresh),
         "quarantined": sum(r.quarantined for r in fresh),
         "rejected_files": len(run.rejected),
+        "waiting_files": len(run.waiting),
     }
     for key in RAW_TABLE_KEYS:
         yield dg.MaterializeResult(asset_key=key, metadata=accounting if key == LEDGER_KEY else None)
