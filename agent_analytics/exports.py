@@ -39,7 +39,7 @@ def check_agents(con: duckdb.DuckDBPyConnection, agent_ids: list[str] | None) ->
 
 
 def to_csv(document: dict) -> str:
-    """The daily rows of a metrics document as the METRICS.md export CSV."""
+    """The daily rows of a metrics document as the export CSV (docs/metric-definitions.md)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

@@ -1,4 +1,4 @@
-"""Tests for ingestion.load: every input line ends in exactly one place (CONTRACT.md section 3).
+"""Tests for ingestion.load: every input line ends in exactly one place (docs/input-format.md section 2).
 
 Each test writes a small hand-made JSON Lines file into tmp_path, ingests it and checks the
 ledger, the quarantine (reason, line number, raw line), the duplicates and the Parquet raw

@@ -48,7 +48,7 @@ def _document() -> tuple:
     specs=[
         dg.AssetSpec(
             "daily_csv_export", group_name="exports", deps=MART_DEPS, kinds={"csv"},
-            description="exports/daily.csv: one row per day of the last 30 days (METRICS.md 'Exports' columns).",
+            description="exports/daily.csv: one row per day of the last 30 days (columns: docs/metric-definitions.md).",
         ),
         dg.AssetSpec(
             "full_json_export", group_name="exports", deps=MART_DEPS, kinds={"json"},

@@ -1,8 +1,8 @@
 """Great Expectations suites for the marts: plain functions, testable without Dagster.
 
 Each suite is a list of (expectation class name, keyword arguments) run against a pandas
-DataFrame through an ephemeral GX context (GX's SQL datasource on DuckDB is unreliable, see
-STACK.md). Great Expectations is imported inside `validate`, never at module import.
+DataFrame through an ephemeral GX context (GX's SQL datasource on DuckDB gives wrong results
+or an IndexError without patching its internals). Great Expectations is imported inside `validate`, never at module import.
 """
 
 from __future__ import annotations
