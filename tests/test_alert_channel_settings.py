@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from alert_receivers import HttpReceiver, SmtpReceiver
+from test_webhooks import queue
 
 from agent_analytics import mail
 from agent_analytics.alerts import events as ev
@@ -21,7 +22,6 @@ from agent_analytics.alerts.channels import send
 from agent_analytics.alerts.deliver import deliver_pending
 from agent_analytics.alerts.rules import channel_problem, channel_problems, parse_config
 from agent_analytics.alerts.secrets import redactor_for
-from agent_analytics.alerts.store import ensure_alert_tables
 from agent_analytics.redaction import Redactor
 
 TOKEN = "XOXBsecretTOKEN0123456789"  # the secret part of every URL below
@@ -89,7 +89,9 @@ def test_usable_values_and_unset_variables_are_no_problem():
     ({"type": "webhook", "url_env": "U", "secret_env": "S"}, {"U": "https://h.example/x", "S": ""},
      "channel 'c': signing secret in $S is empty"),
     ({"type": "pagerduty", "routing_key_env": "K"}, {"K": TOKEN[:8] + " " + TOKEN[8:]},
-     "channel 'c': routing key in $K contains whitespace or a control character"),
+     "channel 'c': routing key in $K contains whitespace"),
+    ({"type": "pagerduty", "routing_key_env": "K"}, {"K": TOKEN + "\x07"},
+     "channel 'c': routing key in $K contains a control character"),
     ({"type": "pagerduty", "routing_key_env": "K", "url_env": "U"}, {"K": TOKEN, "U": "events.pagerduty.com/v2/enqueue"},
      "channel 'c': URL in $U has no scheme (it must start with https:// or http://)"),
     ({"type": "email", "to": ["a@example.com"]}, {mail.HOST_VAR: "127.0.0.1", mail.PASSWORD_VAR: "pässwörd" + TOKEN},
@@ -146,17 +148,6 @@ def alert_event(n=1):
             "unit": "ms", "scope": "all", "severity": "critical", "episode_id": f"ep_{n}", "started_at": "2026-11-10T12:00:00Z",
             "fired_at": "2026-11-10T12:03:00Z", "value": 7000.0, "reminder": 0}
     return ev.envelope(ev.TRIGGERED, ev.event_id(ev.TRIGGERED, f"ep_{n}"), datetime(2026, 11, 10, 12, 3, tzinfo=timezone.utc), data)
-
-
-def queue(path: Path, event: dict, channels: list[str]):
-    with duckdb.connect(str(path)) as con:
-        ensure_alert_tables(con)
-        for channel in channels:
-            con.execute(
-                "insert into alerts.outbox (event_id, channel, event_type, episode_id, payload, created_at, status, attempts) "
-                "values (?, ?, ?, ?, ?, now(), 'pending', 0)",
-                [event["id"], channel, event["event"], event["data"]["episode_id"], ev.encode(event)],
-            )
 
 
 def warehouse_text(path: Path) -> str:

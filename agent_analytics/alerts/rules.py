@@ -346,15 +346,22 @@ def _control(text: str) -> bool:
     return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
 
 
-def url_problem(value: str) -> str | None:
-    """What makes `value` unusable as a webhook URL, without quoting it; None when usable."""
-    value = value.strip()
+def _text_problem(value: str) -> str | None:
+    """What makes a (stripped) setting value unusable as text at all; None when it is text."""
     if not value:
         return "is empty"
     if _undecodable(value):
         return "is not valid UTF-8"
     if _control(value):
         return "contains a control character"
+    return None
+
+
+def url_problem(value: str) -> str | None:
+    """What makes `value` unusable as a webhook URL, without quoting it; None when usable."""
+    value = value.strip()
+    if problem := _text_problem(value):
+        return problem
     if any(c.isspace() for c in value):
         return "contains whitespace"
     if not value.isascii():
@@ -384,12 +391,8 @@ def url_problem(value: str) -> str | None:
 
 def signing_secret_problem(value: str) -> str | None:
     value = value.strip()
-    if not value:
-        return "is empty"
-    if _undecodable(value):
-        return "is not valid UTF-8"
-    if _control(value):
-        return "contains a control character"
+    if problem := _text_problem(value):
+        return problem
     if value.startswith("whsec_"):
         try:
             if not base64.b64decode(value[len("whsec_"):], validate=True):
@@ -401,12 +404,10 @@ def signing_secret_problem(value: str) -> str | None:
 
 def routing_key_problem(value: str) -> str | None:
     value = value.strip()
-    if not value:
-        return "is empty"
-    if _undecodable(value):
-        return "is not valid UTF-8"
-    if _control(value) or any(c.isspace() for c in value):
-        return "contains whitespace or a control character"
+    if problem := _text_problem(value):
+        return problem
+    if any(c.isspace() for c in value):
+        return "contains whitespace"
     return None
 
 
