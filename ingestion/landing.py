@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ingestion.sql import stored_text
 from ingestion.validate import AcceptedTimes
 
 SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -60,8 +61,6 @@ def scan(landing_dir: Path) -> tuple[list[Path], list[str]]:
     not a regular file) sorted by name, and the other entries with why they are left alone."""
     if not landing_dir.exists():
         return [], []
-    from ingestion.load import stored_text
-
     candidates, ignored = [], []
     with os.scandir(landing_dir) as entries:
         for entry in entries:
@@ -106,8 +105,6 @@ def archive_loaded(files: list[Path], landing_dir: Path) -> None:
 
 def _reject(con, path: Path, landing_dir: Path, reason: str) -> Rejection:
     """Move an unloadable entry to landing/rejected/ and record why in ingest.rejected_files."""
-    from ingestion.load import stored_text
-
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     name = stored_text(path.name)
     try:
@@ -180,7 +177,7 @@ def ingest_landing(
 ) -> LandingRun:
     """Load every waiting landing file and move it to loaded/ or rejected/, all under the
     warehouse lock, so two runs started together never load or move the same file twice."""
-    from ingestion.load import TruncatedFile, load_each, recover, stored_text
+    from ingestion.load import TruncatedFile, load_each, recover
     from ingestion.warehouse import open_warehouse
 
     run = LandingRun()

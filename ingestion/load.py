@@ -46,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingestion import pricing, raw_layer
-from ingestion.sql import literal
+from ingestion.sql import literal, stored_text
 from ingestion.validate import PARSE_SQL, AcceptedTimes, reason_sql, set_accepted_times
 from ingestion.warehouse import ID_HASH, ensure_ingest_schema, open_warehouse
 
@@ -74,11 +74,6 @@ class TruncatedFile(IngestError):
 # the file is refused instead of held in memory whole. Lines up to it are quarantined as oversized.
 MAX_CARRY_BYTES = 64 * 1024 * 1024
 
-
-def stored_text(text: str) -> str:
-    """A file name or path as stored in the warehouse: a name that is not valid UTF-8 (Python
-    holds its bytes as surrogates, which DuckDB refuses) keeps its bad bytes as \\xNN."""
-    return os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
