@@ -1,4 +1,4 @@
-"""Synthetic event generator: native JSON Lines per docs/input-format.md section 1.
+"""Synthetic event generator: native JSON Lines per docs/events.md.
 
 ``generate(out_dir, events, days, seed, end)`` writes one file per UTC day,
 ``events-YYYY-MM-DD.jsonl``, covering ``end - days + 1 .. end``. It is the demo

@@ -55,7 +55,7 @@ TARGET_ONE_MORE_DAY_S = 15.0
 TARGET_PEAK_GB = 6.0
 TARGET_QUERY_S = 2.0
 
-# The contract fields with their types; nested arrays stay JSON (docs/input-format.md section 1).
+# The contract fields with their types; nested arrays stay JSON (docs/events.md).
 BARE_COLUMNS = {
     "event_id": "VARCHAR", "type": "VARCHAR", "occurred_at": "TIMESTAMPTZ",
     "user_id": "VARCHAR", "agent_id": "VARCHAR", "agent_name": "VARCHAR", "agent_version": "VARCHAR",

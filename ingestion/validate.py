@@ -16,7 +16,7 @@ Two passes, both plain DuckDB SQL (no per-line Python):
    caller feeds them as `source`). It parses them into raw JSON fragments and derives each
    fragment's JSON kind from its first byte (`"` string, `{` object, `[` array, `t`/`f`
    boolean, `-`/digit number; JSON null reads as SQL NULL, i.e. absent). Every rule of
-   docs/input-format.md section 1 is one `when ... then 'reason'` branch; the first failing rule names
+   docs/events.md is one `when ... then 'reason'` branch; the first failing rule names
    the reason, and for nested `llm_calls` / `tool_calls` the first failing item's. A line
    that passes every rule here is valid too (it was only unusual, e.g. a numeric-looking id).
 

@@ -1,7 +1,7 @@
 """The oracle: every metric of the JSON export computed again, straight from the raw events.
 
 A deliberately simple second implementation of docs/metric-definitions.md (and
-docs/input-format.md section 1 for what a valid record is). It shares no code with the
+docs/events.md for what a valid record is). It shares no code with the
 warehouse (nothing from `agent_analytics`, `ingestion` or `orchestration`): it reads the JSON
 lines with a Python loop, validates each record by hand, keeps the first record of every
 `event_id`, prices LLM calls one by one with genai-prices, sessionizes with a loop and

@@ -1,4 +1,4 @@
-"""Tests for ingestion.load: every input line ends in exactly one place (docs/input-format.md section 2).
+"""Tests for ingestion.load: every input line ends in exactly one place (docs/events.md).
 
 Each test writes a small hand-made JSON Lines file into tmp_path, ingests it and checks the
 ledger, the quarantine (reason, line number, raw line), the duplicates and the Parquet raw
