@@ -23,12 +23,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 
 from agent_analytics import build_memory
 from agent_analytics.timezones import is_known_zone
-from ingestion.validate import AcceptedTimes
 
 HOME_VAR = "AGENT_ANALYTICS_HOME"
 TZ_VAR = "AGENT_ANALYTICS_TZ"
@@ -69,13 +68,6 @@ class Settings:
     build_wait_s: float = 1800.0
     duckdb_memory: str = build_memory.DEFAULT_MEMORY
     dbt_threads: int = 1
-
-    def accepted_times(self) -> AcceptedTimes:
-        """The range of event times a load accepts (the rest is quarantined with the range)."""
-        return AcceptedTimes(
-            earliest=datetime.combine(self.event_time_min, time()),
-            ahead=timedelta(hours=self.event_time_max_ahead_hours),
-        )
 
     @property
     def landing_dir(self) -> Path:

@@ -51,7 +51,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ingestion.sql import literal
+from agent_analytics.sql import literal
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000

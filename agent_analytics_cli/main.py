@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from agent_analytics.alerts.commands import add_alerts_parser
 from agent_analytics.settings import Settings, SettingsError, load_settings
-from ingestion.warehouse import WarehouseOpenError
+from agent_analytics.warehouse import WarehouseOpenError
 
 PROG = "agent-analytics"
 DEMO_EVENTS = 50_000
@@ -136,11 +135,12 @@ def _today(settings: Settings) -> date:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingestion.load import IngestError, ingest_paths
+    from ingestion.validate import AcceptedTimes
 
     settings.ensure_dirs()
     try:
         results = ingest_paths(list(args.paths), settings.warehouse_path, settings.raw_dir,
-                               accepted=settings.accepted_times())
+                               accepted=AcceptedTimes.of(settings))
     except IngestError as exc:
         raise UsageError(str(exc)) from None
     print(f"{'file':<40} {'lines':>9} {'loaded':>9} {'duplicates':>10} {'quarantined':>11}  note")
@@ -157,106 +157,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_build(settings: Settings, full_refresh: bool = False) -> bool:
-    """Materialize every asset through the Dagster definitions, recorded in DAGSTER_HOME."""
-    from orchestration.instance import ensure_dagster_home
-
-    ensure_dagster_home(settings)
-    import dagster as dg
-
-    from agent_analytics.build_memory import out_of_memory_in
-    from orchestration.build_lock import BuildWaitTimeout, build_turn
-    from orchestration.definitions import BUILD_JOB, defs
-    from orchestration.recovery import process_tags
-
-    job = defs.resolve_job_def(BUILD_JOB)
-    run_config = {
-        "ops": {"warehouse_models": {"config": {"full_refresh": full_refresh}}},
-        # The summary below says what failed and why; the whole story (tracebacks, warnings) is
-        # in the run storage, which the Dagster UI shows.
-        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-    }
-    deadline = time.monotonic() + settings.build_wait_s
-    with dg.DagsterInstance.get() as instance:
-        try:
-            with build_turn(settings.dagster_home, settings.build_wait_s):
-                _recover_and_wait_for_pool(instance, settings, deadline)
-                result = job.execute_in_process(
-                    instance=instance, run_config=run_config, raise_on_error=False, tags=process_tags()
-                )
-        except BuildWaitTimeout as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
-            return False
-    if not result.success:
-        failed = [e.step_key for e in result.all_events if e.is_step_failure]
-        out_of_memory = out_of_memory_in(result.all_events)
-        print(f"{PROG}: error: {out_of_memory}" if out_of_memory else
-              f"{PROG}: build failed in step(s): {', '.join(sorted(set(failed))) or 'unknown'}", file=sys.stderr)
-        if not out_of_memory:
-            for event in (e for e in result.all_events if e.is_step_failure):
-                print(f"  {event.step_key}: {_first_line(event.event_specific_data)}", file=sys.stderr)
-        return False
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_MATERIALIZATION":
-            materialization = event.event_specific_data.materialization
-            if materialization.asset_key.path == ["ingest", "ledger"]:
-                counts = {k: v.value for k, v in materialization.metadata.items()}
-                print("ingest: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-    checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    failed_checks = [e.event_specific_data.asset_check_key.name for e in checks if not e.event_specific_data.passed]
-    # WARN checks (e.g. an alert channel that is down) are shown but do not fail the build.
-    warnings = {e.event_specific_data.asset_check_key.name for e in checks
-                if not e.event_specific_data.passed and e.event_specific_data.severity == dg.AssetCheckSeverity.WARN}
-    print(f"build ok: run {result.run_id}, {len(checks)} checks evaluated, {len(failed_checks)} failed")
-    for check in (e.event_specific_data for e in checks if not e.event_specific_data.passed):
-        name = check.asset_check_key.name
-        print(f"  {'warning' if name in warnings else 'failed'} check: {name}{_check_detail(check.metadata)}")
-    return not [name for name in failed_checks if name not in warnings]
-
-
-def _first_line(failure) -> str:
-    """The first line of a step's failure (the Dagster UI has the whole of it), at most 300
-    characters: the description a step gave (dg.Failure), else the exception's message."""
-    described = getattr(failure.user_failure_data, "description", None)
-    error = failure.error
-    text = (described or (error.message if error is not None else "") or "unknown error").strip()
-    line = text.splitlines()[0] if text else "unknown error"
-    return line[:300] + ("..." if len(line) > 300 else "")
-
-
-def _check_detail(metadata: dict) -> str:
-    """The text values of a failed check's metadata (which files were rejected, which channel
-    failed), already redacted by the check, shortened to one line."""
-    texts = [f"{key}: {value.value}" for key, value in metadata.items()
-             if isinstance(value.value, str) and value.value not in ("", "none")]
-    detail = "; ".join(texts).replace("\n", " ")
-    return f" ({detail[:300]}{'...' if len(detail) > 300 else ''})" if detail else ""
-
-
-def _recover_and_wait_for_pool(instance, settings: Settings, deadline: float) -> None:
-    """Fail the runs a killed process left behind and free their slots, then wait (bounded,
-    sleeping) while a live run outside this command (the Dagster UI, a schedule) holds the
-    warehouse pool."""
-    from orchestration.build_lock import BuildWaitTimeout
-    from orchestration.pools import WAREHOUSE_POOL
-    from orchestration.recovery import pool_holders, recover_abandoned_runs
-
-    while True:
-        for recovered in recover_abandoned_runs(instance):
-            print(f"recovered: {recovered.describe()}")
-        holders = pool_holders(instance, [WAREHOUSE_POOL])
-        if not holders:
-            return
-        if time.monotonic() >= deadline:
-            raise BuildWaitTimeout(
-                f"the '{WAREHOUSE_POOL}' pool is still held by {'; '.join(holders)} after {settings.build_wait_s:g} s "
-                f"of waiting (AGENT_ANALYTICS_BUILD_WAIT_S); if that run is dead, terminate it in the Dagster UI "
-                f"(make dev), then build again"
-            )
-        time.sleep(1.0)
-
-
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestration.build import run_build
+
     return 0 if run_build(settings, full_refresh=args.full_refresh) else 1
 
 
@@ -264,7 +167,7 @@ def _metrics_document(args: argparse.Namespace, settings: Settings) -> dict:
     from agent_analytics.exports import ExportError, check_agents
     from agent_analytics.metrics import MetricsRequest, compute_metrics
     from agent_analytics.periods import PeriodError, check_tz, parse_as_of, parse_period
-    from ingestion.warehouse import open_warehouse
+    from agent_analytics.warehouse import open_warehouse
 
     try:
         tz = check_tz(args.tz or settings.company_tz)
@@ -369,7 +272,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from agent_analytics.output_paths import OutputPathError, prepare_output_folder
     from agent_analytics.periods import FIRST_DATE
-    from ingestion.generate import generate
+    from agent_analytics.synthetic_events import generate
 
     end = args.end or datetime.now(timezone.utc).date()
     if args.days > (end - FIRST_DATE).days + 1:
@@ -388,7 +291,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from ingestion.generate import generate
+    from agent_analytics.synthetic_events import generate
+    from orchestration.build import run_build
 
     settings.ensure_dirs()
     sample = generate(settings.landing_dir, DEMO_EVENTS, DEMO_DAYS, DEMO_SEED, end=_today(settings))

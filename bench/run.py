@@ -42,7 +42,7 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from ingestion.sql import literal
+from agent_analytics.sql import literal
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WORKDIR = Path("/tmp/agent_analytics_bench")
@@ -227,7 +227,7 @@ def _settings():
 
 
 def step_generate(a: dict) -> dict:
-    from ingestion.generate import generate
+    from agent_analytics.synthetic_events import generate
 
     out = Path(a["out"])
     start = time.perf_counter()
@@ -299,7 +299,7 @@ def step_ingest(a: dict) -> dict:
 
 
 def step_checks(a: dict) -> dict:
-    from ingestion.warehouse import open_warehouse
+    from agent_analytics.warehouse import open_warehouse
     from orchestration.defs.quality.suites import SUITES, validate
 
     settings = _settings()
@@ -320,7 +320,7 @@ def step_exports(a: dict) -> dict:
     from agent_analytics.exports import to_csv, to_json
     from agent_analytics.metrics import MetricsRequest, compute_metrics
     from agent_analytics.periods import parse_as_of, parse_period
-    from ingestion.warehouse import open_warehouse
+    from agent_analytics.warehouse import open_warehouse
 
     settings = _settings()
     settings.exports_dir.mkdir(parents=True, exist_ok=True)
@@ -354,7 +354,7 @@ def step_queries(a: dict) -> dict:
     """Single period queries of the metrics layer (the full JSON document each), timed one by one."""
     from agent_analytics.metrics import MetricsRequest, compute_metrics
     from agent_analytics.periods import parse_as_of, parse_period
-    from ingestion.warehouse import open_warehouse
+    from agent_analytics.warehouse import open_warehouse
 
     settings = _settings()
     end = date.fromisoformat(a["end"])
@@ -376,7 +376,7 @@ def step_queries(a: dict) -> dict:
 
 
 def step_dagster(a: dict) -> dict:
-    from agent_analytics.cli import run_build
+    from orchestration.build import run_build
 
     start = time.perf_counter()
     ok = run_build(_settings())

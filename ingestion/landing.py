@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ingestion.sql import stored_text
+from agent_analytics.sql import stored_text
 from ingestion.validate import AcceptedTimes
 
 SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -178,7 +178,7 @@ def ingest_landing(
     """Load every waiting landing file and move it to loaded/ or rejected/, all under the
     warehouse lock, so two runs started together never load or move the same file twice."""
     from ingestion.load import TruncatedFile, load_each, recover
-    from ingestion.warehouse import open_warehouse
+    from agent_analytics.warehouse import open_warehouse
 
     run = LandingRun()
     with open_warehouse(warehouse_path) as con:

@@ -46,9 +46,10 @@ import numpy as np
 import pyarrow as pa
 
 from ingestion import pricing, raw_layer
-from ingestion.sql import literal, stored_text
+from agent_analytics.sql import literal, stored_text
 from ingestion.validate import PARSE_SQL, AcceptedTimes, reason_sql, set_accepted_times
-from ingestion.warehouse import ID_HASH, ensure_ingest_schema, open_warehouse
+from agent_analytics.warehouse import open_warehouse
+from ingestion.ingest_tables import ID_HASH, ensure_ingest_schema
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.sql import literal
+from agent_analytics.sql import literal
 
 SCHEMA_BATCH = "0-schema"
 

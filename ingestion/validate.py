@@ -47,9 +47,13 @@ Parses that are strict on purpose (what a lenient parser would let through):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 
-from ingestion.sql import literal
+from agent_analytics.sql import literal
+
+if TYPE_CHECKING:
+    from agent_analytics.settings import Settings
 
 MAX_LINE_BYTES = 1_048_576
 MAX_ID_CHARS = 200
@@ -112,6 +116,12 @@ class AcceptedTimes:
 
     earliest: datetime = datetime(2000, 1, 1)
     ahead: timedelta = timedelta(days=1)
+
+    @classmethod
+    def of(cls, settings: Settings) -> AcceptedTimes:
+        """The range AGENT_ANALYTICS_EVENT_TIME_MIN and _MAX_AHEAD_H set."""
+        return cls(earliest=datetime.combine(settings.event_time_min, time()),
+                   ahead=timedelta(hours=settings.event_time_max_ahead_hours))
 
     def bounds(self, now: datetime) -> tuple[datetime, datetime]:
         return self.earliest, now + self.ahead

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ingestion.warehouse import wait_for_flock
+from agent_analytics.warehouse import wait_for_flock
 
 LOCK_NAME = "build.lock"
 POLL_S = 0.5

@@ -240,7 +240,7 @@ def rules(path: Path):
 @pytest.mark.parametrize("value, problem", MALFORMED_URLS)
 @pytest.mark.parametrize("command", [["alerts", "list"], ["alerts", "test", "slow"]])
 def test_alerts_list_and_test_exit_2_with_one_line(tmp_path, monkeypatch, capfd, command, value, problem):
-    from agent_analytics.cli import main
+    from agent_analytics_cli.main import main
 
     hook = HttpReceiver()
     try:
@@ -259,7 +259,7 @@ def test_alerts_list_and_test_exit_2_with_one_line(tmp_path, monkeypatch, capfd,
 
 
 def test_unset_variable_is_still_listed_as_missing(tmp_path, monkeypatch, capsys):
-    from agent_analytics.cli import main
+    from agent_analytics_cli.main import main
 
     monkeypatch.setenv("AGENT_ANALYTICS_ALERT_RULES", str(tmp_path / "alerts.toml"))
     for name in ("SLACK_URL", "HOOK_URL", "HOOK_SECRET"):
@@ -277,7 +277,8 @@ def all_bytes(root: Path) -> bytes:
 
 
 def test_build_with_a_malformed_slack_url_delivers_the_rest_and_leaks_nothing(tmp_path, monkeypatch, capfd):
-    from agent_analytics.cli import main, run_build
+    from agent_analytics_cli.main import main
+    from orchestration.build import run_build
     from agent_analytics.settings import load_settings
 
     hook = HttpReceiver()

@@ -216,7 +216,7 @@ def test_daily_cost_fires_on_the_day_so_far_and_dau_waits_for_the_day_to_end(con
 def test_rejected_files_and_quarantined_lines_alert_on_the_clock_without_any_data(con):
     """A landing file moved to rejected/ pages someone even when no event has loaded yet (the
     data watermark is empty): the ingest metrics count on the company day of the clock."""
-    from ingestion.warehouse import ensure_ingest_schema
+    from ingestion.ingest_tables import ensure_ingest_schema
 
     ensure_ingest_schema(con)
     settings = load_settings({"AGENT_ANALYTICS_TZ": "Europe/Berlin"})

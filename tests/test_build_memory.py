@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent_analytics import build_memory
-from agent_analytics.cli import main
+from agent_analytics_cli.main import main
 from agent_analytics.settings import SettingsError, load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -1,7 +1,7 @@
 """Every bad argument or setting gives exactly one line `agent-analytics: error: ...`, exit 2,
 no traceback; and the edges of the supported ranges still work.
 
-The table runs `agent_analytics.cli.main(argv)` in this process (the environment set with
+The table runs `agent_analytics_cli.main.main(argv)` in this process (the environment set with
 monkeypatch); a few cases also go through the installed `agent-analytics` script in a
 subprocess. Placeholders in a case: {tmp} a scratch folder, {file} an existing file, {dir} an
 existing folder, {fifo} a named pipe. Cases marked WAREHOUSE run against a home built from
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_analytics.cli import main, run_build
+from agent_analytics_cli.main import main
+from orchestration.build import run_build
 from agent_analytics.settings import load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"

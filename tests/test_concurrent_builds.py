@@ -23,7 +23,7 @@ def test_two_builds_launched_together_both_succeed(tmp_path):
     shutil.copy(FIXTURES / "day1.jsonl", landing / "day1.jsonl")
     env = {**os.environ, "AGENT_ANALYTICS_HOME": str(home), "AGENT_ANALYTICS_TZ": "UTC"}
     env.pop("AGENT_ANALYTICS_SESSION_TIMEOUT_MIN", None)
-    cli = [sys.executable, "-m", "agent_analytics.cli", "build"]
+    cli = [sys.executable, "-m", "agent_analytics_cli", "build"]
     procs = [subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     for proc, output in zip(procs, outputs):

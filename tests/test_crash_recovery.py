@@ -27,10 +27,10 @@ import dagster as dg
 import duckdb
 import pytest
 
-from agent_analytics.cli import run_build
+from orchestration.build import run_build
 from agent_analytics.files import write_atomically
 from agent_analytics.settings import load_settings
-from ingestion.warehouse import warehouse_lock
+from agent_analytics.warehouse import warehouse_lock
 from orchestration.build_lock import build_turn
 from orchestration.instance import ensure_dagster_home
 from orchestration.pools import WAREHOUSE_POOL
@@ -43,7 +43,7 @@ from orchestration.recovery import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
-CLI = [sys.executable, "-m", "agent_analytics.cli", "build"]
+CLI = [sys.executable, "-m", "agent_analytics_cli", "build"]
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -248,7 +248,7 @@ def test_warehouse_lock_is_free_once_its_holder_is_killed(tmp_path):
         [sys.executable, "-c", textwrap.dedent(f"""
             import time
             from pathlib import Path
-            from ingestion.warehouse import warehouse_lock
+            from agent_analytics.warehouse import warehouse_lock
             with warehouse_lock(Path({str(warehouse)!r})):
                 print("locked", flush=True)
                 time.sleep(120)

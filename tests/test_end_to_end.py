@@ -30,7 +30,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agent_analytics.cli import main, run_build
+from agent_analytics_cli.main import main
+from orchestration.build import run_build
 from agent_analytics.settings import load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -243,7 +244,7 @@ def test_bad_arguments_give_one_line_and_nonzero_exit(warehouse):
     ]
     for argv, message in cases:
         proc = subprocess.run(
-            [sys.executable, "-m", "agent_analytics.cli", *argv], capture_output=True, text=True, env=dict(os.environ)
+            [sys.executable, "-m", "agent_analytics_cli", *argv], capture_output=True, text=True, env=dict(os.environ)
         )
         assert proc.returncode == 2, (argv, proc.stderr)
         lines = proc.stderr.strip().splitlines()

@@ -1,4 +1,4 @@
-"""Tests for ingestion.generate: determinism, contract validity, counts, shape."""
+"""Tests for agent_analytics.synthetic_events (the generator): determinism, contract validity, counts, shape."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ingestion.generate import GenerateResult, generate
+from agent_analytics.synthetic_events import GenerateResult, generate
 
 EVENTS = 2000
 DAYS = 7
@@ -306,7 +306,7 @@ def test_unsorted_is_deterministic(tmp_path: Path) -> None:
 
 def test_generate_into_a_folder_with_a_quote(tmp_path):
     """Paths reach DuckDB's COPY as escaped literals (the unsorted spill folder too)."""
-    from ingestion.generate import generate
+    from agent_analytics.synthetic_events import generate
 
     for unsorted in (False, True):
         out = tmp_path / f"it's {unsorted}"

@@ -15,7 +15,8 @@ import os
 import duckdb
 import pytest
 
-from agent_analytics.cli import main, run_build
+from agent_analytics_cli.main import main
+from orchestration.build import run_build
 from agent_analytics.settings import load_settings
 
 

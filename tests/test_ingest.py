@@ -627,7 +627,7 @@ def test_two_processes_ingesting_at_once_are_serialized(tmp_path, home):
 
 def test_open_warehouse_waits_for_the_lock(tmp_path, home):
     """A second process blocks on the lock file instead of failing on DuckDB's own lock."""
-    from ingestion.warehouse import open_warehouse
+    from agent_analytics.warehouse import open_warehouse
 
     path = write_lines(tmp_path / "a.jsonl", [message("m-1")])
     with open_warehouse(home.warehouse):

@@ -275,14 +275,14 @@ CASES = [
 
 
 def _cli(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent_analytics.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agent_analytics_cli", *args], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     """45 days of generated events ingested and built into a fresh home: (files, env)."""
-    from ingestion.generate import (
+    from agent_analytics.synthetic_events import (
         generate,  # the project's generator: allowed here, never in oracle.py
     )
 

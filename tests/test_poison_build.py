@@ -24,9 +24,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agent_analytics.cli import main, run_build
+from agent_analytics_cli.main import main
+from orchestration.build import run_build
 from agent_analytics.settings import load_settings
-from ingestion.sql import literal
+from agent_analytics.sql import literal
 from tests.test_end_to_end import DAY1
 from tests.test_ingest import message, write_lines
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from agent_analytics.cli import run_build
+from orchestration.build import run_build
 from agent_analytics.settings import load_settings
 from orchestration.defs.quality import definitions as quality
 from orchestration.defs.quality.suites import SUITES, SuiteResult, validate

@@ -28,7 +28,8 @@ from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 
 from agent_analytics import mail
-from agent_analytics.cli import main, run_build
+from agent_analytics_cli.main import main
+from orchestration.build import run_build
 from agent_analytics.reports.definitions import ReportConfigError, load_definitions
 from agent_analytics.reports.periods import (
     dashboard_pages,

@@ -217,7 +217,8 @@ channels = ["hook", "slack", "pd", "mail", "dead"]
 
 
 def test_end_to_end_fires_once_resolves_once_and_leaks_no_secret(tmp_path, monkeypatch, capfd):
-    from agent_analytics.cli import main, run_build
+    from agent_analytics_cli.main import main
+    from orchestration.build import run_build
     from agent_analytics.settings import load_settings
 
     hook, slack, pagerduty = HttpReceiver(script=[500]), HttpReceiver(), HttpReceiver(default=202)
@@ -302,7 +303,7 @@ def test_end_to_end_fires_once_resolves_once_and_leaks_no_secret(tmp_path, monke
 
 
 def test_alerts_commands_bad_arguments(tmp_path, monkeypatch, capsys):
-    from agent_analytics.cli import main
+    from agent_analytics_cli.main import main
 
     monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path))
     monkeypatch.setenv("AGENT_ANALYTICS_ALERT_RULES", str(tmp_path / "alerts.toml"))
@@ -318,7 +319,7 @@ def test_alerts_commands_bad_arguments(tmp_path, monkeypatch, capsys):
 
 
 def test_alerts_test_sends_a_signed_test_event(tmp_path, monkeypatch, capsys, hook):
-    from agent_analytics.cli import main
+    from agent_analytics_cli.main import main
 
     monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path))
     monkeypatch.setenv("AGENT_ANALYTICS_ALERT_RULES", str(tmp_path / "alerts.toml"))

@@ -95,7 +95,7 @@ def cmd_test(config: AlertConfig, rule_name: str, settings, environ, sleep=time.
     from agent_analytics.alerts.deliver import attempt_with_retries
     from agent_analytics.alerts.secrets import redactor_for
     from agent_analytics.alerts.store import ensure_alert_tables
-    from ingestion.warehouse import open_warehouse
+    from agent_analytics.warehouse import open_warehouse
 
     rule = config.rules.get(rule_name)
     if rule is None:
@@ -121,7 +121,7 @@ def cmd_test(config: AlertConfig, rule_name: str, settings, environ, sleep=time.
 
 
 def cmd_history(settings, rule: str | None, limit: int) -> int:
-    from ingestion.warehouse import open_warehouse
+    from agent_analytics.warehouse import open_warehouse
 
     if not settings.warehouse_path.exists():
         raise AlertsCommandError(f"no warehouse at {settings.warehouse_path}: run 'agent-analytics build' first")

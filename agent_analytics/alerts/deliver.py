@@ -31,7 +31,7 @@ from agent_analytics.alerts.channels import Attempt, send
 from agent_analytics.alerts.rules import AlertConfig, channel_problems
 from agent_analytics.alerts.secrets import Redactor
 from agent_analytics.alerts.store import ensure_alert_tables
-from ingestion.warehouse import open_warehouse
+from agent_analytics.warehouse import open_warehouse
 
 
 @dataclass

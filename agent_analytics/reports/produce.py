@@ -29,7 +29,7 @@ from agent_analytics.reports.periods import (
 )
 from agent_analytics.reports.summary import summary_text
 from agent_analytics.settings import Settings
-from ingestion.warehouse import open_warehouse
+from agent_analytics.warehouse import open_warehouse
 
 DASHBOARD_DIR = "dashboard"
 

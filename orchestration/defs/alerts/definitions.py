@@ -17,7 +17,7 @@ from agent_analytics.alerts.evaluate import evaluate
 from agent_analytics.alerts.rules import AlertsConfigError, load_config
 from agent_analytics.alerts.secrets import redactor_for
 from agent_analytics.settings import load_settings
-from ingestion.warehouse import open_warehouse
+from agent_analytics.warehouse import open_warehouse
 from orchestration.pools import WAREHOUSE_POOL
 
 MART_DEPS = [

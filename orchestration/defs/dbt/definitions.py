@@ -10,7 +10,7 @@ from dagster_dbt import DagsterDbtCliRuntimeError, DagsterDbtTranslator, DbtCliR
 
 from agent_analytics.build_memory import out_of_memory_line
 from agent_analytics.settings import load_settings
-from ingestion.warehouse import warehouse_lock
+from agent_analytics.warehouse import warehouse_lock
 from orchestration.defs.dbt.project import (
     DBT_PROJECT_DIR,
     PROFILES_DIR,

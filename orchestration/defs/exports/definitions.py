@@ -15,7 +15,7 @@ from agent_analytics.files import write_atomically
 from agent_analytics.metrics import MetricsRequest, compute_metrics
 from agent_analytics.periods import parse_as_of, parse_period
 from agent_analytics.settings import load_settings
-from ingestion.warehouse import open_warehouse
+from agent_analytics.warehouse import open_warehouse
 from orchestration.pools import WAREHOUSE_POOL
 
 MART_DEPS = [

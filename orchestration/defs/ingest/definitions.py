@@ -9,6 +9,7 @@ import dagster as dg
 from agent_analytics.settings import load_settings
 from ingestion.landing import ingest_landing, landing_files
 from ingestion.raw_layer import RAW_TABLES
+from ingestion.validate import AcceptedTimes
 from orchestration.pools import WAREHOUSE_POOL
 
 # The tables one ingest run writes; their keys match the dbt sources (source name, table).
@@ -40,7 +41,7 @@ def raw_events(context: dg.AssetExecutionContext):
     settings = load_settings()
     settings.ensure_dirs()
     run = ingest_landing(settings.landing_dir, settings.warehouse_path, settings.raw_dir,
-                         accepted=settings.accepted_times(), quiet_s=settings.landing_quiet_s)
+                         accepted=AcceptedTimes.of(settings), quiet_s=settings.landing_quiet_s)
     for entry in run.ignored:
         context.log.info(f"landing/{entry}: left alone")
     for entry in run.waiting:

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from agent_analytics.settings import load_settings
-from ingestion.warehouse import open_warehouse
+from agent_analytics.warehouse import open_warehouse
 from orchestration.defs.quality.suites import SUITES, validate
 from orchestration.pools import WAREHOUSE_POOL
 
