@@ -136,9 +136,9 @@ _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a 
           stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 
 
-def read_chunks(path: Path, chunk_bytes: int | None = None, *, follow_links: bool = True) -> Iterator[bytes]:
+def read_chunks(path: Path, *, follow_links: bool = True) -> Iterator[bytes]:
     """The file's (decompressed) content in pieces that end at a line end (the last may not)."""
-    size = chunk_bytes or CHUNK_BYTES
+    size = CHUNK_BYTES
     raw = _open_regular(path, follow_links)
     try:
         gz = raw.read(2) == b"\x1f\x8b"
@@ -171,11 +171,6 @@ def read_chunks(path: Path, chunk_bytes: int | None = None, *, follow_links: boo
                 continue
             carry = data[cut:]
             yield data[:cut]
-
-
-def read_file_bytes(path: Path) -> bytes:
-    """The whole (decompressed) content of a file."""
-    return b"".join(read_chunks(path))
 
 
 # Newlines are searched block by block into one reused mask: a mask of the whole chunk would

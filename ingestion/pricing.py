@@ -37,15 +37,7 @@ PROVIDER_ALIASES: dict[str, str] = {
     "ibm.watsonx.ai": "ibm",
 }
 
-# Our provider names -> the genai-prices provider id to price with, where they differ.
-PRICE_PROVIDER_IDS: dict[str, str] = {}
-
 _PROBE = 1_000_000  # tokens used to read a per-token rate (rates are per million tokens)
-
-
-def normalize_provider(name: str) -> str:
-    key = name.strip().lower()
-    return PROVIDER_ALIASES.get(key, key)
 
 
 @dataclass(frozen=True)
@@ -89,20 +81,19 @@ def rates_for(provider: str, model: str, price_date: date) -> list[RateRow]:
     output * output_rate. The rates are read off genai-prices by differences of probes inside
     the segment, so a per-request fee is not mistaken for a token price.
     """
-    provider_id = PRICE_PROVIDER_IDS.get(provider, provider)
     when = datetime.combine(price_date, time(12), tzinfo=timezone.utc)
     try:
-        starts = _tier_starts(model, provider_id, when)
+        starts = _tier_starts(model, provider, when)
     except (LookupError, ValueError):
         return []
     rows = []
     for start in starts:
         # A prompt size inside this segment: a tier applies when input tokens > its start.
         n = start + 1
-        base = _total(model, provider_id, when, n, 0, 0)
-        input_rate = _total(model, provider_id, when, n + 1, 0, 0) - base
-        cached = _total(model, provider_id, when, n, n, 0)
-        with_output = _total(model, provider_id, when, n, 0, _PROBE)
+        base = _total(model, provider, when, n, 0, 0)
+        input_rate = _total(model, provider, when, n + 1, 0, 0) - base
+        cached = _total(model, provider, when, n, n, 0)
+        with_output = _total(model, provider, when, n, 0, _PROBE)
         rows.append(
             RateRow(
                 provider=provider,

@@ -153,15 +153,13 @@ def _free_slots_of_ended_runs(instance: dg.DagsterInstance) -> None:
             storage.free_concurrency_slots_for_run(run_id)
 
 
-def pool_holders(instance: dg.DagsterInstance, pools: Iterable[str], own_run_id: str | None = None) -> list[str]:
+def pool_holders(instance: dg.DagsterInstance, pools: Iterable[str]) -> list[str]:
     """One description per run holding a slot of `pools` (for the message of a build that
     gave up waiting)."""
     descriptions = []
     storage = instance.event_log_storage
     for info in storage.get_concurrency_infos(list(pools)).values():
         for slot in info.claimed_slots:
-            if slot.run_id == own_run_id:
-                continue
             run = instance.get_run_by_id(slot.run_id)
             who = ""
             if run is not None and run.tags.get(PID_TAG):

@@ -142,6 +142,9 @@ def test_rates_read_from_genai_prices(provider, model, segments):
 
 
 @pytest.mark.parametrize("alias, name", [("gcp.gemini", "google"), ("azure.ai.openai", "azure"),
-                                         ("aws.bedrock", "aws"), ("x_ai", "x-ai"), ("OpenAI", "openai")])
+                                         ("aws.bedrock", "aws"), ("x_ai", "x-ai"), (" OpenAI ", "openai")])
 def test_provider_aliases(alias, name):
-    assert pricing.normalize_provider(alias) == name
+    """The load's SQL normalization of provider names (OpenTelemetry names, case, spaces)."""
+    from ingestion.load import _provider_case
+
+    assert duckdb.execute(f"select {_provider_case('p')} from (select ? as p)", [alias]).fetchone() == (name,)
