@@ -1,4 +1,5 @@
-"""The examples of docs/events.md, loaded through `agent-analytics ingest`, do what the page says.
+"""The examples of docs/events.md (and the README's), loaded through `agent-analytics ingest`, do
+what the page says.
 
 The page is the input format users write their exporters against: every JSON example in it
 is extracted here and loaded into a fresh home, the complete examples must load, the bad
@@ -19,13 +20,14 @@ import pytest
 from agent_analytics_cli.main import main
 from ingestion.validate import CALL_FIELDS, FIELDS, TOOL_FIELDS
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "events.md"
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "events.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
 
 
-def blocks(kind: str) -> list[tuple[int, str]]:
+def blocks(kind: str, page: Path = DOC) -> list[tuple[int, str]]:
     """(offset in the page, text) of every fenced block of the given language."""
-    text = DOC.read_text(encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
     return [(m.start(), m.group(2)) for m in FENCE.finditer(text) if m.group(1) == kind]
 
 
@@ -135,3 +137,14 @@ def test_the_duplicates_example_prints_the_console_output_shown(cli, tmp_path):
     assert code == 0
     assert out.splitlines() == shown
     assert query(cli.warehouse, "select line_number, event_id from ingest.duplicates") == [(3, "dup-1")]
+
+
+def test_the_readme_example_loads(cli, tmp_path):
+    [(_, example)] = blocks("jsonl", REPO / "README.md")
+    (tmp_path / "readme.jsonl").write_text(example, encoding="utf-8")
+
+    code, out = cli("readme.jsonl")
+
+    assert code == 0
+    assert query(cli.warehouse, "select lines, loaded, duplicates, quarantined from ingest.ledger") == [(2, 2, 0, 0)]
+    assert query(cli.warehouse, "select event_id from ingest.event_ids order by event_id") == [("h-1",), ("m-1",)]
