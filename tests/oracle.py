@@ -11,10 +11,12 @@ computes every number with plain pandas / numpy / Decimal over the exact windows
     agent_analytics/schema/analytics_export.schema.json (`generated_at` is simply now)
 
 `period` is one of
-    {"kind": "rolling", "days": N, "label": "week"}       -- [as_of - N x 24 h, as_of)
-    {"kind": "custom", "start": date, "end": date}        -- whole local days, both included
+    {"kind": "rolling", "days": N, "label": "week"}       -- the N local days ending with as_of's day
+    {"kind": "custom", "start": date, "end": date}        -- the local days start..end
     {"kind": "month", "month": "YYYY-MM"}                 -- a calendar month in `tz`
-`settings` may override any key of DEFAULT_SETTINGS.
+Every window is [local midnight of the first day, min(as_of, local midnight after the last
+day)); a period that starts at or after as_of raises ValueError. `settings` may override any
+key of DEFAULT_SETTINGS.
 
 Choices made where the definitions leave room (the most literal reading each time):
 
@@ -34,14 +36,25 @@ Choices made where the definitions leave room (the most literal reading each tim
   day (the message's `occurred_at`), with input, cache read and output tokens;
   LookupError -> unpriced.
 * Period labels: rolling = the label given (default `Nd`); custom = `YYYY-MM-DD..YYYY-MM-DD`;
-  month = `YYYY-MM`. The previous period has the same *duration* (so across a DST change it
-  does not start at a local midnight), the same `kind`, and the label `previous <label>`.
+  month = `YYYY-MM`. The previous period is the same number of local days just before (a
+  month: the month before), with the same `kind` and the label `previous <label>`. When the
+  period is partial, the previous one ends `end - local midnight of end_date` after the local
+  midnight of the day N days before end_date (a month: the same day of the previous month,
+  or all of it when it has no such day), at most at its own full_end.
 * Timestamps in the document: `YYYY-MM-DDTHH:MM:SSZ`, with `.ffffff` only when the instant
   has microseconds. `period.days` = (end - start) / 24 h as a float.
+* Daily rows are the local days start_date..end_date, each counted inside the window; DAU /
+  WAU / MAU of a day count the users of its 1 / 7 / 30 days up to min(day end, end).
 * `scope.agents`: the agent ids given, unique and sorted; null for all.
-* `note`: null when the period has messages in scope, else "No messages in this period."
-* `change_pct` is computed exactly (Decimal) and rounded half away from zero to 0.1; `trend`
-  compares the exact values (up / down / unchanged; new when previous is 0 and value is not).
+* `note`: null when the period has messages in scope, else NO_MESSAGES.
+* Exact values are Fractions (rates, means) or Decimals (money) until they are written.
+  `change_pct` = (value - previous) / previous * 100 rounded half away from zero to 0.1, null
+  when previous is 0 or either is null; `change_pp` = value - previous rounded the same way to
+  0.01, null when either is null. `trend` compares the exact values (up / down / unchanged;
+  new when previous is 0 and value is not, except for rates in points; "no data" when either
+  is null).
+* A ratio without a denominator (error rate, averages, per-message / session / user costs,
+  tokens per message) is null.
 * Agent name: from the latest message (by occurred_at, then event_id) that carries one, over
   all loaded data; else the id. All known agents (all-agents scope) = every agent_id of any
   valid message or deployment, over all loaded data (not only the period).
@@ -57,13 +70,14 @@ Choices made where the definitions leave room (the most literal reading each tim
   those without LLM calls); `by_provider` / `by_model` the (provider[, model]) pairs with
   calls. Sorted by the value desc, then by name(s) asc. `performance.tools` sorted by p95 desc
   (null last), then tool name.
-* `cost.by_week` / `by_month`: the weeks / months of the local dates start_date..end_date,
-  with the cost of the calls inside the exact period window.
+* `weekly`, `cost.by_week` / `by_month`: the ISO weeks (Monday start) / months of the daily
+  rows, summed from them; a week is partial with fewer than 7 days or a partial day.
 * `forecast.trend_pct`: (weekly - week before) / week before * 100 rounded half up to 0.1;
   null when the week before is 0.
-* Status labels apply the thresholds to the value as is: an error rate of 0 (also a window
-  without messages) is "Excellent". Without a value (no probes, no timed messages) the label
-  is "No data".
+* Status labels apply the thresholds to the exact value. Without a value (no messages, no
+  probes, no timed messages) the label is "No data".
+* Changes of health windows compare with the window of the same length just before
+  (`current`: the minute before); the response-time percentiles with the previous period.
 * Uptime / incidents: probes of all components in [E - w, E). An incident is a maximal run of
   down probes of one component (ordered by occurred_at, event_id) over all loaded data; it
   ends at that component's next up probe (whenever that is), or never; a window counts the
@@ -71,7 +85,9 @@ Choices made where the definitions leave room (the most literal reading each tim
 * Request volume: minutes are UTC minutes [m, m + 60 s); current = [floor_min(E) - 1 min,
   floor_min(E)); peak = the busiest minute from the local midnight of end_date (the day of
   the period's last instant) up to E;
-  earliest minute on ties; headroom = (capacity - peak) / capacity * 100.
+  earliest minute on ties; headroom = (capacity - peak) / capacity * 100. An empty current or
+  peak window is null (so is headroom) unless some message (any scope) lies at or after the
+  window's end, then 0.
 * Queues: one row per queue with samples in [start, end) (sorted by name); latest_depth = the
   last sample (occurred_at, event_id) with occurred_at <= E over all loaded data.
 """
@@ -80,9 +96,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -90,7 +108,7 @@ import numpy as np
 import pandas as pd
 from genai_prices import Usage, calc_price
 
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "3.0"
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = 1  # one microsecond, the unit of every timestamp below
@@ -128,6 +146,7 @@ DURATION_BUCKETS = (("<1 min", 0, 60_000), ("1-5 min", 60_000, 300_000), ("5-10 
                     ("10+ min", 600_000, float("inf")))
 MESSAGE_BUCKETS = (("1-2", 1, 2), ("3-5", 3, 5), ("6-10", 6, 10), ("11+", 11, float("inf")))
 NO_DATA = "No data"
+NO_MESSAGES = "No messages in this period and scope: counts are 0 and ratios have no value."
 
 
 # ============================================================================ reading + validation
@@ -478,9 +497,15 @@ def percentile(values, q: float) -> float | None:
     return float(np.percentile(np.asarray(values, dtype="float64"), q))
 
 
-def mean(values) -> float | None:
-    values = [v for v in values if not np.isnan(v)]
-    return float(np.mean(values)) if values else None
+def exact_mean(values) -> Fraction | None:
+    """The exact mean of the non-NaN values (a float is exactly a fraction); None without any."""
+    values = [Fraction(v) for v in values if not np.isnan(v)]
+    return sum(values, Fraction(0)) / len(values) if values else None
+
+
+def exact_ratio(a, b) -> Fraction | None:
+    """a / b exactly; None when b is 0 (a ratio without a denominator has no value)."""
+    return Fraction(a) / Fraction(b) if b else None
 
 
 def dsum(values) -> Decimal:
@@ -491,32 +516,54 @@ def dsum(values) -> Decimal:
     return total
 
 
-def ratio(a, b) -> float:
-    """a / b as float; 0 when b is 0."""
-    return float(a) / float(b) if b else 0.0
+def num(value):
+    """An exact value as it appears in the document: int stays int, None stays None, else float."""
+    if value is None or isinstance(value, int):
+        return value
+    if isinstance(value, np.integer):
+        return int(value)
+    return float(value)
 
 
-def money_ratio(a: Decimal, b) -> float:
-    return float(a / Decimal(b)) if b else 0.0
+def round_half_up(value, places: int) -> float:
+    """An exact value rounded half away from zero to `places` decimals."""
+    scaled = Fraction(value) * 10**places
+    units = math.floor(abs(scaled) + Fraction(1, 2))
+    return float(Fraction(units if scaled >= 0 else -units, 10**places))
 
 
-def round_half_up(value: Decimal, places: str) -> float:
-    return float(value.quantize(Decimal(places), rounding=ROUND_HALF_UP))
+def change_pct(value, previous) -> float | None:
+    """(value - previous) / previous * 100 exactly, rounded half up to 0.1; null when previous is 0 or None."""
+    if value is None or previous is None or previous == 0:
+        return None
+    return round_half_up((Fraction(value) - Fraction(previous)) / Fraction(previous) * 100, 1)
 
 
-def kpi(value, previous, as_float: bool = False) -> dict:
-    """value / previous / change_pct (exact, rounded half up to 0.1) / trend."""
-    v = value if isinstance(value, Decimal) else Decimal(int(value))
-    p = previous if isinstance(previous, Decimal) else Decimal(int(previous))
-    if p == 0:
-        change, trend = None, ("unchanged" if v == 0 else "new")
-    else:
-        with localcontext() as ctx:
-            ctx.prec = 50
-            change = round_half_up((v - p) / p * 100, "0.1")
-        trend = "up" if v > p else "down" if v < p else "unchanged"
-    conv = float if as_float else int
-    return {"value": conv(value), "previous": conv(previous), "change_pct": change, "trend": trend}
+def change_pp(value, previous) -> float | None:
+    """value - previous in percentage points, rounded half up to 0.01; null when either is None."""
+    if value is None or previous is None:
+        return None
+    return round_half_up(Fraction(value) - Fraction(previous), 2)
+
+
+def trend(value, previous, points: bool = False) -> str:
+    if value is None or previous is None:
+        return "no data"
+    if previous == 0 and not points:
+        return "unchanged" if value == 0 else "new"
+    return "up" if value > previous else "down" if value < previous else "unchanged"
+
+
+def compared(value, previous) -> dict:
+    """{value, previous, change_pct, trend} of two exact values (either may be None)."""
+    return {"value": num(value), "previous": num(previous), "change_pct": change_pct(value, previous),
+            "trend": trend(value, previous)}
+
+
+def compared_pp(value, previous) -> dict:
+    """{value, previous, change_pp, trend} of two exact rates in percent (either may be None)."""
+    return {"value": num(value), "previous": num(previous), "change_pp": change_pp(value, previous),
+            "trend": trend(value, previous, points=True)}
 
 
 def largest_remainder(counts: list[int]) -> list[float]:
@@ -535,7 +582,65 @@ def largest_remainder(counts: list[int]) -> list[float]:
 
 def share(part, total) -> float:
     """part / total * 100 rounded half up to 0.01 (every share_pct of the document)."""
-    return round_half_up(Decimal(part) / Decimal(total) * 100, "0.01") if total else 0.0
+    return round_half_up(Fraction(part) / Fraction(total) * 100, 2) if total else 0.0
+
+
+# ============================================================================ periods
+
+
+def midnight(d: date, zone: ZoneInfo) -> int:
+    return to_us(datetime.combine(d, time(0), tzinfo=zone))
+
+
+def local_date(us: int, zone: ZoneInfo) -> date:
+    return from_us(us).astimezone(zone).date()
+
+
+def windows(period: dict, as_of_us: int, zone: ZoneInfo) -> dict:
+    """The period and its previous period as instants: label, first/last day, start, end, full_end."""
+    kind = period["kind"]
+    if kind == "rolling":
+        n = int(period["days"])
+        last = local_date(as_of_us - US, zone)  # an as_of at local midnight ends with the day before
+        first = last - timedelta(days=n - 1)
+        label = period.get("label") or f"{n}d"
+    elif kind == "custom":
+        first, last = (v if isinstance(v, date) else date.fromisoformat(v) for v in (period["start"], period["end"]))
+        label = f"{first.isoformat()}..{last.isoformat()}"
+    elif kind == "month":
+        year, month = (int(x) for x in period["month"].split("-"))
+        first = date(year, month, 1)
+        last = date(year + (month == 12), month % 12 + 1, 1) - timedelta(days=1)
+        label = f"{year:04d}-{month:02d}"
+    else:
+        raise ValueError(f"unknown period kind {kind!r}")
+    start, full_end = midnight(first, zone), midnight(last + timedelta(days=1), zone)
+    if start >= as_of_us:
+        raise ValueError("the period starts at or after as_of")
+    end = min(as_of_us, full_end)
+
+    if kind == "month":
+        p_last = first - timedelta(days=1)
+        p_first = p_last.replace(day=1)
+    else:
+        n_days = (last - first).days + 1
+        p_first, p_last = first - timedelta(days=n_days), first - timedelta(days=1)
+    p_start, p_full_end = midnight(p_first, zone), midnight(p_last + timedelta(days=1), zone)
+    p_end = p_full_end
+    if end < full_end:  # partial: the previous period stops at the same point of its corresponding day
+        end_date = local_date(end - US, zone)
+        into_day = end - midnight(end_date, zone)
+        if kind == "month":
+            try:
+                anchor = p_first.replace(day=end_date.day)
+            except ValueError:  # no such day in the previous month: all of it
+                anchor = None
+        else:
+            anchor = end_date - timedelta(days=n_days)
+        if anchor is not None:
+            p_end = min(midnight(anchor, zone) + into_day, p_full_end)
+    return {"kind": kind, "label": label, "start": start, "end": end, "full_end": full_end,
+            "p_start": p_start, "p_end": p_end, "p_full_end": p_full_end}
 
 
 # ============================================================================ compute
@@ -551,34 +656,19 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
     def local(us: int) -> datetime:
         return from_us(us).astimezone(zone)
 
-    def midnight(d: date) -> int:
-        return to_us(datetime.combine(d, time(0), tzinfo=zone))
+    def day_start(d: date) -> int:
+        return midnight(d, zone)
 
     # ---------------------------------------------------------------- period
-    kind = period["kind"]
-    if kind == "rolling":
-        n = int(period["days"])
-        start, end = as_of_us - n * DAY, as_of_us
-        label = period.get("label") or f"{n}d"
-    elif kind == "custom":
-        first, last = (v if isinstance(v, date) else date.fromisoformat(v) for v in (period["start"], period["end"]))
-        start, end = midnight(first), midnight(last + timedelta(days=1))
-        label = f"{first.isoformat()}..{last.isoformat()}"
-    elif kind == "month":
-        year, month = (int(x) for x in period["month"].split("-"))
-        first = date(year, month, 1)
-        following = date(year + (month == 12), month % 12 + 1, 1)
-        start, end = midnight(first), midnight(following)
-        label = f"{year:04d}-{month:02d}"
-    else:
-        raise ValueError(f"unknown period kind {kind!r}")
-    length = end - start
-    p_start, p_end = start - length, start
+    w = windows(period, as_of_us, zone)
+    kind, label = w["kind"], w["label"]
+    start, end, full_end = w["start"], w["end"], w["full_end"]
+    p_start, p_end, p_full_end = w["p_start"], w["p_end"], w["p_full_end"]
 
-    def period_doc(lab: str, a: int, b: int) -> dict:
-        return {"label": lab, "kind": kind, "start": iso(a), "end": iso(b),
+    def period_doc(lab: str, a: int, b: int, full: int) -> dict:
+        return {"label": lab, "kind": kind, "start": iso(a), "end": iso(b), "full_end": iso(full),
                 "start_date": local(a).date().isoformat(), "end_date": local(b - US).date().isoformat(),
-                "days": (b - a) / DAY}
+                "days": (b - a) / DAY, "partial": b < full}
 
     start_date, end_date = local(start).date(), local(end - US).date()
     dates = [start_date + timedelta(days=i) for i in range((end_date - start_date).days + 1)]
@@ -594,8 +684,6 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
     m_local = [local(u) for u in M["us"].tolist()]
     m_date = pd.Series([d.date() for d in m_local], index=M.index, dtype=object)
     m_hour = pd.Series([d.hour for d in m_local], index=M.index, dtype="int64")
-    c_date = pd.Series(m_date.to_numpy()[C["m"].to_numpy()] if len(C) else [], index=C.index, dtype=object)
-    s_date = pd.Series([local(u).date() for u in S["start"].tolist()], index=S.index, dtype=object)
 
     def mwin(a: int, b: int) -> pd.Series:
         return m_in & (M["us"] >= a) & (M["us"] < b)
@@ -609,8 +697,18 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
     def cost_of(mask: pd.Series) -> Decimal:
         return dsum(C.loc[mask, "cost"].tolist())
 
+    def additive(a: int, b: int) -> dict:
+        """The additive metrics of [a, b) in scope, exact (cost as Decimal)."""
+        mm, cm = mwin(a, b), cwin(a, b)
+        inp, out = int(C.loc[cm, "inp"].sum()), int(C.loc[cm, "out"].sum())
+        return {"messages": int(mm.sum()), "sessions": int(swin(a, b).sum()), "errors": int(M.loc[mm, "err"].sum()),
+                "cost_usd": cost_of(cm), "input_tokens": inp, "output_tokens": out, "total_tokens": inp + out,
+                "llm_calls": int(cm.sum())}
+
+    # users per local date, counted up to the period's end (the last day may be cut)
     users_by_date: dict[date, set] = {}
-    for d, u in zip(m_date[m_in].tolist(), M.loc[m_in, "user"].tolist()):
+    upto_end = m_in & (M["us"] < end)
+    for d, u in zip(m_date[upto_end].tolist(), M.loc[upto_end, "user"].tolist()):
         users_by_date.setdefault(d, set()).add(u)
 
     def distinct_users(last_day: date, days: int) -> int:
@@ -624,32 +722,61 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
     pt = t_in & (T["us"] >= start) & (T["us"] < end)
     qm, qc, qs = mwin(p_start, p_end), cwin(p_start, p_end), swin(p_start, p_end)
     msgs, calls, tools, sess = M[pm], C[pc], T[pt], S[ps]
+    prev_msgs, prev_calls, prev_sess = M[qm], C[qc], S[qs]
 
-    n_messages, n_errors = len(msgs), int(msgs["err"].sum())
-    n_sessions = len(sess)
+    totals_exact = additive(start, end)
+    n_messages, n_errors, n_sessions = totals_exact["messages"], totals_exact["errors"], totals_exact["sessions"]
     users = msgs["user"].nunique()
-    total_cost = dsum(calls["cost"].tolist())
+    total_cost = totals_exact["cost_usd"]
     timed = msgs["rt"].tolist()
+    totals = {k: num(v) for k, v in totals_exact.items()}
 
-    def error_pct(mask: pd.Series) -> float:
-        n = int(mask.sum())
-        return ratio(int(M.loc[mask, "err"].sum()) * 100, n)
+    def error_pct(mask: pd.Series) -> Fraction | None:
+        return exact_ratio(int(M.loc[mask, "err"].sum()) * 100, int(mask.sum()))
 
-    prev_msgs = M[qm]
+    # ---------------------------------------------------------------- daily and weekly rows
+    daily, day_costs = [], {}
+    for d in dates:
+        day_end = day_start(d + timedelta(days=1))
+        a, b = day_start(d), min(end, day_end)
+        add = additive(a, b)
+        day_costs[d] = add["cost_usd"]
+        dm = M[mwin(a, b)]
+        daily.append({
+            "date": d.isoformat(), "partial": end < day_end,
+            "dau": len(users_by_date.get(d, ())), "wau": distinct_users(d, 7), "mau": distinct_users(d, 30),
+            **{k: num(v) for k, v in add.items()},
+            "cost_per_message": num(exact_ratio(add["cost_usd"], add["messages"])),
+            "avg_response_time_ms": num(exact_mean(dm["rt"].tolist())),
+            "error_rate": num(exact_ratio(add["errors"], add["messages"])),
+        })
+
+    weekly = []
+    for week in sorted({d - timedelta(days=d.weekday()) for d in dates}):
+        rows = [r for d, r in zip(dates, daily) if d - timedelta(days=d.weekday()) == week]
+        row = {"week_start": week.isoformat(), "days": len(rows),
+               "partial": len(rows) < 7 or any(r["partial"] for r in rows)}
+        for key in ("sessions", "messages", "errors", "input_tokens", "output_tokens", "total_tokens", "llm_calls"):
+            row[key] = sum(r[key] for r in rows)
+        row["cost_usd"] = float(dsum(day_costs[date.fromisoformat(r["date"])] for r in rows))
+        weekly.append(row)
+
+    # ---------------------------------------------------------------- overview
     prev_errors = int(prev_msgs["err"].sum())
+    dau_prev = M.loc[mwin(day_start(p_end_date), p_end), "user"].nunique()
     overview = {
-        "active_users": kpi(users, prev_msgs["user"].nunique()),
-        "dau": kpi(len(users_by_date.get(end_date, ())), len(users_by_date.get(p_end_date, ()))),
-        "sessions": kpi(n_sessions, int(qs.sum())),
-        "messages": kpi(n_messages, len(prev_msgs)),
-        "active_agents": kpi(msgs["agent"].nunique(), prev_msgs["agent"].nunique()),
-        "cost_usd": kpi(total_cost, dsum(C.loc[qc, "cost"].tolist()), as_float=True),
-        "error_rate_pct": _rate_kpi(n_errors, n_messages, prev_errors, len(prev_msgs)),
+        "active_users": compared(users, prev_msgs["user"].nunique()),
+        "dau": {**compared(daily[-1]["dau"], dau_prev), "date": end_date.isoformat(), "partial": end < full_end},
+        "sessions": compared(n_sessions, len(prev_sess)),
+        "messages": compared(n_messages, len(prev_msgs)),
+        "active_agents": compared(msgs["agent"].nunique(), prev_msgs["agent"].nunique()),
+        "cost_usd": compared(total_cost, dsum(prev_calls["cost"].tolist())),
+        "error_rate_pct": compared_pp(exact_ratio(n_errors * 100, n_messages),
+                                      exact_ratio(prev_errors * 100, len(prev_msgs))),
     }
 
     # ---------------------------------------------------------------- engagement
-    series = [{"date": d.isoformat(), "dau": len(users_by_date.get(d, ())), "wau": distinct_users(d, 7),
-               "mau": distinct_users(d, 30)} for d in dates]
+    series = [{k: r[k] for k in ("date", "partial", "dau", "wau", "mau")} for r in daily]
     durations, sizes = sess["dur"].tolist(), sess["n"].tolist()
 
     def distribution(values, buckets) -> list[dict]:
@@ -660,136 +787,148 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
     engagement = {
         "series": series,
         "sessions": n_sessions,
-        "avg_session_duration_ms": mean(durations) or 0.0,
-        "messages_per_session": mean([float(x) for x in sizes]) or 0.0,
+        "avg_session_duration_ms": num(exact_mean(durations)),
+        "messages_per_session": num(exact_mean([float(x) for x in sizes])),
         "session_duration_distribution": distribution(durations, DURATION_BUCKETS),
         "messages_per_session_distribution": distribution(sizes, message_buckets),
     }
 
     # ---------------------------------------------------------------- performance
+    def label_of(agent: str) -> str:
+        name = ds.agent_names.get(agent, agent)
+        return name if name == agent else f"{name} ({agent})"
+
+    def agent_figures(agent: str, mm: pd.DataFrame, cc: pd.DataFrame, ss: pd.DataFrame) -> dict:
+        am, ac, asess = mm[mm["agent"] == agent], cc[cc["agent"] == agent], ss[ss["agent"] == agent]
+        inp, out = int(ac["inp"].sum()), int(ac["out"].sum())
+        errors = int(am["err"].sum())
+        return {"sessions": len(asess), "messages": len(am), "errors": errors, "llm_calls": len(ac),
+                "avg_session_duration_ms": exact_mean(asess["dur"].tolist()), "cost_usd": dsum(ac["cost"].tolist()),
+                "error_rate_pct": exact_ratio(errors * 100, len(am)), "avg_response_time_ms": exact_mean(am["rt"].tolist()),
+                "input_tokens": inp, "output_tokens": out, "total_tokens": inp + out,
+                "avg_tokens_per_message": exact_ratio(inp + out, len(am))}
+
     agent_ids = ds.known_agents if scope is None else scope
     agent_rows = []
     for a in agent_ids:
-        am, ac, asess = msgs[msgs["agent"] == a], calls[calls["agent"] == a], sess[sess["agent"] == a]
-        inp, out = int(ac["inp"].sum()), int(ac["out"].sum())
-        agent_rows.append({
-            "agent_id": a,
-            "agent_name": ds.agent_names.get(a, a),
-            "sessions": len(asess),
-            "messages": len(am),
-            "avg_session_duration_ms": mean(asess["dur"].tolist()) or 0.0,
-            "cost_usd": float(dsum(ac["cost"].tolist())),
-            "error_rate_pct": ratio(int(am["err"].sum()) * 100, len(am)),
-            "avg_response_time_ms": mean(am["rt"].tolist()),
-            "input_tokens": inp,
-            "output_tokens": out,
-            "total_tokens": inp + out,
-            "avg_tokens_per_message": ratio(inp + out, len(am)),
-        })
+        now = agent_figures(a, msgs, calls, sess)
+        before = agent_figures(a, prev_msgs, prev_calls, prev_sess)
+        vs = {k: compared(now[k], before[k])
+              for k in ("sessions", "messages", "cost_usd", "avg_response_time_ms", "total_tokens")}
+        vs["error_rate_pct"] = compared_pp(now["error_rate_pct"], before["error_rate_pct"])
+        agent_rows.append({"agent_id": a, "agent_name": ds.agent_names.get(a, a), "agent_label": label_of(a),
+                           **{k: num(v) for k, v in now.items()}, "vs_previous": vs})
     agent_rows.sort(key=lambda r: (-r["messages"], r["agent_id"]))
 
     hourly = []
     for h in range(24):
         hm = msgs[m_hour[pm] == h]
-        hourly.append({"hour": h, "messages": len(hm), "avg_response_time_ms": mean(hm["rt"].tolist()),
+        hourly.append({"hour": h, "messages": len(hm), "avg_response_time_ms": num(exact_mean(hm["rt"].tolist())),
                        "p95_response_time_ms": percentile(hm["rt"].tolist(), 95)})
 
     tool_rows = []
     for name in sorted(set(tools["name"].tolist())):
         tm = tools[tools["name"] == name]
-        tool_rows.append({"tool_name": name, "calls": len(tm), "avg_latency_ms": mean(tm["lat"].tolist()),
+        tool_rows.append({"tool_name": name, "calls": len(tm), "avg_latency_ms": num(exact_mean(tm["lat"].tolist())),
                           "p95_latency_ms": percentile(tm["lat"].tolist(), 95),
-                          "error_share_pct": ratio(int(tm["err"].sum()) * 100, len(tm))})
+                          "error_share_pct": num(exact_ratio(int(tm["err"].sum()) * 100, len(tm)))})
     tool_rows.sort(key=lambda r: (r["p95_latency_ms"] is None, -(r["p95_latency_ms"] or 0), r["tool_name"]))
 
-    error_rate = ratio(n_errors * 100, n_messages)
+    error_rate = exact_ratio(n_errors * 100, n_messages)
     performance = {
         "active_agents": msgs["agent"].nunique(),
         "agents": agent_rows,
-        "avg_response_time_ms": mean(timed),
+        "avg_response_time_ms": num(exact_mean(timed)),
         "p50_response_time_ms": percentile(timed, 50),
         "p95_response_time_ms": percentile(timed, 95),
         "p99_response_time_ms": percentile(timed, 99),
         "hourly": hourly,
         "messages": n_messages,
         "errors": n_errors,
-        "error_rate_pct": error_rate,
-        "success_rate_pct": 100 - error_rate if n_messages else 0.0,
+        "error_rate_pct": num(error_rate),
+        "success_rate_pct": None if error_rate is None else num(100 - error_rate),
         "tools": tool_rows,
     }
 
     # ---------------------------------------------------------------- cost
-    def grouped_cost(keys: list[str]) -> list[dict]:
-        rows = []
-        for key, g in calls.groupby(keys, sort=True):
-            key = key if isinstance(key, tuple) else (key,)
-            cost = dsum(g["cost"].tolist())
-            rows.append((dict(zip(keys, key)), cost, len(g), int(g["unpriced"].sum())))
-        rows.sort(key=lambda r: (-r[1], tuple(r[0].values())))
-        return rows
+    def grouped(frame: pd.DataFrame, keys: list[str]) -> dict[tuple, pd.DataFrame]:
+        return {k if isinstance(k, tuple) else (k,): g for k, g in frame.groupby(keys, sort=True)}
 
-    by_provider = [{"provider": k["provider"], "cost_usd": float(c), "share_pct": share(c, total_cost),
-                    "calls": n, "unpriced_calls": u} for k, c, n, u in grouped_cost(["provider"])]
+    def cost_rows(keys: list[str]) -> list[dict]:
+        before = {k: dsum(g["cost"].tolist()) for k, g in grouped(prev_calls, keys).items()}
+        rows = []
+        for k, g in grouped(calls, keys).items():
+            c, p = dsum(g["cost"].tolist()), before.get(k, Decimal(0))
+            rows.append({**dict(zip(keys, k)), "cost_usd": float(c), "share_pct": share(c, total_cost),
+                         "calls": len(g), "unpriced_calls": int(g["unpriced"].sum()),
+                         "previous_cost_usd": float(p), "change_pct": change_pct(c, p), "_exact": c})
+        rows.sort(key=lambda r: (-r["_exact"], *(r[k] for k in keys)))
+        return [{k: v for k, v in r.items() if k != "_exact"} for r in rows]
+
     # every agent with a message in the period, also without LLM calls (cost 0)
     agent_costs = {a: dsum(g["cost"].tolist()) for a, g in calls.groupby("agent")}
-    by_agent = sorted(
-        ({"agent_id": a, "cost_usd": float(agent_costs.get(a, Decimal(0))),
-          "share_pct": share(agent_costs.get(a, Decimal(0)), total_cost)}
-         for a in sorted(set(msgs["agent"].tolist()))),
-        key=lambda r: (-r["cost_usd"], r["agent_id"]))
-    by_model = [{"provider": k["provider"], "model": k["model"], "cost_usd": float(c),
-                 "share_pct": share(c, total_cost), "calls": n, "unpriced_calls": u}
-                for k, c, n, u in grouped_cost(["provider", "model"])]
-    day_cost = {d: cost_of(c_in & (c_date == d)) for d in dates}
-    weeks = sorted({d - timedelta(days=d.weekday()) for d in dates})
+    prev_agent_costs = {a: dsum(g["cost"].tolist()) for a, g in prev_calls.groupby("agent")}
+    by_agent = []
+    for a in sorted(set(msgs["agent"].tolist())):
+        c, p = agent_costs.get(a, Decimal(0)), prev_agent_costs.get(a, Decimal(0))
+        by_agent.append({"agent_id": a, "agent_label": label_of(a), "cost_usd": float(c),
+                         "share_pct": share(c, total_cost), "previous_cost_usd": float(p), "change_pct": change_pct(c, p),
+                         "_exact": c})
+    by_agent.sort(key=lambda r: (-r["_exact"], r["agent_id"]))
+    by_agent = [{k: v for k, v in r.items() if k != "_exact"} for r in by_agent]
+
     months = sorted({(d.year, d.month) for d in dates})
-    period_call_dates = c_date[pc].tolist()
-    period_call_costs = calls["cost"].tolist()
-    by_week = [{"week_start": w.isoformat(),
-                "cost_usd": float(dsum(c for d, c in zip(period_call_dates, period_call_costs)
-                                       if d - timedelta(days=d.weekday()) == w))} for w in weeks]
-    by_month = [{"month": f"{y:04d}-{mo:02d}",
-                 "cost_usd": float(dsum(c for d, c in zip(period_call_dates, period_call_costs)
-                                        if (d.year, d.month) == (y, mo)))} for y, mo in months]
     unpriced = calls[calls["unpriced"]]
     u_in, u_out = int(unpriced["inp"].sum()), int(unpriced["out"].sum())
-    weekly = cost_of(cwin(end - 7 * DAY, end))
+    weekly_spend = cost_of(cwin(end - 7 * DAY, end))
     week_before = cost_of(cwin(end - 14 * DAY, end - 7 * DAY))
     cost = {
         "total_usd": float(total_cost),
-        "by_provider": by_provider,
+        "by_provider": cost_rows(["provider"]),
         "by_agent": by_agent,
-        "by_model": by_model,
-        "by_day": [{"date": d.isoformat(), "cost_usd": float(day_cost[d])} for d in dates],
-        "by_week": by_week,
-        "by_month": by_month,
-        "cost_per_message_usd": money_ratio(total_cost, n_messages),
-        "cost_per_session_usd": money_ratio(total_cost, n_sessions),
-        "cost_per_user_usd": money_ratio(total_cost, users),
+        "by_model": cost_rows(["provider", "model"]),
+        "by_day": [{"date": r["date"], "partial": r["partial"], "cost_usd": r["cost_usd"]} for r in daily],
+        "by_week": [{"week_start": r["week_start"], "cost_usd": r["cost_usd"]} for r in weekly],
+        "by_month": [{"month": f"{y:04d}-{mo:02d}",
+                      "cost_usd": float(dsum(c for d, c in day_costs.items() if (d.year, d.month) == (y, mo)))}
+                     for y, mo in months],
+        "cost_per_message_usd": num(exact_ratio(total_cost, n_messages)),
+        "cost_per_session_usd": num(exact_ratio(total_cost, n_sessions)),
+        "cost_per_user_usd": num(exact_ratio(total_cost, users)),
         "unpriced": {"calls": len(unpriced), "input_tokens": u_in, "output_tokens": u_out, "total_tokens": u_in + u_out},
         "forecast": {
-            "weekly_spend_usd": float(weekly),
-            "projected_monthly_usd": float(weekly * 52 / 12),
-            "trend_pct": round_half_up((weekly - week_before) / week_before * 100, "0.1") if week_before else None,
+            "weekly_spend_usd": float(weekly_spend),
+            "projected_monthly_usd": float(Fraction(weekly_spend) * 52 / 12),
+            "trend_pct": change_pct(weekly_spend, week_before),
         },
     }
 
     # ---------------------------------------------------------------- tokens
-    t_in, t_out = int(calls["inp"].sum()), int(calls["out"].sum())
+    t_in, t_out = totals_exact["input_tokens"], totals_exact["output_tokens"]
     t_total = t_in + t_out
+    p_in, p_out = int(prev_calls["inp"].sum()), int(prev_calls["out"].sum())
+
+    def token_sums(frame: pd.DataFrame) -> tuple[int, int]:
+        return int(frame["inp"].sum()), int(frame["out"].sum())
+
+    prev_agent_tokens = {a: sum(token_sums(g)) for a, g in prev_calls.groupby("agent")}
     tok_agents = []
     for a in sorted(set(msgs["agent"].tolist())):
-        g = calls[calls["agent"] == a]
-        i, o = int(g["inp"].sum()), int(g["out"].sum())
-        tok_agents.append({"agent_id": a, "input_tokens": i, "output_tokens": o, "total_tokens": i + o,
-                           "share_pct": share(i + o, t_total),
-                           "avg_tokens_per_message": ratio(i + o, int((msgs["agent"] == a).sum()))})
+        i, o = token_sums(calls[calls["agent"] == a])
+        p = prev_agent_tokens.get(a, 0)
+        tok_agents.append({"agent_id": a, "agent_label": label_of(a), "input_tokens": i, "output_tokens": o,
+                           "total_tokens": i + o, "share_pct": share(i + o, t_total),
+                           "avg_tokens_per_message": num(exact_ratio(i + o, int((msgs["agent"] == a).sum()))),
+                           "previous_total_tokens": p, "change_pct": change_pct(i + o, p)})
     tok_agents.sort(key=lambda r: (-r["total_tokens"], r["agent_id"]))
+    prev_model_tokens = {k: sum(token_sums(g)) for k, g in grouped(prev_calls, ["provider", "model"]).items()}
     tok_models = []
-    for (p, mo), g in calls.groupby(["provider", "model"], sort=True):
-        i, o = int(g["inp"].sum()), int(g["out"].sum())
-        tok_models.append({"provider": p, "model": mo, "input_tokens": i, "output_tokens": o, "total_tokens": i + o,
-                           "share_pct": share(i + o, t_total)})
+    for (p_name, mo), g in grouped(calls, ["provider", "model"]).items():
+        i, o = token_sums(g)
+        p = prev_model_tokens.get((p_name, mo), 0)
+        tok_models.append({"provider": p_name, "model": mo, "input_tokens": i, "output_tokens": o,
+                           "total_tokens": i + o, "share_pct": share(i + o, t_total),
+                           "previous_total_tokens": p, "change_pct": change_pct(i + o, p)})
     tok_models.sort(key=lambda r: (-r["total_tokens"], r["provider"], r["model"]))
     tokens = {
         "input_tokens": t_in,
@@ -797,7 +936,9 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
         "total_tokens": t_total,
         "input_share_pct": share(t_in, t_total),
         "output_share_pct": share(t_out, t_total),
-        "avg_tokens_per_message": ratio(t_total, n_messages),
+        "avg_tokens_per_message": num(exact_ratio(t_total, n_messages)),
+        "vs_previous": {"input_tokens": compared(t_in, p_in), "output_tokens": compared(t_out, p_out),
+                        "total_tokens": compared(t_total, p_in + p_out)},
         "by_agent": tok_agents,
         "by_model": tok_models,
     }
@@ -808,7 +949,9 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
     ert = s["error_rate_thresholds_pct"]
     rtt = s["response_time_thresholds_ms"]
 
-    def error_status(pct: float) -> str:
+    def error_status(pct) -> str:
+        if pct is None:
+            return NO_DATA
         return "Excellent" if pct < ert[0] else "Good" if pct < ert[1] else "Acceptable" if pct < ert[2] else "Poor"
 
     def response_status(ms: float | None) -> str:
@@ -816,17 +959,22 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
             return NO_DATA
         return "Fast" if ms < rtt[0] else "Good" if ms < rtt[1] else "Acceptable" if ms < rtt[2] else "Slow"
 
+    def uptime_pct(a: int, b: int) -> tuple[int, Fraction | None]:
+        probes = H[(H["us"] >= a) & (H["us"] < b)]
+        return len(probes), exact_ratio(int(probes["up"].sum()) * 100, len(probes))
+
     uptime = []
     for name, width in (("24h", DAY), ("7d", 7 * DAY), ("30d", 30 * DAY)):
         a = E - width
-        probes = H[(H["us"] >= a) & (H["us"] < E)]
-        n = len(probes)
-        pct = ratio(int(probes["up"].sum()) * 100, n) if n else None
+        n, pct = uptime_pct(a, E)
+        _, before = uptime_pct(a - width, a)
         overlapping = [(st, en) for st, en, _ in ds.incidents if st < E and (en is None or en > a)]
         minutes = sum((min(en if en is not None else E, E) - max(st, a)) / MINUTE for st, en in overlapping)
-        uptime.append({"window": name, "probes": n, "uptime_pct": pct,
-                       "status": NO_DATA if pct is None else ("Healthy" if pct >= s["uptime_threshold_pct"] else "Degraded"),
-                       "incidents": len(overlapping), "downtime_minutes": float(minutes)})
+        uptime.append({"window": name, "probes": n, "uptime_pct": num(pct),
+                       "status": NO_DATA if pct is None else ("Healthy" if pct >= Fraction(str(s["uptime_threshold_pct"]))
+                                                              else "Degraded"),
+                       "incidents": len(overlapping), "downtime_minutes": float(minutes),
+                       "previous_uptime_pct": num(before), "change_pp": change_pp(pct, before)})
 
     a30 = E - 30 * DAY
     incidents = [
@@ -838,33 +986,40 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
 
     minute_end = E - E % MINUTE
     error_windows = []
-    for name, a, b in (("current", minute_end - MINUTE, minute_end), ("1h", E - HOUR, E), ("24h", E - DAY, E),
-                       ("7d", E - 7 * DAY, E)):
-        mask = mwin(a, b)
-        pct = error_pct(mask)
-        error_windows.append({"window": name, "messages": int(mask.sum()), "error_rate_pct": pct,
-                              "status": error_status(pct)})
+    for name, width, b in (("current", MINUTE, minute_end), ("1h", HOUR, E), ("24h", DAY, E), ("7d", 7 * DAY, E)):
+        mask = mwin(b - width, b)
+        pct, before = error_pct(mask), error_pct(mwin(b - 2 * width, b - width))
+        error_windows.append({"window": name, "messages": int(mask.sum()), "error_rate_pct": num(pct),
+                              "status": error_status(pct), "previous_error_rate_pct": num(before),
+                              "change_pp": change_pp(pct, before)})
 
-    p50, p95, p99 = (performance[f"p{q}_response_time_ms"] for q in (50, 95, 99))
-    response_time = {"p50_ms": p50, "p50_status": response_status(p50), "p95_ms": p95,
-                     "p95_status": response_status(p95), "p99_ms": p99, "p99_status": response_status(p99)}
+    prev_timed = prev_msgs["rt"].tolist()
+    response_time = {}
+    for q in (50, 95, 99):
+        now, before = performance[f"p{q}_response_time_ms"], percentile(prev_timed, q)
+        response_time |= {f"p{q}_ms": now, f"p{q}_status": response_status(now), f"p{q}_previous_ms": before,
+                          f"p{q}_change_pct": change_pct(now, before)}
 
+    def reaches(b: int) -> bool:
+        """Whether the warehouse holds a message (any scope) at or after b: else an empty window has no data."""
+        return bool((M["us"] >= b).any())
+
+    current_n = int(mwin(minute_end - MINUTE, minute_end).sum())
+    current = current_n if current_n or reaches(minute_end) else None
     # the local day of the period's last instant, from its midnight up to E
-    day_of_end = local(E - 1).date()
-    day_a, day_b = midnight(day_of_end), E
-    per_minute = (M.loc[mwin(day_a, day_b), "us"] // MINUTE).value_counts()
+    per_minute = (M.loc[mwin(day_start(end_date), E), "us"] // MINUTE).value_counts()
     if len(per_minute):
         peak = int(per_minute.max())
         peak_minute = iso(int(min(k for k, v in per_minute.items() if v == peak)) * MINUTE)
     else:
-        peak, peak_minute = 0, None
+        peak, peak_minute = (0 if reaches(E) else None), None
     capacity = int(s["capacity_per_min"])
     request_volume = {
-        "current_per_min": int(mwin(minute_end - MINUTE, minute_end).sum()),
+        "current_per_min": current,
         "peak_per_min_today": peak,
         "peak_minute": peak_minute,
         "capacity_per_min": capacity,
-        "headroom_pct": ratio((capacity - peak) * 100, capacity),
+        "headroom_pct": None if peak is None else num(exact_ratio((capacity - peak) * 100, capacity)),
     }
 
     Q = ds.queues
@@ -880,31 +1035,16 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
     health = {"uptime": uptime, "incidents": incidents, "error_rate": error_windows, "response_time": response_time,
               "request_volume": request_volume, "queues": queue_rows}
 
-    # ---------------------------------------------------------------- daily rows (whole local days)
-    daily = []
-    for d, row in zip(dates, series):
-        dm = M[m_in & (m_date == d)]
-        n = len(dm)
-        c = day_cost[d]
-        daily.append({
-            "date": d.isoformat(), "dau": row["dau"], "wau": row["wau"], "mau": row["mau"],
-            "sessions": int((s_in & (s_date == d)).sum()),
-            "messages": n,
-            "cost_usd": float(c),
-            "cost_per_message": money_ratio(c, n),
-            "avg_response_time_ms": mean(dm["rt"].tolist()) or 0.0,
-            "error_rate": ratio(int(dm["err"].sum()), n),
-        })
-
     return _plain({
         "schema_version": SCHEMA_VERSION,
         "generated_at": iso(to_us(datetime.now(UTC))),  # not compared
         "as_of": iso(as_of_us),
         "time_zone": tz,
-        "period": period_doc(label, start, end),
-        "previous_period": period_doc(f"previous {label}", p_start, p_end),
+        "period": period_doc(label, start, end, full_end),
+        "previous_period": period_doc(f"previous {label}", p_start, p_end, p_full_end),
         "scope": {"agents": scope},
-        "note": None if n_messages else "No messages in this period.",
+        "note": None if n_messages else NO_MESSAGES,
+        "totals": totals,
         "overview": overview,
         "engagement": engagement,
         "performance": performance,
@@ -912,19 +1052,8 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
         "tokens": tokens,
         "health": health,
         "daily": daily,
+        "weekly": weekly,
     })
-
-
-def _rate_kpi(errors: int, messages: int, prev_errors: int, prev_messages: int) -> dict:
-    """error_rate_pct KPI: the change computed from the exact rates."""
-    with localcontext() as ctx:
-        ctx.prec = 50
-        v = Decimal(errors * 100) / messages if messages else Decimal(0)
-        p = Decimal(prev_errors * 100) / prev_messages if prev_messages else Decimal(0)
-    out = kpi(v, p, as_float=True)
-    out["value"] = ratio(errors * 100, messages)
-    out["previous"] = ratio(prev_errors * 100, prev_messages)
-    return out
 
 
 def _plain(value):
@@ -933,10 +1062,12 @@ def _plain(value):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
-    if isinstance(value, Decimal):
+    if isinstance(value, (Decimal, Fraction)):
         return float(value)
     return value

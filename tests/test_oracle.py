@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 from datetime import date, datetime, timedelta, timezone
+from fractions import Fraction
 from pathlib import Path
 
 import jsonschema
@@ -107,34 +108,61 @@ def assert_same(got: dict, want: dict) -> None:
 # ============================================================================ the oracle on the hand fixture
 
 
-def hand(period: dict, agents=None, tz: str = "UTC") -> dict:
-    return oracle.compute([FIXTURES / "day1.jsonl", FIXTURES / "day2.jsonl"], period, tz, AS_OF, agents, SETTINGS)
+def hand(period: dict, agents=None, tz: str = "UTC", as_of: datetime = AS_OF) -> dict:
+    return oracle.compute([FIXTURES / "day1.jsonl", FIXTURES / "day2.jsonl"], period, tz, as_of, agents, SETTINGS)
 
 
 def test_oracle_on_the_hand_fixture():
     doc = hand({"kind": "custom", "start": date(2026, 11, 2), "end": date(2026, 11, 5)})
     assert schema_errors(doc) == []
+    assert doc["period"] == {"label": "2026-11-02..2026-11-05", "kind": "custom", "start": "2026-11-02T00:00:00Z",
+                             "end": "2026-11-06T00:00:00Z", "full_end": "2026-11-06T00:00:00Z",
+                             "start_date": "2026-11-02", "end_date": "2026-11-05", "days": 4.0, "partial": False}
+    assert doc["previous_period"] == {"label": "previous 2026-11-02..2026-11-05", "kind": "custom",
+                                      "start": "2026-10-29T00:00:00Z", "end": "2026-11-02T00:00:00Z",
+                                      "full_end": "2026-11-02T00:00:00Z", "start_date": "2026-10-29",
+                                      "end_date": "2026-11-01", "days": 4.0, "partial": False}
+    # 9 messages (m1-m5, m9 on 11-02; m6, m7 on 11-03; m8 on 11-05), m4 the error; 7 calls:
+    # input 1000 + 2000 + 500 + 10 + 1000 + 2000 + 100, output 100 + 200 + 50 + 10 + 1000 + 0 + 100;
+    # cost: anthropic 0.05 + 0.1, azure 0.02, openai gpt-4o m1 0.0035 + m3 0.001625 + m8 0.005 (m5 unpriced)
+    assert doc["totals"] == {"messages": 9, "sessions": 6, "errors": 1, "cost_usd": pytest.approx(0.180125, abs=1e-12),
+                             "input_tokens": 6610, "output_tokens": 1460, "total_tokens": 8070, "llm_calls": 7}
+    assert doc["note"] is None
     o = doc["overview"]
     assert (o["messages"]["value"], o["sessions"]["value"], o["active_users"]["value"]) == (9, 6, 3)
+    # nothing in the 4 days before: counts are new, the error rate has nothing to compare with
+    assert o["messages"] == {"value": 9, "previous": 0, "change_pct": None, "trend": "new"}
+    assert o["dau"] == {"value": 1, "previous": 0, "change_pct": None, "trend": "new", "date": "2026-11-05",
+                        "partial": False}
+    assert o["error_rate_pct"] == {"value": pytest.approx(100 / 9), "previous": None, "change_pp": None,
+                                   "trend": "no data"}
     assert doc["performance"]["errors"] == 1
     assert doc["cost"]["total_usd"] == pytest.approx(0.180125, abs=1e-12)
     assert doc["performance"]["p95_response_time_ms"] == pytest.approx(7650.0)  # 8 timed: 7000 + 0.65 * 1000
-    assert doc["period"] == {"label": "2026-11-02..2026-11-05", "kind": "custom", "start": "2026-11-02T00:00:00Z",
-                             "end": "2026-11-06T00:00:00Z", "start_date": "2026-11-02", "end_date": "2026-11-05",
-                             "days": 4.0}
-    assert [(p["provider"], round(p["cost_usd"], 6), p["calls"], p["unpriced_calls"])
-            for p in doc["cost"]["by_provider"]] == [
-        ("anthropic", 0.15, 2, 0), ("azure", 0.02, 1, 0), ("openai", 0.010125, 4, 1)
+    assert [(p["provider"], round(p["cost_usd"], 6), p["calls"], p["unpriced_calls"], p["previous_cost_usd"],
+             p["change_pct"]) for p in doc["cost"]["by_provider"]] == [
+        ("anthropic", 0.15, 2, 0, 0.0, None), ("azure", 0.02, 1, 0, 0.0, None), ("openai", 0.010125, 4, 1, 0.0, None)
+    ]
+    assert [(a["agent_id"], a["agent_label"], round(a["cost_usd"], 6)) for a in doc["cost"]["by_agent"]] == [
+        ("sales", "Sales Agent (sales)", 0.125), ("support", "Support Agent (support)", 0.055125)
     ]
     assert doc["cost"]["unpriced"] == {"calls": 1, "input_tokens": 10, "output_tokens": 10, "total_tokens": 20}
-    # daily rows (tests/test_end_to_end.py::test_daily_activity / test_daily_csv_export)
-    assert [(r["date"], r["dau"], r["wau"], r["mau"], r["sessions"], r["messages"]) for r in doc["daily"]] == [
-        ("2026-11-02", 3, 3, 3, 4, 6), ("2026-11-03", 2, 3, 3, 1, 2),
-        ("2026-11-04", 0, 3, 3, 0, 0), ("2026-11-05", 1, 3, 3, 1, 1),
+    # daily rows (tests/test_end_to_end.py::test_daily_activity / test_daily_csv_export); 11-04 has no
+    # messages: its ratios have no value
+    assert [(r["date"], r["partial"], r["dau"], r["wau"], r["mau"], r["sessions"], r["messages"], r["errors"],
+             r["llm_calls"], r["total_tokens"]) for r in doc["daily"]] == [
+        ("2026-11-02", False, 3, 3, 3, 4, 6, 1, 5, 4070), ("2026-11-03", False, 2, 3, 3, 1, 2, 0, 1, 2000),
+        ("2026-11-04", False, 0, 3, 3, 0, 0, 0, 0, 0), ("2026-11-05", False, 1, 3, 3, 1, 1, 0, 1, 2000),
     ]
     day2 = doc["daily"][0]
     assert (round(day2["cost_usd"], 6), round(day2["cost_per_message"], 6), day2["avg_response_time_ms"],
             round(day2["error_rate"], 6)) == (0.155125, 0.025854, 3600.0, 0.166667)
+    assert {k: doc["daily"][2][k] for k in ("cost_per_message", "avg_response_time_ms", "error_rate")} == {
+        "cost_per_message": None, "avg_response_time_ms": None, "error_rate": None}
+    # 2026-11-02 is a Monday: one week of 4 days, partial (fewer than 7), the same sums as the totals
+    assert doc["weekly"] == [{"week_start": "2026-11-02", "days": 4, "partial": True, "sessions": 6, "messages": 9,
+                              "errors": 1, "cost_usd": pytest.approx(0.180125, abs=1e-12), "input_tokens": 6610,
+                              "output_tokens": 1460, "total_tokens": 8070, "llm_calls": 7}]
     # sessions: durations 2403 s, 0, 8 s, 1205 s, 6 s, 7 s; sizes 3, 1, 1, 2, 1, 1
     e = doc["engagement"]
     assert [(b["sessions"], b["share_pct"]) for b in e["session_duration_distribution"]] == [
@@ -147,14 +175,37 @@ def test_oracle_on_the_hand_fixture():
     # sales 11-02: 4000, 8000; support: 1000, 2000, 3000 (+ m4 untimed): hourly p95 at 10:00 = 2900
     assert doc["performance"]["hourly"][10] == {"hour": 10, "messages": 3, "avg_response_time_ms": 2000.0,
                                                 "p95_response_time_ms": pytest.approx(2900.0)}
-    assert [(a["agent_id"], a["messages"], a["sessions"], a["error_rate_pct"]) for a in doc["performance"]["agents"]] == [
-        ("support", 5, 3, 20.0), ("sales", 4, 3, 0.0)
+    # support: m1-m4 (2 sessions: m4 comes 31 min after m3) + m7; sales: m5+m6, m9, m8
+    assert [(a["agent_id"], a["agent_label"], a["messages"], a["sessions"], a["errors"], a["llm_calls"],
+             a["error_rate_pct"]) for a in doc["performance"]["agents"]] == [
+        ("support", "Support Agent (support)", 5, 3, 1, 3, 20.0), ("sales", "Sales Agent (sales)", 4, 3, 0, 4, 0.0)
     ]
-    # health at 11-06 00:00: the 3-minute api incident of 11-02 lies in the 7 d window
-    assert [(u["window"], u["probes"], u["uptime_pct"], u["incidents"], u["downtime_minutes"])
-            for u in doc["health"]["uptime"]] == [
-        ("24h", 0, None, 0, 0.0), ("7d", 10, 70.0, 1, 3.0), ("30d", 10, 70.0, 1, 3.0)
+    support = doc["performance"]["agents"][0]["vs_previous"]
+    assert support["sessions"] == {"value": 3, "previous": 0, "change_pct": None, "trend": "new"}
+    assert support["avg_response_time_ms"] == {"value": 3000.0, "previous": None, "change_pct": None,
+                                               "trend": "no data"}
+    assert support["error_rate_pct"] == {"value": 20.0, "previous": None, "change_pp": None, "trend": "no data"}
+    assert doc["tokens"]["vs_previous"]["total_tokens"] == {"value": 8070, "previous": 0, "change_pct": None,
+                                                            "trend": "new"}
+    # health at 11-06 00:00: the 3-minute api incident of 11-02 lies in the 7 d window; nothing the 7 d before
+    assert [(u["window"], u["probes"], u["uptime_pct"], u["incidents"], u["downtime_minutes"],
+             u["previous_uptime_pct"], u["change_pp"]) for u in doc["health"]["uptime"]] == [
+        ("24h", 0, None, 0, 0.0, None, None), ("7d", 10, 70.0, 1, 3.0, None, None),
+        ("30d", 10, 70.0, 1, 3.0, None, None)
     ]
+    # error-rate windows at 11-06 00:00: only m8 (11-05 08:00) in the last 24 h, all 9 in the last 7 d
+    assert [(w["window"], w["messages"], w["error_rate_pct"], w["status"], w["previous_error_rate_pct"],
+             w["change_pp"]) for w in doc["health"]["error_rate"]] == [
+        ("current", 0, None, "No data", None, None), ("1h", 0, None, "No data", None, None),
+        ("24h", 1, 0.0, "Excellent", None, None), ("7d", 9, pytest.approx(100 / 9), "Poor", None, None)
+    ]
+    # no message at or after 11-06 00:00: the empty last minute has no data; 11-05 had one message
+    assert doc["health"]["request_volume"] == {"current_per_min": None, "peak_per_min_today": 1,
+                                               "peak_minute": "2026-11-05T08:00:00Z", "capacity_per_min": 500,
+                                               "headroom_pct": pytest.approx(99.8)}
+    assert doc["health"]["response_time"]["p50_ms"] == pytest.approx(4500.0)  # 4000 + 0.5 * 1000
+    assert (doc["health"]["response_time"]["p50_previous_ms"], doc["health"]["response_time"]["p50_change_pct"]) == (
+        None, None)
     assert doc["health"]["queues"] == [
         {"queue": "default", "latest_depth": 10, "avg_depth": 5.0, "max_depth": 10, "p95_depth": pytest.approx(9.5)}
     ]
@@ -169,6 +220,68 @@ def test_oracle_on_the_hand_fixture_for_one_agent():
     ]
     assert doc["scope"] == {"agents": ["sales"]}
     assert [a["agent_id"] for a in doc["performance"]["agents"]] == ["sales"]
+    assert doc["totals"]["messages"] == 3 and doc["totals"]["llm_calls"] == 3  # m5, m9, m6
+
+
+def test_oracle_month_to_date_counts_up_to_as_of():
+    # 2026-11 on 11-03 at 06:00 UTC: days 11-01..11-03, the last cut at 06:00 (m6 at 00:10 in, m7 at 12:00 out)
+    doc = hand({"kind": "month", "month": "2026-11"}, as_of=datetime(2026, 11, 3, 6, tzinfo=timezone.utc))
+    assert schema_errors(doc) == []
+    assert doc["period"] == {"label": "2026-11", "kind": "month", "start": "2026-11-01T00:00:00Z",
+                             "end": "2026-11-03T06:00:00Z", "full_end": "2026-12-01T00:00:00Z",
+                             "start_date": "2026-11-01", "end_date": "2026-11-03", "days": 2.25, "partial": True}
+    # the previous month stops at the same point: 10-03 06:00
+    assert doc["previous_period"] == {"label": "previous 2026-11", "kind": "month", "start": "2026-10-01T00:00:00Z",
+                                      "end": "2026-10-03T06:00:00Z", "full_end": "2026-11-01T00:00:00Z",
+                                      "start_date": "2026-10-01", "end_date": "2026-10-03", "days": 2.25,
+                                      "partial": True}
+    # 11-03 up to 06:00 has u2 only (u3 writes at 12:00): DAU 1, not the whole day's 2 and not 0
+    assert [(r["date"], r["partial"], r["dau"], r["wau"], r["messages"], r["sessions"]) for r in doc["daily"]] == [
+        ("2026-11-01", False, 0, 0, 0, 0), ("2026-11-02", False, 3, 3, 6, 4), ("2026-11-03", True, 1, 3, 1, 0)
+    ]
+    assert doc["overview"]["dau"] == {"value": 1, "previous": 0, "change_pct": None, "trend": "new",
+                                      "date": "2026-11-03", "partial": True}
+    # 11-01 is a Sunday: weeks of 10-26 (1 day) and 11-02 (2 days, the last one partial)
+    assert [(w["week_start"], w["days"], w["partial"], w["messages"]) for w in doc["weekly"]] == [
+        ("2026-10-26", 1, True, 0), ("2026-11-02", 2, True, 7)
+    ]
+    # m1-m5, m9 and m6: 6 calls; cost 0.155125 + m6's 0.02
+    assert doc["totals"] == {"messages": 7, "sessions": 4, "errors": 1, "cost_usd": pytest.approx(0.175125, abs=1e-12),
+                             "input_tokens": 4610, "output_tokens": 1460, "total_tokens": 6070, "llm_calls": 6}
+    assert [(m["month"], round(m["cost_usd"], 6)) for m in doc["cost"]["by_month"]] == [("2026-11", 0.175125)]
+    # the last minute [05:59, 06:00) is empty but m7 lies after it: 0, not "no data"; 11-03's peak is m6
+    volume = doc["health"]["request_volume"]
+    assert (volume["current_per_min"], volume["peak_per_min_today"], volume["peak_minute"]) == (
+        0, 1, "2026-11-03T00:10:00Z")
+
+
+def test_oracle_period_rules():
+    # a rolling period is whole local days: as_of at local midnight ends with the day before
+    at_midnight = hand({"kind": "rolling", "days": 7, "label": "week"}, as_of=datetime(2026, 11, 3, tzinfo=timezone.utc))
+    p, q = at_midnight["period"], at_midnight["previous_period"]
+    assert (p["start"], p["end"], p["start_date"], p["end_date"], p["partial"]) == (
+        "2026-10-27T00:00:00Z", "2026-11-03T00:00:00Z", "2026-10-27", "2026-11-02", False)
+    assert (q["start"], q["end"], q["label"], q["kind"]) == ("2026-10-20T00:00:00Z", "2026-10-27T00:00:00Z",
+                                                             "previous week", "rolling")
+    # mid-day: the 7 days 11-14..11-20, the last up to 15:30; the previous week stops at 11-13 15:30
+    rolling = hand({"kind": "rolling", "days": 7, "label": "week"})
+    p, q = rolling["period"], rolling["previous_period"]
+    assert (p["start"], p["end"], p["full_end"], p["partial"]) == (
+        "2026-11-14T00:00:00Z", AS_OF_TEXT, "2026-11-21T00:00:00Z", True)
+    assert p["days"] == pytest.approx(6 + 15.5 / 24)
+    assert (q["start"], q["end"], q["full_end"], q["partial"]) == (
+        "2026-11-07T00:00:00Z", "2026-11-13T15:30:00Z", "2026-11-14T00:00:00Z", True)
+    assert rolling["note"] == "No messages in this period and scope: counts are 0 and ratios have no value."
+    assert (rolling["performance"]["error_rate_pct"], rolling["engagement"]["avg_session_duration_ms"],
+            rolling["cost"]["cost_per_message_usd"], rolling["tokens"]["avg_tokens_per_message"]) == (
+        None, None, None, None)
+    # a month whose previous month has no such day: all of the previous month
+    march = hand({"kind": "month", "month": "2026-03"}, as_of=datetime(2026, 3, 30, 12, tzinfo=timezone.utc))
+    assert (march["previous_period"]["start"], march["previous_period"]["end"],
+            march["previous_period"]["partial"]) == ("2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z", False)
+    # a period that has not started is refused
+    with pytest.raises(ValueError):
+        hand({"kind": "custom", "start": date(2026, 11, 21), "end": date(2026, 11, 22)})
 
 
 def test_oracle_previous_period_and_dst():
@@ -178,19 +291,46 @@ def test_oracle_previous_period_and_dst():
     assert (p["start"], p["end"], p["start_date"], p["end_date"]) == (
         "2026-10-25T04:00:00Z", "2026-11-08T05:00:00Z", "2026-10-25", "2026-11-07"
     )
-    assert p["days"] == pytest.approx(14 + 1 / 24) == q["days"]
-    assert q["end"] == p["start"]
+    # 14 local days; the current ones hold the 25-hour 11-01, the previous 14 (10-11..10-24) do not
+    assert p["days"] == pytest.approx(14 + 1 / 24) and q["days"] == 14.0
+    assert (q["start"], q["end"], q["start_date"], q["end_date"]) == (
+        "2026-10-11T04:00:00Z", "2026-10-25T04:00:00Z", "2026-10-11", "2026-10-24")
     # m5 (11-02 23:50 UTC) is 18:50 in New York: local hour 18
     assert doc["performance"]["hourly"][18]["messages"] == 1
-    rolling = hand({"kind": "rolling", "days": 7, "label": "week"})
-    assert rolling["period"]["start"] == "2026-11-13T15:30:00Z" and rolling["period"]["end"] == AS_OF_TEXT
-    assert rolling["note"] is not None  # no messages in that week
+    # month to date in New York at 11-20 10:30 EST: the previous month stops at 10-20 10:30 EDT (14:30 UTC)
+    mtd = hand({"kind": "month", "month": "2026-11"}, tz="America/New_York")
+    assert (mtd["period"]["start"], mtd["period"]["end"], mtd["period"]["full_end"]) == (
+        "2026-11-01T04:00:00Z", AS_OF_TEXT, "2026-12-01T05:00:00Z")
+    assert (mtd["previous_period"]["start"], mtd["previous_period"]["end"]) == (
+        "2026-10-01T04:00:00Z", "2026-10-20T14:30:00Z")
+    # Kathmandu (UTC+5:45): today at 11-03 06:00 UTC is 11-03 from 11-02 18:15 UTC; m5 (23:50) and m6 (00:10)
+    kathmandu = hand({"kind": "rolling", "days": 1, "label": "today"}, tz="Asia/Kathmandu",
+                     as_of=datetime(2026, 11, 3, 6, tzinfo=timezone.utc))
+    assert (kathmandu["period"]["start"], kathmandu["previous_period"]["start"],
+            kathmandu["previous_period"]["end"]) == (
+        "2026-11-02T18:15:00Z", "2026-11-01T18:15:00Z", "2026-11-02T06:00:00Z")
+    assert kathmandu["totals"]["messages"] == 2
+    # previous: 11-01 18:15 .. 11-02 06:00 UTC holds nothing
+    assert kathmandu["overview"]["messages"] == {"value": 2, "previous": 0, "change_pct": None, "trend": "new"}
 
 
 def test_largest_remainder_shares_add_to_100():
     assert oracle.largest_remainder([1, 1, 1]) == [33.34, 33.33, 33.33]
     assert oracle.largest_remainder([0, 0]) == [0.0, 0.0]
     assert round(sum(oracle.largest_remainder([3, 7, 11, 13])), 2) == 100.0
+
+
+def test_changes_round_half_up_and_say_no_data():
+    assert oracle.change_pct(3, 8) == -62.5
+    assert oracle.change_pct(Fraction(2001, 2), 1000) == 0.1  # +0.05 % exactly: half up
+    assert oracle.change_pct(Fraction(1999, 2), 1000) == -0.1  # -0.05 %: half away from zero
+    assert oracle.change_pct(5, 0) is None and oracle.change_pct(None, 5) is None
+    assert oracle.change_pp(Fraction(1, 8), 0) == 0.13 and oracle.change_pp(20, None) is None
+    assert oracle.compared(0, 0) == {"value": 0, "previous": 0, "change_pct": None, "trend": "unchanged"}
+    assert oracle.compared(Fraction(3, 2), None) == {"value": 1.5, "previous": None, "change_pct": None,
+                                                     "trend": "no data"}
+    # in points a previous rate of 0 is a value like any other
+    assert oracle.compared_pp(Fraction(1, 2), 0) == {"value": 0.5, "previous": 0, "change_pp": 0.5, "trend": "up"}
 
 
 def _msg(event_id: str, at: str, user: str, agent: str = "long", **fields) -> str:
