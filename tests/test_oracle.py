@@ -9,7 +9,11 @@ Two parts:
   through `agent-analytics ingest` + `build` into a fresh home; for every case below the CLI's
   JSON document must equal the oracle's on every field (integers exact, money to the cent,
   percentiles within 1% relative, other floats within 1e-6 relative), and both documents must
-  validate against the JSON Schema.
+  validate against the JSON Schema. The cases cover every period kind (rolling, custom, month,
+  a month to date, a custom period ending after as_of), with and without agents, in UTC, across
+  New York's DST change and in the +5:30 / +5:45 zones of Kolkata and Kathmandu;
+* on each of those CLI documents, every breakdown (daily, weekly, months, agents, providers,
+  models) adds up to `totals`, which the overview repeats.
 """
 
 from __future__ import annotations
@@ -397,21 +401,36 @@ def test_oracle_contract_edge_cases(tmp_path):
 
 # ============================================================================ warehouse vs oracle
 
+NY, KOLKATA, KATHMANDU = "America/New_York", "Asia/Kolkata", "Asia/Kathmandu"
+# (id, CLI arguments, the oracle's period, time zone, agents, as_of): every period kind, with and
+# without agents, in UTC, across New York's DST change (11-01) and in +5:30 / +5:45 zones
 CASES = [
-    pytest.param(["--period", "week"], {"kind": "rolling", "days": 7, "label": "week"}, "UTC", None, id="week"),
-    pytest.param(["--period", "month"], {"kind": "rolling", "days": 30, "label": "month"}, "UTC", None, id="month"),
-    pytest.param(["--period", "today"], {"kind": "rolling", "days": 1, "label": "today"}, "UTC", None, id="today"),
-    pytest.param(["--period", "10d", "--agent", "support", "--agent", "sales"],
-                 {"kind": "rolling", "days": 10, "label": "10d"}, "UTC", ["support", "sales"], id="10d-two-agents"),
-    pytest.param(["--start", "2026-11-02", "--end", "2026-11-15"],
-                 {"kind": "custom", "start": date(2026, 11, 2), "end": date(2026, 11, 15)}, "UTC", None, id="custom"),
-    pytest.param(["--month", "2026-10"], {"kind": "month", "month": "2026-10"}, "UTC", None, id="calendar-month"),
-    pytest.param(["--month", "2026-11", "--agent", "tech"], {"kind": "month", "month": "2026-11"}, "UTC", ["tech"],
-                 id="calendar-month-one-agent"),
-    pytest.param(["--start", "2026-10-25", "--end", "2026-11-07", "--tz", "America/New_York"],
-                 {"kind": "custom", "start": date(2026, 10, 25), "end": date(2026, 11, 7)}, "America/New_York", None,
-                 id="new-york-across-dst"),
+    ("today", ["--period", "today"], {"kind": "rolling", "days": 1, "label": "today"}, "UTC", None, AS_OF_TEXT),
+    ("week-kolkata-one-agent", ["--period", "week", "--agent", "support"],
+     {"kind": "rolling", "days": 7, "label": "week"}, KOLKATA, ["support"], AS_OF_TEXT),
+    ("week-at-local-midnight-new-york", ["--period", "week"], {"kind": "rolling", "days": 7, "label": "week"}, NY,
+     None, "2026-11-16T05:00:00Z"),
+    ("30d-new-york-across-dst", ["--period", "30d"], {"kind": "rolling", "days": 30, "label": "30d"}, NY, None,
+     AS_OF_TEXT),
+    ("month-two-agents", ["--period", "month", "--agent", "support", "--agent", "sales"],
+     {"kind": "rolling", "days": 30, "label": "month"}, "UTC", ["support", "sales"], AS_OF_TEXT),
+    ("custom", ["--start", "2026-11-02", "--end", "2026-11-15"],
+     {"kind": "custom", "start": date(2026, 11, 2), "end": date(2026, 11, 15)}, "UTC", None, AS_OF_TEXT),
+    ("custom-new-york-across-dst-one-agent", ["--start", "2026-10-25", "--end", "2026-11-07", "--agent", "faq"],
+     {"kind": "custom", "start": date(2026, 10, 25), "end": date(2026, 11, 7)}, NY, ["faq"], AS_OF_TEXT),
+    ("custom-ending-after-as-of-kathmandu", ["--start", "2026-11-14", "--end", "2026-11-26"],
+     {"kind": "custom", "start": date(2026, 11, 14), "end": date(2026, 11, 26)}, KATHMANDU, None, AS_OF_TEXT),
+    ("calendar-month", ["--month", "2026-10"], {"kind": "month", "month": "2026-10"}, "UTC", None, AS_OF_TEXT),
+    ("month-to-date", ["--month", "2026-11"], {"kind": "month", "month": "2026-11"}, "UTC", None, AS_OF_TEXT),
+    ("month-to-date-new-york-one-agent", ["--month", "2026-11", "--agent", "tech"],
+     {"kind": "month", "month": "2026-11"}, NY, ["tech"], AS_OF_TEXT),
+    ("month-to-date-kolkata-two-agents", ["--month", "2026-11", "--agent", "sales", "--agent", "onboarding"],
+     {"kind": "month", "month": "2026-11"}, KOLKATA, ["sales", "onboarding"], AS_OF_TEXT),
 ]
+CASE_IDS = [c[0] for c in CASES]
+BY_ID = {c[0]: c for c in CASES}
+ADDITIVE = ("messages", "sessions", "errors", "cost_usd", "input_tokens", "output_tokens", "total_tokens", "llm_calls")
+TOKENS = ("input_tokens", "output_tokens", "total_tokens")
 
 
 def _cli(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -440,15 +459,99 @@ def generated(tmp_path_factory):
     return result.files, env
 
 
-@pytest.mark.parametrize("args, period, tz, agents", CASES)
-def test_metrics_equal_the_oracle(generated, args, period, tz, agents):
+_DOCS: dict[str, dict] = {}
+
+
+def cli_document(generated, case_id: str) -> dict:
+    """`agent-analytics metrics --format json` of a case (run once per module)."""
     files, env = generated
-    proc = _cli(env, "metrics", "--format", "json", "--as-of", AS_OF_TEXT, *args)
-    assert proc.returncode == 0, f"agent-analytics metrics {' '.join(args)} failed:\n{proc.stderr}"
-    got = json.loads(proc.stdout)
-    want = oracle.compute(files, period, tz, AS_OF, agents, SETTINGS)
+    key = f"{env['AGENT_ANALYTICS_HOME']} {case_id}"
+    if key not in _DOCS:
+        _, args, _, tz, _, as_of = BY_ID[case_id]
+        proc = _cli(env, "metrics", "--format", "json", "--as-of", as_of, "--tz", tz, *args)
+        assert proc.returncode == 0, f"agent-analytics metrics {' '.join(args)} failed:\n{proc.stderr}"
+        _DOCS[key] = json.loads(proc.stdout)
+    return _DOCS[key]
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_metrics_equal_the_oracle(generated, case_id):
+    _, _, period, tz, agents, as_of = BY_ID[case_id]
+    got = cli_document(generated, case_id)
+    want = oracle.compute(generated[0], period, tz, datetime.fromisoformat(as_of), agents, SETTINGS)
 
     assert schema_errors(want) == [], "the oracle's own document does not fit the schema"
     problems = schema_errors(got)
     assert not problems, "the warehouse's document does not fit the schema:\n" + "\n".join(problems[:100])
     assert_same(got, want)
+
+
+def partition_problems(doc: dict) -> list[str]:
+    """Where a breakdown of the document does not add up to `totals` (integers exact, money to the cent)."""
+    totals, problems = doc["totals"], []
+
+    def check(where: str, rows: list[dict], keys, rename: dict | None = None) -> None:
+        for key in keys:
+            field = (rename or {}).get(key, key)
+            got = sum(r[field] for r in rows)
+            same = round(got, 2) == round(totals[key], 2) if key == "cost_usd" else got == totals[key]
+            if not same:
+                problems.append(f"sum of {where}[].{field} = {got!r}, totals.{key} = {totals[key]!r}")
+
+    check("daily", doc["daily"], ADDITIVE)
+    check("weekly", doc["weekly"], ADDITIVE)
+    check("performance.agents", doc["performance"]["agents"], ADDITIVE)
+    check("cost.by_day", doc["cost"]["by_day"], ["cost_usd"])
+    check("cost.by_week", doc["cost"]["by_week"], ["cost_usd"])
+    check("cost.by_month", doc["cost"]["by_month"], ["cost_usd"])
+    check("cost.by_agent", doc["cost"]["by_agent"], ["cost_usd"])
+    for where in ("by_provider", "by_model"):
+        check(f"cost.{where}", doc["cost"][where], ["cost_usd", "llm_calls"], {"llm_calls": "calls"})
+    for where in ("by_agent", "by_model"):
+        check(f"tokens.{where}", doc["tokens"][where], TOKENS)
+    if sum(w["days"] for w in doc["weekly"]) != len(doc["daily"]):
+        problems.append("the weekly rows do not hold every daily row once")
+    flagged = [r["date"] for r in doc["daily"] if r["partial"]]
+    if flagged != ([doc["period"]["end_date"]] if doc["period"]["partial"] else []):
+        problems.append(f"partial days {flagged} with period.partial {doc['period']['partial']}")
+    o = doc["overview"]
+    same_as_totals = {
+        "overview.messages": (o["messages"]["value"], totals["messages"]),
+        "overview.sessions": (o["sessions"]["value"], totals["sessions"]),
+        "overview.cost_usd": (round(o["cost_usd"]["value"], 2), round(totals["cost_usd"], 2)),
+        "engagement.sessions": (doc["engagement"]["sessions"], totals["sessions"]),
+        "performance.messages": (doc["performance"]["messages"], totals["messages"]),
+        "performance.errors": (doc["performance"]["errors"], totals["errors"]),
+        "cost.total_usd": (round(doc["cost"]["total_usd"], 2), round(totals["cost_usd"], 2)),
+        **{f"tokens.{k}": (doc["tokens"][k], totals[k]) for k in TOKENS},
+        "overview.dau": (o["dau"]["value"], doc["daily"][-1]["dau"]),
+    }
+    problems += [f"{name} = {a!r}, totals say {b!r}" for name, (a, b) in same_as_totals.items() if a != b]
+    return problems
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_cli_breakdowns_add_up_to_the_totals(generated, case_id):
+    doc = cli_document(generated, case_id)
+    assert doc["totals"]["messages"] > 0
+    assert partition_problems(doc) == []
+
+
+def test_month_to_date_counts_up_to_as_of(generated):
+    """--month of as_of's month: partial, DAU of as_of's day up to as_of, the previous month to the same point."""
+    doc = cli_document(generated, "month-to-date")
+    users = {"2026-11-20": set(), "2026-10-20": set()}
+    for rec in oracle.read_records(generated[0]):  # the raw events, counted here by hand
+        day = rec["ts"].date().isoformat()
+        if rec["type"] == "message" and day in users and rec["ts"].time() < AS_OF.time():
+            users[day].add(rec["user_id"])
+    assert len(users["2026-11-20"]) > 0
+    p, q = doc["period"], doc["previous_period"]
+    assert (p["start"], p["end"], p["full_end"], p["end_date"], p["partial"]) == (
+        "2026-11-01T00:00:00Z", AS_OF_TEXT, "2026-12-01T00:00:00Z", "2026-11-20", True)
+    assert (q["start"], q["end"], q["full_end"], q["end_date"], q["partial"]) == (
+        "2026-10-01T00:00:00Z", "2026-10-20T15:30:00Z", "2026-11-01T00:00:00Z", "2026-10-20", True)
+    dau = doc["overview"]["dau"]
+    assert (dau["value"], dau["previous"], dau["date"], dau["partial"]) == (
+        len(users["2026-11-20"]), len(users["2026-10-20"]), "2026-11-20", True)
+    assert doc["daily"][-1] | {"dau": len(users["2026-11-20"]), "date": "2026-11-20", "partial": True} == doc["daily"][-1]
