@@ -15,6 +15,7 @@ SCHEMA_PATH = Path(__file__).parent / "schema" / "analytics_export.schema.json"
 CSV_COLUMNS = (
     "date", "dau", "wau", "mau", "sessions", "messages", "cost_usd",
     "cost_per_message", "avg_response_time_ms", "error_rate",
+    "errors", "input_tokens", "output_tokens", "total_tokens", "llm_calls", "partial",
 )
 
 
@@ -39,7 +40,9 @@ def check_agents(con: duckdb.DuckDBPyConnection, agent_ids: list[str] | None) ->
 
 
 def to_csv(document: dict) -> str:
-    """The daily rows of a metrics document as the export CSV (docs/metric-definitions.md)."""
+    """The daily rows of a metrics document as the export CSV (docs/metric-definitions.md):
+    they partition the period, so each additive column sums to the period total; `partial`
+    marks a day cut at the period's end."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -49,6 +52,8 @@ def to_csv(document: dict) -> str:
                 row["date"], row["dau"], row["wau"], row["mau"], row["sessions"], row["messages"],
                 _fixed(row["cost_usd"], 6), _fixed(row["cost_per_message"], 6),
                 _fixed(row["avg_response_time_ms"], 1), _fixed(row["error_rate"], 6),
+                row["errors"], row["input_tokens"], row["output_tokens"], row["total_tokens"], row["llm_calls"],
+                "true" if row["partial"] else "false",
             ]
         )
     return out.getvalue()

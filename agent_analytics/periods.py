@@ -1,9 +1,13 @@
-"""Reporting periods: exact windows `[start, end)` in UTC with the local days they cover.
+"""Periods: runs of whole local days, as exact windows `[start, end)` in UTC.
 
-- `today`, `week`, `month`, `Nd`: rolling, the last N x 24 hours ending at `as_of`;
-- `--start A --end B`: custom, from local midnight of A to local midnight after B;
-- `--month YYYY-MM`: a calendar month in local time.
-The previous period has the same length and ends where the period starts.
+- `today`, `week`, `month`, `Nd`: rolling, the N local days ending with the day of `as_of`;
+- `--start A --end B`: custom, the days A..B;
+- `--month YYYY-MM`: a calendar month in local time;
+- the dashboard pages and the scheduled reports' days, ISO weeks and months (below).
+A day not over by `as_of` is counted up to `as_of`: the window ends at the earlier of `as_of`
+and `full_end` (the local midnight after the last day), and the period is *partial*. The
+previous period is the same number of days (a month: the previous month) just before, cut at
+the same point when the period is partial. So the daily rows of a period partition it.
 Every date a user gives (--as-of, --start, --end, --month, a report's --period-end) lies in
 FIRST_DATE..LAST_DATE, so every date derived from it (the previous period, up to 2 x 3660
 days earlier; the 29-day MAU lookback; the day after) stays inside Python's and DuckDB's
@@ -35,13 +39,18 @@ class PeriodError(ValueError):
 class Period:
     kind: str  # rolling | custom | month
     label: str
-    start: datetime  # UTC, included
-    end: datetime  # UTC, excluded
+    start: datetime  # UTC, included: the local midnight of the first day
+    end: datetime  # UTC, excluded: the earlier of as_of and full_end
     tz: str
+    full_end: datetime  # UTC: the local midnight after the last day
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.tz)
+
+    @property
+    def partial(self) -> bool:
+        return self.end < self.full_end
 
     @property
     def start_date(self) -> date:
@@ -49,19 +58,36 @@ class Period:
 
     @property
     def end_date(self) -> date:
+        """The local day of the window's last instant."""
         return (self.end - timedelta(microseconds=1)).astimezone(self.zone).date()
+
+    @property
+    def last_date(self) -> date:
+        """The period's last day, whether or not the window reaches its end."""
+        return (self.full_end - timedelta(microseconds=1)).astimezone(self.zone).date()
 
     @property
     def days(self) -> float:
         return (self.end - self.start).total_seconds() / 86400
 
-    def local_dates(self) -> list[date]:
-        count = (self.end_date - self.start_date).days + 1
-        return [self.start_date + timedelta(days=i) for i in range(count)]
-
     def previous(self) -> "Period":
-        length = self.end - self.start
-        return Period(self.kind, f"previous {self.label}", self.start - length, self.start, self.tz)
+        """The same number of days (a month: the calendar month) just before, cut at the same
+        time into its corresponding day when this period is partial."""
+        if self.kind == "month":
+            last = self.start_date - timedelta(days=1)
+            first = last.replace(day=1)
+            day = self.end_date.day
+            corresponding = last.replace(day=day) if day <= last.day else None
+        else:
+            count = (self.last_date - self.start_date).days + 1
+            first, last = self.start_date - timedelta(days=count), self.start_date - timedelta(days=1)
+            corresponding = self.end_date - timedelta(days=count)
+        full_end = local_midnight(last + timedelta(days=1), self.tz)
+        end = full_end
+        if self.partial and corresponding is not None:
+            into = self.end - local_midnight(self.end_date, self.tz)
+            end = min(local_midnight(corresponding, self.tz) + into, full_end)
+        return Period(self.kind, f"previous {self.label}", local_midnight(first, self.tz), end, self.tz, full_end)
 
     def describe(self) -> dict:
         return {
@@ -69,10 +95,21 @@ class Period:
             "kind": self.kind,
             "start": iso(self.start),
             "end": iso(self.end),
+            "full_end": iso(self.full_end),
             "start_date": self.start_date.isoformat(),
             "end_date": self.end_date.isoformat(),
             "days": round(self.days, 6),
+            "partial": self.partial,
         }
+
+
+def days_period(kind: str, label: str, first: date, last: date, tz: str, as_of: datetime | None = None) -> Period:
+    """The local days first..last, cut at `as_of` when it falls before their end."""
+    start, full_end = local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz)
+    if as_of is not None and as_of <= start:
+        raise PeriodError(f"the period {label} starts after the time it is computed as of ({iso(as_of)})")
+    end = full_end if as_of is None else min(as_of, full_end)
+    return Period(kind, label, start, end, tz, full_end)
 
 
 def iso(moment: datetime) -> str:
@@ -148,7 +185,7 @@ def parse_period(
             raise PeriodError(f"--end {last} is before --start {first}")
         if (last - first).days + 1 > MAX_DAYS:
             raise PeriodError(f"a period can span at most {MAX_DAYS} days")
-        return Period("custom", f"{first}..{last}", local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz), tz)
+        return days_period("custom", f"{first}..{last}", first, last, tz, as_of)
     if month:
         match = re.fullmatch(r"(\d{4})-(\d{2})", month)
         if not match or not 1 <= int(match.group(2)) <= 12:
@@ -157,8 +194,7 @@ def parse_period(
         if not FIRST_DATE.year <= year <= LAST_DATE.year:  # year 0 is no date at all
             raise PeriodError(f"--month {month!r} is outside the supported dates {FIRST_DATE}..{LAST_DATE}")
         first = date(year, int(match.group(2)), 1)
-        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-        return Period("month", month, local_midnight(first, tz), local_midnight(following, tz), tz)
+        return days_period("month", month, first, _month_end(first), tz, as_of)
     word = (period or DEFAULT_PERIOD).strip().lower()
     if word in NAMED_DAYS:
         days = NAMED_DAYS[word]
@@ -169,4 +205,79 @@ def parse_period(
         days = int(match.group(1))
         if not 1 <= days <= MAX_DAYS:
             raise PeriodError(f"period {period!r} must be between 1d and {MAX_DAYS}d")
-    return Period("rolling", word, as_of - timedelta(days=days), as_of, tz)
+    last = local_date(as_of - timedelta(microseconds=1), tz)
+    return days_period("rolling", word, last - timedelta(days=days - 1), last, tz, as_of)
+
+
+def _month_end(first: date) -> date:
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1) - timedelta(days=1)
+
+
+# ------------------------------------------------------------------ dashboard pages and reports
+# Dashboard pages (each a file with a stable name under reports/dashboard/):
+#   day     today so far                 week    the last 7 days, today included
+#   month   the last 30 days             current-month   this calendar month so far
+#   previous-month  the last whole calendar month
+# Scheduled reports cover whole local days in the company time zone:
+#   daily    one day                         label 2026-11-26
+#   weekly   an ISO week, Monday-Sunday      label 2026-W48
+#   monthly  a calendar month                label 2026-11
+# `period_end` picks the day, week or month containing that date; by default the last one
+# that has ended (yesterday, last week, last month).
+
+FREQUENCIES = ("daily", "weekly", "monthly")
+
+
+@dataclass(frozen=True)
+class Page:
+    slug: str  # the file name without .html
+    title: str
+    period: Period
+
+
+def dashboard_pages(now: datetime, tz: str) -> list[Page]:
+    this_month = local_date(now, tz).replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    return [
+        Page("day", "Today", parse_period("today", None, None, None, now, tz)),
+        Page("week", "Last 7 days", parse_period("week", None, None, None, now, tz)),
+        Page("month", "Last 30 days", parse_period("month", None, None, None, now, tz)),
+        Page("current-month", f"{this_month:%B %Y} (to date)", parse_period(None, None, None, f"{this_month:%Y-%m}", now, tz)),
+        Page("previous-month", f"{last_month:%B %Y}", parse_period(None, None, None, f"{last_month:%Y-%m}", now, tz)),
+    ]
+
+
+def default_period_end(frequency: str, today: date) -> date:
+    """The last day of the latest period of this frequency that has fully ended."""
+    if frequency == "daily":
+        return today - timedelta(days=1)
+    if frequency == "weekly":
+        return today - timedelta(days=today.weekday() + 1)  # last Sunday
+    if frequency == "monthly":
+        return today.replace(day=1) - timedelta(days=1)
+    raise ValueError(f"unknown frequency {frequency!r}: use {', '.join(FREQUENCIES)}")
+
+
+def report_period(frequency: str, period_end: date, tz: str, as_of: datetime | None = None) -> tuple[str, Period]:
+    """(label, period) of the report of `frequency` whose period contains `period_end`, cut at
+    `as_of` when given (a report of a period not over yet). The previous period is the day, ISO
+    week or calendar month before.
+
+    `period_end` must be a supported date (check_date); the week or month around it may reach
+    a few days beyond, which the supported range leaves room for.
+    """
+    check_date(period_end, "--period-end")
+    check_tz(tz)
+    if frequency == "daily":
+        first, last, label, kind = period_end, period_end, period_end.isoformat(), "custom"
+    elif frequency == "weekly":
+        first = period_end - timedelta(days=period_end.weekday())
+        last = first + timedelta(days=6)
+        year, week, _ = first.isocalendar()
+        label, kind = f"{year}-W{week:02d}", "custom"
+    elif frequency == "monthly":
+        first = period_end.replace(day=1)
+        last, label, kind = _month_end(first), f"{first:%Y-%m}", "month"
+    else:
+        raise ValueError(f"unknown frequency {frequency!r}: use {', '.join(FREQUENCIES)}")
+    return label, days_period(kind, label, first, last, tz, as_of)

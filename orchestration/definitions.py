@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from agent_analytics.reports.periods import FREQUENCIES
+from agent_analytics.periods import FREQUENCIES
 from agent_analytics.settings import load_settings
 from orchestration.defs.alerts import definitions as alerts_concern
 from orchestration.defs.dbt import definitions as dbt_concern

@@ -31,7 +31,7 @@ from agent_analytics import mail
 from agent_analytics_cli.main import main
 from orchestration.build import run_build
 from agent_analytics.reports.definitions import ReportConfigError, load_definitions
-from agent_analytics.reports.periods import (
+from agent_analytics.periods import (
     dashboard_pages,
     default_period_end,
     report_period,

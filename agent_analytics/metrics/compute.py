@@ -2,7 +2,10 @@
 
 Everything is computed in DuckDB SQL over the row-level marts (fct_messages, fct_sessions,
 fct_llm_calls, fct_tool_calls, fct_health_checks, fct_downtime_incidents, fct_queue_samples)
-for the exact window, so any period, agent scope and time zone is answered the same way.
+for the exact window, so any period, agent scope and time zone is answered the same way. The
+additive measures and DAU/WAU/MAU are the daily marts' own definitions (measures.py), grouped
+here by the request's days; the daily rows partition the window, so every additive metric
+summed over days, weeks, months or agents is the period total.
 Local days and hours come from a small table of 15-minute UTC buckets (every time zone
 offset is a multiple of 15 minutes), built per request in the request's time zone, so
 daylight-saving changes are exact.
@@ -19,18 +22,22 @@ import pandas as pd
 
 from agent_analytics.json_text import finite
 from agent_analytics.metrics.labels import (
+    agent_label,
     change_pct,
+    change_pp,
     compared,
+    compared_pp,
     error_rate_status,
     response_time_status,
     share_pct,
     shares,
     uptime_status,
 )
+from agent_analytics.metrics.measures import active_users, call_measures, message_measures, session_measures
 from agent_analytics.periods import Period, iso, local_midnight
 from agent_analytics.settings import Settings
 
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "3.0"
 BUCKET_US = 15 * 60 * 1_000_000
 DURATION_BUCKETS = (("<1 min", 0, 60_000), ("1-5 min", 60_000, 300_000), ("5-10 min", 300_000, 600_000), ("10+ min", 600_000, None))
 MESSAGE_BUCKETS = (("1-2", 1, 3), ("3-5", 3, 6), ("6-10", 6, 11), ("11+", 11, None))
@@ -78,8 +85,9 @@ def _plain(value):
     return value
 
 
-def _ratio(numerator, denominator, scale: float = 1.0) -> float:
-    return float(numerator) / float(denominator) * scale if denominator else 0.0
+def _ratio(numerator, denominator, scale: float = 1.0) -> float | None:
+    """numerator / denominator x scale; None (no data) when the denominator is 0."""
+    return float(numerator) / float(denominator) * scale if denominator else None
 
 
 def _register_buckets(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, tz: str) -> None:
@@ -100,51 +108,37 @@ def _register_buckets(con: duckdb.DuckDBPyConnection, start: datetime, end: date
 LOCAL = "join local_buckets b on b.bucket = epoch_us({col}) // " + str(BUCKET_US)
 
 
-def _summary(con: duckdb.DuckDBPyConnection, p: dict, with_quantiles: bool = True) -> dict:
+def _summary(con: duckdb.DuckDBPyConnection, p: dict) -> dict:
     """Window totals. Distinct counts and percentiles run as their own queries: DuckDB
     aggregates each of them faster alone than mixed with the plain sums."""
     where = f"from fct_messages where occurred_at >= $start and occurred_at < $end and {SCOPE}"
-    m = _one(
-        con,
-        f"""
-        select count(*) as messages,
-               count(*) filter (where is_error) as errors,
-               count(response_time_ms) as timed_messages,
-               avg(response_time_ms) as avg_response_time_ms,
-               coalesce(sum(input_tokens), 0) as input_tokens,
-               coalesce(sum(output_tokens), 0) as output_tokens,
-               coalesce(sum(cost_usd), 0) as cost_usd
-        {where}
-        """,
-        p,
-    )
+    m = _one(con, f"select {message_measures()} {where}", p)
     m["active_users"] = _one(con, f"select count(*) as n from (select distinct user_id {where})", p)["n"]
     m["active_agents"] = _one(con, f"select count(*) as n from (select distinct agent_id {where})", p)["n"]
-    quantiles = [None, None, None]
-    if with_quantiles:
-        quantiles = _one(con, f"select quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) as q {where}", p)["q"] or quantiles
-    s = _one(
-        con,
-        f"""
-        select count(*) as sessions,
-               coalesce(avg(duration_ms), 0) as avg_session_duration_ms,
-               coalesce(avg(message_count), 0) as messages_per_session
-        from fct_sessions
-        where session_started_at >= $start and session_started_at < $end and {SCOPE}
-        """,
-        p,
+    quantiles = _one(con, f"select quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) as q {where}", p)["q"]
+    m["p50"], m["p95"], m["p99"] = (None if q is None else float(q) for q in quantiles or [None, None, None])
+    m.update(
+        _one(
+            con,
+            f"""select {session_measures()} from fct_sessions
+                where session_started_at >= $start and session_started_at < $end and {SCOPE}""",
+            p,
+        )
     )
-    m.update(s)
-    m["p50"], m["p95"], m["p99"] = (None if q is None else float(q) for q in quantiles)
     m["error_rate_pct"] = _ratio(m["errors"], m["messages"], 100)
+    m["avg_response_time_ms"] = _ratio(m["total_response_time_ms"], m["timed_messages"])
+    m["avg_session_duration_ms"] = _ratio(m["total_session_duration_ms"], m["sessions"])
+    m["messages_per_session"] = _ratio(m["session_messages"], m["sessions"])
     return m
 
 
-def _dau_on(con: duckdb.DuckDBPyConnection, day: date, tz: str, p: dict) -> int:
+def _dau_on_last_day(con: duckdb.DuckDBPyConnection, period: Period, p: dict) -> int:
+    """Distinct users of the period's last day inside the window."""
+    start = max(period.start, local_midnight(period.end_date, period.tz))
     return con.execute(
         f"""select count(distinct user_id) from fct_messages
             where occurred_at >= $s and occurred_at < $e and {SCOPE}""",
-        {"s": _naive(local_midnight(day, tz)), "e": _naive(local_midnight(day + timedelta(days=1), tz)), "agents": p["agents"]},
+        {"s": _naive(start), "e": _naive(period.end), "agents": p["agents"]},
     ).fetchone()[0]
 
 
@@ -165,16 +159,19 @@ def _distribution(con: duckdb.DuckDBPyConnection, p: dict, column: str, buckets)
     ]
 
 
+ADDITIVE = ("sessions", "messages", "errors", "cost_usd", "input_tokens", "output_tokens", "total_tokens", "llm_calls")
+
+
 def _daily(con: duckdb.DuckDBPyConnection, period: Period, p: dict) -> list[dict]:
-    """Whole local days start_date..end_date: DAU/WAU/MAU and the daily CSV columns."""
+    """One row per local day start_date..end_date, each counted inside the window (the last
+    one cut at the window's end): DAU/WAU/MAU, the additive measures and their ratios."""
     first, last = period.start_date, period.end_date
     q = {
         "first": first,
         "last": last,
         "s": _naive(local_midnight(first - timedelta(days=29), period.tz)),
-        "e": _naive(local_midnight(last + timedelta(days=1), period.tz)),
+        "e": p["end"],
         "ws": p["start"],
-        "we": p["end"],
         "agents": p["agents"],
     }
     rows = _rows(
@@ -182,103 +179,100 @@ def _daily(con: duckdb.DuckDBPyConnection, period: Period, p: dict) -> list[dict
         f"""
         with
         scoped as (
-            select m.user_id, m.occurred_at, m.cost_usd, m.is_error, m.response_time_ms, b.local_date
+            select m.*, b.local_date
             from fct_messages m {LOCAL.format(col='m.occurred_at')}
             where m.occurred_at >= $s and m.occurred_at < $e and {SCOPE.replace('agent_id', 'm.agent_id')}
         ),
-        user_days as (select distinct user_id, local_date from scoped),
-        next_active as (
-            select local_date, lead(local_date) over (partition by user_id order by local_date) as next_date
-            from user_days
-        ),
-        edges as (
-            select local_date as d, 1 as dau, 1 as wau, 1 as mau from next_active
-            union all select local_date + 1, -1, 0, 0 from next_active
-            union all select least(coalesce(next_date, local_date + 7), local_date + 7), 0, -1, 0 from next_active
-            union all select least(coalesce(next_date, local_date + 30), local_date + 30), 0, 0, -1 from next_active
-        ),
-        changes as (select cast(d as date) as d, sum(dau) as dau, sum(wau) as wau, sum(mau) as mau from edges group by 1),
+        user_days as (select distinct user_id, local_date as active_date from scoped),
         days as (
-            select cast(generate_series as date) as d
+            select cast(generate_series as date) as activity_date
             from generate_series(cast($first as timestamp) - interval 29 day, cast($last as timestamp), interval 1 day)
         ),
-        counted as (
-            select days.d,
-                   sum(coalesce(changes.dau, 0)) over (order by days.d) as dau,
-                   sum(coalesce(changes.wau, 0)) over (order by days.d) as wau,
-                   sum(coalesce(changes.mau, 0)) over (order by days.d) as mau
-            from days left join changes on changes.d = days.d
-        ),
+        counted as ({active_users('user_days', 'days')}),
         day_totals as (
-            select local_date as d, count(*) as messages, coalesce(sum(cost_usd), 0) as cost_usd,
-                   coalesce(sum(cost_usd) filter (where occurred_at >= $ws and occurred_at < $we), 0) as window_cost_usd,
-                   count(*) filter (where is_error) as errors, count(response_time_ms) as timed,
-                   sum(response_time_ms) as response_sum
+            select local_date as d, {message_measures()}
             from scoped where local_date between $first and $last group by 1
         ),
         day_sessions as (
-            select b.local_date as d, count(*) as sessions
-            from fct_sessions s {LOCAL.format(col='s.session_started_at')}
-            where s.session_started_at >= $s and s.session_started_at < $e
-              and {SCOPE.replace('agent_id', 's.agent_id')} and b.local_date between $first and $last
+            select b.local_date as d, {session_measures()}
+            from fct_sessions {LOCAL.format(col='session_started_at')}
+            where session_started_at >= $ws and session_started_at < $e and {SCOPE}
             group by 1
         )
-        select counted.d as date, cast(counted.dau as bigint) as dau, cast(counted.wau as bigint) as wau,
-               cast(counted.mau as bigint) as mau, coalesce(day_sessions.sessions, 0) as sessions,
-               coalesce(day_totals.messages, 0) as messages, coalesce(day_totals.cost_usd, 0) as cost_usd,
-               coalesce(day_totals.window_cost_usd, 0) as window_cost_usd,
-               coalesce(day_totals.errors, 0) as errors, coalesce(day_totals.timed, 0) as timed,
-               coalesce(day_totals.response_sum, 0) as response_sum
+        select counted.activity_date as date, counted.dau, counted.wau, counted.mau,
+               coalesce(day_sessions.sessions, 0) as sessions,
+               coalesce(day_totals.messages, 0) as messages,
+               coalesce(day_totals.errors, 0) as errors,
+               coalesce(day_totals.cost_usd, 0) as cost_usd,
+               coalesce(day_totals.input_tokens, 0) as input_tokens,
+               coalesce(day_totals.output_tokens, 0) as output_tokens,
+               coalesce(day_totals.total_tokens, 0) as total_tokens,
+               coalesce(day_totals.llm_calls, 0) as llm_calls,
+               coalesce(day_totals.timed_messages, 0) as timed_messages,
+               coalesce(day_totals.total_response_time_ms, 0) as total_response_time_ms
         from counted
-        left join day_totals on day_totals.d = counted.d
-        left join day_sessions on day_sessions.d = counted.d
-        where counted.d between $first and $last
-        order by counted.d
+        left join day_totals on day_totals.d = counted.activity_date
+        left join day_sessions on day_sessions.d = counted.activity_date
+        where counted.activity_date between $first and $last
+        order by counted.activity_date
         """,
         q,
     )
+    cut = local_midnight(last + timedelta(days=1), period.tz) > period.end
     return [
         {
             "date": r["date"],
+            "partial": cut and r["date"] == last,
             "dau": r["dau"],
             "wau": r["wau"],
             "mau": r["mau"],
-            "sessions": r["sessions"],
-            "messages": r["messages"],
-            "cost_usd": r["cost_usd"],
+            **{k: r[k] for k in ADDITIVE},
             "cost_per_message": _ratio(r["cost_usd"], r["messages"]),
-            "avg_response_time_ms": _ratio(r["response_sum"], r["timed"]),
+            "avg_response_time_ms": _ratio(r["total_response_time_ms"], r["timed_messages"]),
             "error_rate": _ratio(r["errors"], r["messages"]),
-            "window_cost_usd": r["window_cost_usd"],
         }
         for r in rows
     ]
 
 
-def _agents(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
-    rows = _rows(
+def _weekly(daily: list[dict]) -> list[dict]:
+    """The daily rows grouped by ISO week (Monday start)."""
+    weeks: dict[date, dict] = {}
+    for d in daily:
+        start = d["date"] - timedelta(days=d["date"].weekday())
+        week = weeks.setdefault(start, {"week_start": start, "days": 0, "partial": False, **{k: 0 for k in ADDITIVE}})
+        week["days"] += 1
+        week["partial"] = week["partial"] or d["partial"]
+        for k in ADDITIVE:
+            week[k] += d[k]
+    for week in weeks.values():
+        week["partial"] = week["partial"] or week["days"] < 7
+    return [weeks[k] for k in sorted(weeks)]
+
+
+def _agent_measures(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
+    """Every known agent in scope (dim_agents) with its measures in the window."""
+    return _rows(
         con,
         f"""
         with
         messages as (
-            select agent_id, count(*) as messages, count(*) filter (where is_error) as errors,
-                   avg(response_time_ms) as avg_response_time_ms, sum(input_tokens) as input_tokens,
-                   sum(output_tokens) as output_tokens, coalesce(sum(cost_usd), 0) as cost_usd
+            select agent_id, {message_measures()}
             from fct_messages where occurred_at >= $start and occurred_at < $end and {SCOPE}
             group by agent_id
         ),
         sessions as (
-            select agent_id, count(*) as sessions, avg(duration_ms) as avg_session_duration_ms
+            select agent_id, {session_measures()}
             from fct_sessions where session_started_at >= $start and session_started_at < $end and {SCOPE}
             group by agent_id
         )
         select a.agent_id, a.agent_name,
-               coalesce(s.sessions, 0) as sessions, coalesce(m.messages, 0) as messages,
-               coalesce(s.avg_session_duration_ms, 0) as avg_session_duration_ms,
-               coalesce(m.cost_usd, 0) as cost_usd,
-               coalesce(m.errors, 0) as errors,
-               m.avg_response_time_ms,
-               coalesce(m.input_tokens, 0) as input_tokens, coalesce(m.output_tokens, 0) as output_tokens
+               coalesce(s.sessions, 0) as sessions, coalesce(s.total_session_duration_ms, 0) as total_session_duration_ms,
+               coalesce(m.messages, 0) as messages, coalesce(m.errors, 0) as errors,
+               coalesce(m.cost_usd, 0) as cost_usd, coalesce(m.llm_calls, 0) as llm_calls,
+               coalesce(m.timed_messages, 0) as timed_messages, m.total_response_time_ms,
+               coalesce(m.input_tokens, 0) as input_tokens, coalesce(m.output_tokens, 0) as output_tokens,
+               coalesce(m.total_tokens, 0) as total_tokens
         from dim_agents a
         left join messages m on m.agent_id = a.agent_id
         left join sessions s on s.agent_id = a.agent_id
@@ -287,25 +281,40 @@ def _agents(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
         """,
         p,
     )
+
+
+def _agent_row(r: dict) -> dict:
+    return {
+        "agent_id": r["agent_id"],
+        "agent_name": r["agent_name"],
+        "agent_label": agent_label(r["agent_name"], r["agent_id"]),
+        "sessions": r["sessions"],
+        "messages": r["messages"],
+        "errors": r["errors"],
+        "llm_calls": r["llm_calls"],
+        "avg_session_duration_ms": _ratio(r["total_session_duration_ms"], r["sessions"]),
+        "cost_usd": r["cost_usd"],
+        "error_rate_pct": _ratio(r["errors"], r["messages"], 100),
+        "avg_response_time_ms": _ratio(r["total_response_time_ms"], r["timed_messages"]),
+        "input_tokens": int(r["input_tokens"]),
+        "output_tokens": int(r["output_tokens"]),
+        "total_tokens": int(r["total_tokens"]),
+        "avg_tokens_per_message": _ratio(r["total_tokens"], r["messages"]),
+    }
+
+
+def _agents(con: duckdb.DuckDBPyConnection, p: dict, pp: dict) -> list[dict]:
+    """Agent rows of the window, each compared with the same agent in the previous period."""
+    before = {r["agent_id"]: _agent_row(r) for r in _agent_measures(con, pp)}
     out = []
-    for r in rows:
-        total = int(r["input_tokens"]) + int(r["output_tokens"])
-        out.append(
-            {
-                "agent_id": r["agent_id"],
-                "agent_name": r["agent_name"],
-                "sessions": r["sessions"],
-                "messages": r["messages"],
-                "avg_session_duration_ms": float(r["avg_session_duration_ms"]),
-                "cost_usd": r["cost_usd"],
-                "error_rate_pct": _ratio(r["errors"], r["messages"], 100),
-                "avg_response_time_ms": r["avg_response_time_ms"],
-                "input_tokens": int(r["input_tokens"]),
-                "output_tokens": int(r["output_tokens"]),
-                "total_tokens": total,
-                "avg_tokens_per_message": _ratio(total, r["messages"]),
-            }
-        )
+    for r in _agent_measures(con, p):
+        row, prev = _agent_row(r), before.get(r["agent_id"])
+        row["vs_previous"] = {
+            key: compared(row[key], prev[key] if prev else 0)
+            for key in ("sessions", "messages", "cost_usd", "avg_response_time_ms", "total_tokens")
+        }
+        row["vs_previous"]["error_rate_pct"] = compared_pp(row["error_rate_pct"], prev["error_rate_pct"] if prev else None)
+        out.append(row)
     return out
 
 
@@ -347,37 +356,57 @@ def _tools(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
 
 
 def _calls_by_model(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
-    """One pass over the window's LLM calls: cost, calls and tokens per (provider, model)."""
+    """One pass over the window's LLM calls (a call has its message's time): the measures
+    per (provider, model)."""
     return _rows(
         con,
-        f"""select provider, model, coalesce(sum(cost_usd), 0) as cost_usd, count(*) as calls,
-                   count(*) filter (where not is_priced) as unpriced_calls,
-                   sum(input_tokens) as input_tokens, sum(output_tokens) as output_tokens,
-                   coalesce(sum(input_tokens) filter (where not is_priced), 0) as unpriced_input_tokens,
-                   coalesce(sum(output_tokens) filter (where not is_priced), 0) as unpriced_output_tokens
+        f"""select provider, model, {call_measures()}
             from fct_llm_calls where occurred_at >= $start and occurred_at < $end and {SCOPE}
             group by provider, model""",
         p,
     )
 
 
-def _cost(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: dict, agents: list[dict],
-          models: list[dict], daily: list[dict]) -> dict:
-    total = summary["cost_usd"]
+def _with_previous(rows: list[dict], before: list[dict], keys: tuple[str, ...], value: str) -> list[dict]:
+    """Each row with the previous period's `value` of the same keys (0 when absent) and the change."""
+    previous = {tuple(b[k] for k in keys): b[value] for b in before}
+    for row in rows:
+        row[f"previous_{value}"] = previous.get(tuple(row[k] for k in keys), 0)
+        row["change_pct"] = change_pct(row[value], row[f"previous_{value}"])
+    return rows
+
+
+def _by_provider(models: list[dict]) -> list[dict]:
     providers: dict[str, dict] = {}
     for m in models:
         row = providers.setdefault(m["provider"], {"provider": m["provider"], "cost_usd": 0, "calls": 0, "unpriced_calls": 0})
-        for key in ("cost_usd", "calls", "unpriced_calls"):
-            row[key] += m[key]
-    by_provider = sorted(providers.values(), key=lambda r: (-r["cost_usd"], r["provider"]))
+        row["cost_usd"] += m["cost_usd"]
+        row["calls"] += m["llm_calls"]
+        row["unpriced_calls"] += m["unpriced_calls"]
+    return list(providers.values())
+
+
+def _cost(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: dict, agents: list[dict],
+          models: list[dict], models_before: list[dict], daily: list[dict]) -> dict:
+    total = summary["cost_usd"]
+    by_provider = sorted(
+        _with_previous(_by_provider(models), _by_provider(models_before), ("provider",), "cost_usd"),
+        key=lambda r: (-r["cost_usd"], r["provider"]),
+    )
     by_model = sorted(
-        ({k: m[k] for k in ("provider", "model", "cost_usd", "calls", "unpriced_calls")} for m in models),
+        _with_previous(
+            [{"provider": m["provider"], "model": m["model"], "cost_usd": m["cost_usd"], "calls": m["llm_calls"],
+              "unpriced_calls": m["unpriced_calls"]} for m in models],
+            models_before, ("provider", "model"), "cost_usd",
+        ),
         key=lambda r: (-r["cost_usd"], r["provider"], r["model"]),
     )
     for row in by_provider + by_model:
         row["share_pct"] = share_pct(row["cost_usd"], total)
     by_agent = sorted(
-        ({"agent_id": a["agent_id"], "cost_usd": a["cost_usd"], "share_pct": share_pct(a["cost_usd"], total)}
+        ({"agent_id": a["agent_id"], "agent_label": a["agent_label"], "cost_usd": a["cost_usd"],
+          "share_pct": share_pct(a["cost_usd"], total), "previous_cost_usd": a["vs_previous"]["cost_usd"]["previous"],
+          "change_pct": a["vs_previous"]["cost_usd"]["change_pct"]}
          for a in agents if a["messages"] > 0),
         key=lambda a: (-a["cost_usd"], a["agent_id"]),
     )
@@ -385,11 +414,9 @@ def _cost(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: dict
     unpriced_out = sum(int(m["unpriced_output_tokens"]) for m in models)
     unpriced = {"calls": sum(m["unpriced_calls"] for m in models), "input_tokens": unpriced_in,
                 "output_tokens": unpriced_out, "total_tokens": unpriced_in + unpriced_out}
-    weeks: dict[date, Decimal] = {}
     months: dict[date, Decimal] = {}
-    for d in daily:  # whole days; window_cost_usd is the part inside the exact window
-        weeks[d["date"] - timedelta(days=d["date"].weekday())] = weeks.get(d["date"] - timedelta(days=d["date"].weekday()), 0) + d["window_cost_usd"]
-        months[d["date"].replace(day=1)] = months.get(d["date"].replace(day=1), 0) + d["window_cost_usd"]
+    for d in daily:
+        months[d["date"].replace(day=1)] = months.get(d["date"].replace(day=1), 0) + d["cost_usd"]
     end = period.end
     weekly, week_before = con.execute(
         f"""select coalesce(sum(cost_usd) filter (where occurred_at >= $w1), 0),
@@ -402,8 +429,8 @@ def _cost(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: dict
         "by_provider": by_provider,
         "by_agent": by_agent,
         "by_model": by_model,
-        "by_day": [{"date": d["date"], "cost_usd": d["cost_usd"]} for d in daily],
-        "by_week": [{"week_start": w, "cost_usd": c} for w, c in sorted(weeks.items())],
+        "by_day": [{"date": d["date"], "partial": d["partial"], "cost_usd": d["cost_usd"]} for d in daily],
+        "by_week": [{"week_start": w["week_start"], "cost_usd": w["cost_usd"]} for w in _weekly(daily)],
         "by_month": [{"month": m.strftime("%Y-%m"), "cost_usd": c} for m, c in sorted(months.items())],
         "cost_per_message_usd": _ratio(total, summary["messages"]),
         "cost_per_session_usd": _ratio(total, summary["sessions"]),
@@ -417,17 +444,20 @@ def _cost(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: dict
     }
 
 
-def _tokens(summary: dict, agents: list[dict], models: list[dict]) -> dict:
-    total = int(summary["input_tokens"]) + int(summary["output_tokens"])
+def _tokens(summary: dict, before: dict, agents: list[dict], models: list[dict], models_before: list[dict]) -> dict:
+    total = int(summary["total_tokens"])
     by_agent = sorted(
         (
             {
                 "agent_id": a["agent_id"],
+                "agent_label": a["agent_label"],
                 "input_tokens": a["input_tokens"],
                 "output_tokens": a["output_tokens"],
                 "total_tokens": a["total_tokens"],
                 "share_pct": share_pct(a["total_tokens"], total),
                 "avg_tokens_per_message": a["avg_tokens_per_message"],
+                "previous_total_tokens": a["vs_previous"]["total_tokens"]["previous"],
+                "change_pct": a["vs_previous"]["total_tokens"]["change_pct"],
             }
             for a in agents
             if a["messages"] > 0
@@ -435,16 +465,19 @@ def _tokens(summary: dict, agents: list[dict], models: list[dict]) -> dict:
         key=lambda a: (-a["total_tokens"], a["agent_id"]),
     )
     by_model = sorted(
-        (
-            {
-                "provider": m["provider"],
-                "model": m["model"],
-                "input_tokens": int(m["input_tokens"]),
-                "output_tokens": int(m["output_tokens"]),
-                "total_tokens": int(m["input_tokens"]) + int(m["output_tokens"]),
-                "share_pct": share_pct(int(m["input_tokens"]) + int(m["output_tokens"]), total),
-            }
-            for m in models
+        _with_previous(
+            [
+                {
+                    "provider": m["provider"],
+                    "model": m["model"],
+                    "input_tokens": int(m["input_tokens"]),
+                    "output_tokens": int(m["output_tokens"]),
+                    "total_tokens": int(m["total_tokens"]),
+                    "share_pct": share_pct(int(m["total_tokens"]), total),
+                }
+                for m in models
+            ],
+            models_before, ("provider", "model"), "total_tokens",
         ),
         key=lambda r: (-r["total_tokens"], r["provider"], r["model"]),
     )
@@ -455,30 +488,46 @@ def _tokens(summary: dict, agents: list[dict], models: list[dict]) -> dict:
         "input_share_pct": share_pct(summary["input_tokens"], total),
         "output_share_pct": share_pct(summary["output_tokens"], total),
         "avg_tokens_per_message": _ratio(total, summary["messages"]),
+        "vs_previous": {k: compared(int(summary[k]), int(before[k])) for k in ("input_tokens", "output_tokens", "total_tokens")},
         "by_agent": by_agent,
         "by_model": by_model,
     }
 
 
-def _health(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: dict, settings: Settings) -> dict:
+def _uptime(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> tuple[int, float | None, int, float]:
+    """(probes, uptime %, incidents, downtime minutes) of [start, end), all components."""
+    w = {"ws": _naive(start), "we": _naive(end)}
+    probes, up = con.execute(
+        "select count(*), count(*) filter (where is_up) from fct_health_checks where checked_at >= $ws and checked_at < $we", w
+    ).fetchone()
+    incidents, minutes = con.execute(
+        """select count(*), coalesce(sum(date_diff('millisecond',
+                      greatest(started_at, $ws), least(coalesce(ended_at, $we), $we))) / 60000.0, 0)
+           from fct_downtime_incidents
+           where started_at < $we and coalesce(ended_at, $we) > $ws""",
+        w,
+    ).fetchone()
+    return probes, _ratio(up, probes, 100), incidents, float(minutes)
+
+
+def _errors_in(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, agents) -> tuple[int, int]:
+    return con.execute(
+        f"""select count(*), count(*) filter (where is_error) from fct_messages
+            where occurred_at >= $ws and occurred_at < $we and {SCOPE}""",
+        {"ws": _naive(start), "we": _naive(end), "agents": agents},
+    ).fetchone()
+
+
+def _health(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: dict, before: dict, settings: Settings) -> dict:
     end = period.end
     uptime = []
     for name, length in HEALTH_WINDOWS:
-        w = {"ws": _naive(end - length), "we": _naive(end)}
-        probes = con.execute(
-            "select count(*), count(*) filter (where is_up) from fct_health_checks where checked_at >= $ws and checked_at < $we", w
-        ).fetchone()
-        incidents = con.execute(
-            """select count(*), coalesce(sum(date_diff('millisecond',
-                          greatest(started_at, $ws), least(coalesce(ended_at, $we), $we))) / 60000.0, 0)
-               from fct_downtime_incidents
-               where started_at < $we and coalesce(ended_at, $we) > $ws""",
-            w,
-        ).fetchone()
-        pct = _ratio(probes[1], probes[0], 100) if probes[0] else None
+        probes, pct, incidents, minutes = _uptime(con, end - length, end)
+        previous = _uptime(con, end - 2 * length, end - length)[1]
         uptime.append(
-            {"window": name, "probes": probes[0], "uptime_pct": pct, "status": uptime_status(pct, settings),
-             "incidents": incidents[0], "downtime_minutes": float(incidents[1])}
+            {"window": name, "probes": probes, "uptime_pct": pct, "status": uptime_status(pct, settings),
+             "incidents": incidents, "downtime_minutes": minutes, "previous_uptime_pct": previous,
+             "change_pp": change_pp(pct, previous)}
         )
     window = {"ws": _naive(end - HEALTH_WINDOWS[-1][1]), "we": _naive(end)}
     incidents = _rows(
@@ -496,14 +545,19 @@ def _health(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: di
     error_rate = []
     for name, length in error_windows:
         stop = minute_end if name == "current" else end
-        counts = con.execute(
-            f"""select count(*), count(*) filter (where is_error) from fct_messages
-                where occurred_at >= $ws and occurred_at < $we and {SCOPE}""",
-            {"ws": _naive(stop - length), "we": _naive(stop), "agents": p["agents"]},
-        ).fetchone()
-        pct = _ratio(counts[1], counts[0], 100)
-        error_rate.append({"window": name, "messages": counts[0], "error_rate_pct": pct, "status": error_rate_status(pct, settings)})
-    current = error_rate[0]["messages"]
+        messages, errors = _errors_in(con, stop - length, stop, p["agents"])
+        pct = _ratio(errors, messages, 100)
+        messages_before, errors_before = _errors_in(con, stop - 2 * length, stop - length, p["agents"])
+        previous = _ratio(errors_before, messages_before, 100)
+        error_rate.append({"window": name, "messages": messages, "error_rate_pct": pct, "status": error_rate_status(pct, settings),
+                           "previous_error_rate_pct": previous, "change_pp": change_pp(pct, previous)})
+    # A count of 0 is only known once the data reaches the end of its window.
+    newest = con.execute("select max(occurred_at) from fct_messages").fetchone()[0]
+
+    def known(count: int, window_end: datetime) -> int | None:
+        return count if count or (newest is not None and newest >= _naive(window_end)) else None
+
+    current = known(error_rate[0]["messages"], minute_end)
     day_start = local_midnight(period.end_date, period.tz)
     peak = con.execute(
         f"""select date_trunc('minute', occurred_at) as minute, count(*) as n from fct_messages
@@ -511,7 +565,7 @@ def _health(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: di
             group by 1 order by n desc, minute limit 1""",
         {"ds": _naive(day_start), "we": _naive(end), "agents": p["agents"]},
     ).fetchone()
-    peak_count, peak_minute = (peak[1], peak[0]) if peak else (0, None)
+    peak_count, peak_minute = (peak[1], peak[0]) if peak else (known(0, end), None)
     capacity = settings.capacity_per_min
     queues = _rows(
         con,
@@ -528,21 +582,23 @@ def _health(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: di
         """,
         p,
     )
+    response_time = {}
+    for q in ("p50", "p95", "p99"):
+        response_time[f"{q}_ms"] = summary[q]
+        response_time[f"{q}_status"] = response_time_status(summary[q], settings)
+        response_time[f"{q}_previous_ms"] = before[q]
+        response_time[f"{q}_change_pct"] = None if summary[q] is None or before[q] is None else change_pct(summary[q], before[q])
     return {
         "uptime": uptime,
         "incidents": incidents,
         "error_rate": error_rate,
-        "response_time": {
-            "p50_ms": summary["p50"], "p50_status": response_time_status(summary["p50"], settings),
-            "p95_ms": summary["p95"], "p95_status": response_time_status(summary["p95"], settings),
-            "p99_ms": summary["p99"], "p99_status": response_time_status(summary["p99"], settings),
-        },
+        "response_time": response_time,
         "request_volume": {
             "current_per_min": current,
             "peak_per_min_today": peak_count,
             "peak_minute": peak_minute,
             "capacity_per_min": capacity,
-            "headroom_pct": (capacity - peak_count) / capacity * 100,
+            "headroom_pct": None if peak_count is None else (capacity - peak_count) / capacity * 100,
         },
         "queues": queues,
     }
@@ -556,10 +612,12 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
     bucket_start = min(previous.start, local_midnight(period.start_date - timedelta(days=30), period.tz))
     _register_buckets(con, bucket_start, local_midnight(period.end_date + timedelta(days=1), period.tz), period.tz)
     try:
-        now, before = _summary(con, p), _summary(con, pp, with_quantiles=False)
-        agents = _agents(con, p)
+        now, before = _summary(con, p), _summary(con, pp)
+        agents = _agents(con, p, pp)
         daily = _daily(con, period, p)
-        models = _calls_by_model(con, p)
+        models, models_before = _calls_by_model(con, p), _calls_by_model(con, pp)
+        dau = compared(daily[-1]["dau"], _dau_on_last_day(con, previous, p))
+        dau.update(date=period.end_date, partial=period.partial)
         document = {
             "schema_version": SCHEMA_VERSION,
             "generated_at": iso(datetime.now(timezone.utc)),
@@ -568,21 +626,22 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
             "period": period.describe(),
             "previous_period": previous.describe(),
             "scope": {"agents": request.agents},
-            "note": None if now["messages"] else "No messages in this period and scope: counts are 0 and ratios are reported as 0.",
+            "note": None if now["messages"] else "No messages in this period and scope: counts are 0 and ratios have no value.",
+            "totals": {k: now[k] for k in ADDITIVE},
             "overview": {
                 "active_users": compared(now["active_users"], before["active_users"]),
-                "dau": compared(_dau_on(con, period.end_date, period.tz, p), _dau_on(con, previous.end_date, period.tz, p)),
+                "dau": dau,
                 "sessions": compared(now["sessions"], before["sessions"]),
                 "messages": compared(now["messages"], before["messages"]),
                 "active_agents": compared(now["active_agents"], before["active_agents"]),
                 "cost_usd": compared(now["cost_usd"], before["cost_usd"]),
-                "error_rate_pct": compared(now["error_rate_pct"], before["error_rate_pct"]),
+                "error_rate_pct": compared_pp(now["error_rate_pct"], before["error_rate_pct"]),
             },
             "engagement": {
-                "series": [{k: d[k] for k in ("date", "dau", "wau", "mau")} for d in daily],
+                "series": [{k: d[k] for k in ("date", "partial", "dau", "wau", "mau")} for d in daily],
                 "sessions": now["sessions"],
-                "avg_session_duration_ms": float(now["avg_session_duration_ms"]),
-                "messages_per_session": float(now["messages_per_session"]),
+                "avg_session_duration_ms": now["avg_session_duration_ms"],
+                "messages_per_session": now["messages_per_session"],
                 "session_duration_distribution": _distribution(con, p, "duration_ms", DURATION_BUCKETS),
                 "messages_per_session_distribution": _distribution(con, p, "message_count", MESSAGE_BUCKETS),
             },
@@ -597,13 +656,14 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
                 "messages": now["messages"],
                 "errors": now["errors"],
                 "error_rate_pct": now["error_rate_pct"],
-                "success_rate_pct": 100 - now["error_rate_pct"] if now["messages"] else 0.0,
+                "success_rate_pct": None if now["error_rate_pct"] is None else 100 - now["error_rate_pct"],
                 "tools": _tools(con, p),
             },
-            "cost": _cost(con, period, p, now, agents, models, daily),
-            "tokens": _tokens(now, agents, models),
-            "health": _health(con, period, p, now, settings),
-            "daily": [{k: v for k, v in d.items() if k != "window_cost_usd"} for d in daily],
+            "cost": _cost(con, period, p, now, agents, models, models_before, daily),
+            "tokens": _tokens(now, before, agents, models, models_before),
+            "health": _health(con, period, p, now, before, settings),
+            "daily": daily,
+            "weekly": _weekly(daily),
         }
     finally:
         con.unregister("local_buckets")

@@ -5,16 +5,17 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 ARROWS = {"up": "↑", "down": "↓", "unchanged": "→", "new": "↑"}
+NO_DATA = "no data"
 
 
-# Every format takes None (a value that cannot be computed: no data, or an overflow of values
-# stored before the ingest bounds) and shows "-".
+# Every format takes None (a value that cannot be computed: a window without the data it
+# needs, or an overflow of values stored before the ingest bounds) and shows NO_DATA.
 
 
 def money(value: float | None) -> str:
     """Dollars rounded half up to the cent ($0.125 -> $0.13); 4 places below one cent."""
     if value is None:
-        return "-"
+        return NO_DATA
     places = "0.01" if abs(value) >= 0.01 or value == 0 else "0.0001"
     rounded = Decimal(str(value)).quantize(Decimal(places), rounding=ROUND_HALF_UP)
     return f"-${-rounded:,}" if rounded < 0 else f"${rounded:,}"
@@ -22,26 +23,26 @@ def money(value: float | None) -> str:
 
 def ms(value: float | None) -> str:
     if value is None:
-        return "-"
+        return NO_DATA
     return f"{value / 1000:.1f}s" if value >= 1000 else f"{value:.0f}ms"
 
 
 def duration(ms: float | None) -> str:
     if ms is None:
-        return "-"
+        return NO_DATA
     seconds = int(round(ms / 1000))
     return f"{seconds // 60}m {seconds % 60:02d}s"
 
 
 def count(value: float | None) -> str:
     if value is None:
-        return "-"
+        return NO_DATA
     return f"{value:,.0f}"
 
 
 def tokens(value: float | None) -> str:
     if value is None:
-        return "-"
+        return NO_DATA
     if value >= 1_000_000:
         return f"{value / 1_000_000:.1f}M"
     if value >= 1_000:
@@ -49,9 +50,28 @@ def tokens(value: float | None) -> str:
     return str(int(value))
 
 
+def percent(value: float | None, places: int = 2) -> str:
+    return NO_DATA if value is None else f"{value:.{places}f}%"
+
+
+def per_minute(value: float | None) -> str:
+    return NO_DATA if value is None else f"{value:,.0f} req/min"
+
+
+def change_amount(metric: dict) -> str | None:
+    """'12%' or '0.35 pp' (rates in percent change in percentage points); None when there is
+    no number to show (no data, a new value, unchanged)."""
+    if metric["trend"] in ("no data", "new", "unchanged"):
+        return None
+    if "change_pp" in metric:
+        return f"{abs(metric['change_pp']):.2f} pp"
+    return None if metric["change_pct"] is None else f"{abs(metric['change_pct']):.0f}%"
+
+
 def change(metric: dict, label: str) -> str:
-    if metric["change_pct"] is None:
+    if metric["trend"] == "no data":
+        return ""
+    amount = change_amount(metric)
+    if amount is None:
         return "(new)" if metric["trend"] == "new" else "(→ unchanged)"
-    if metric["trend"] == "unchanged":
-        return "(→ unchanged)"
-    return f"({ARROWS[metric['trend']]} {abs(metric['change_pct']):.0f}% vs {label})"
+    return f"({ARROWS[metric['trend']]} {amount} vs {label})"

@@ -47,11 +47,36 @@ def share_pct(part, total) -> float:
     return 0.0 if t == 0 else round_half_up(p / t * 100, "0.01")
 
 
+def _trend(value, previous) -> str:
+    if value is None or previous is None:
+        return "no data"
+    v, p = _decimal(value), _decimal(previous)
+    return "up" if v > p else "down" if v < p else "unchanged"
+
+
 def compared(value, previous) -> dict:
     """A value with the previous period's, the change in percent and its direction."""
-    v, p = _decimal(value), _decimal(previous)
-    trend = ("unchanged" if v == 0 else "new") if p == 0 else "up" if v > p else "down" if v < p else "unchanged"
+    if value is None or previous is None:
+        return {"value": value, "previous": previous, "change_pct": None, "trend": "no data"}
+    trend = ("unchanged" if _decimal(value) == 0 else "new") if _decimal(previous) == 0 else _trend(value, previous)
     return {"value": value, "previous": previous, "change_pct": change_pct(value, previous), "trend": trend}
+
+
+def change_pp(value: float | None, previous: float | None) -> float | None:
+    """value - previous in percentage points, rounded half up to 0.01; None without both."""
+    if value is None or previous is None:
+        return None
+    return round_half_up(Decimal(str(value)) - Decimal(str(previous)), "0.01")
+
+
+def compared_pp(value: float | None, previous: float | None) -> dict:
+    """A rate in percent with the previous period's and the change in percentage points."""
+    return {"value": value, "previous": previous, "change_pp": change_pp(value, previous), "trend": _trend(value, previous)}
+
+
+def agent_label(name: str | None, agent_id: str) -> str:
+    """How an agent is shown everywhere: its name, with the id where the two differ."""
+    return agent_id if not name or name == agent_id else f"{name} ({agent_id})"
 
 
 def shares(counts: list[int | float], decimals: int = 2) -> list[float]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from agent_analytics.metrics.formatting import (
+    NO_DATA,
     change,
     count,
     duration,
     money,
     ms,
+    per_minute,
+    percent,
     tokens,
 )
 
@@ -39,11 +42,29 @@ def _series(values: list[tuple[str, float]], fmt) -> list[str]:
     return [f"  {label:<12} {fmt(v):>10} {_bar(v / top * 100)}" for label, v in values]
 
 
+def _pct_delta(value: float | None) -> str:
+    """A change in percent, signed ('+12%'); empty when there is none (no previous value)."""
+    return "" if value is None else f"{value:+.0f}%"
+
+
+def _pp(value: float | None) -> str:
+    """A change in percentage points, signed ('+0.35 pp'); empty when there is none."""
+    return "" if value is None else f"{value:+.2f} pp"
+
+
+def _delta(metric: dict) -> str:
+    if metric["trend"] == "new":
+        return "new"
+    return _pp(metric["change_pp"]) if "change_pp" in metric else _pct_delta(metric["change_pct"])
+
+
 def render_table(doc: dict) -> str:
     period, prev_label = doc["period"], "previous period"
     scope = ", ".join(doc["scope"]["agents"]) if doc["scope"]["agents"] else "all agents"
+    partial = f", partial: up to {period['end']}" if period["partial"] else ""
     out = [
-        f"Agent analytics  {period['label']} ({period['start_date']} .. {period['end_date']}, {doc['time_zone']})  scope: {scope}",
+        f"Agent analytics  {period['label']} ({period['start_date']} .. {period['end_date']}, {doc['time_zone']}{partial})"
+        f"  scope: {scope}",
         f"as of {doc['as_of']}",
     ]
     if doc["note"]:
@@ -51,24 +72,31 @@ def render_table(doc: dict) -> str:
 
     o = doc["overview"]
     out += _section("Overview")
+    dau_label = f"DAU {o['dau']['date']}" + (" (so far)" if o["dau"]["partial"] else "")
     for label, key, fmt in (
         ("Active users", "active_users", count),
-        ("Daily active users", "dau", count),
+        (dau_label, "dau", count),
         ("Total sessions", "sessions", count),
+        ("Messages", "messages", count),
         ("Active agents", "active_agents", count),
         ("Total costs", "cost_usd", money),
+        ("Error rate", "error_rate_pct", percent),
     ):
-        out.append(f"  {label + ':':<20} {fmt(o[key]['value']):>12} {change(o[key], prev_label)}")
+        out.append(f"  {label + ':':<26} {fmt(o[key]['value']):>12} {change(o[key], prev_label)}".rstrip())
 
     e = doc["engagement"]
     out += _section("User engagement")
+    per_session = NO_DATA if e["messages_per_session"] is None else f"{e['messages_per_session']:.1f}"
     out.append(f"  Sessions: {count(e['sessions'])}   average duration: {duration(e['avg_session_duration_ms'])}"
-               f"   messages per session: {e['messages_per_session']:.1f}")
+               f"   messages per session: {per_session}")
     out.append("  Daily active users (DAU / WAU / MAU)")
     series = e["series"][-14:]
     top = max((d["dau"] for d in series), default=0) or 1
     for d in series:
-        out.append(f"  {d['date']}  {d['dau']:>7,} {d['wau']:>7,} {d['mau']:>7,}  {_bar(d['dau'] / top * 100)}")
+        mark = "*" if d["partial"] else " "
+        out.append(f"  {d['date']}{mark} {d['dau']:>7,} {d['wau']:>7,} {d['mau']:>7,}  {_bar(d['dau'] / top * 100)}")
+    if any(d["partial"] for d in series):
+        out.append("  * partial day: counted up to the period's end")
     for title, key in (("Session duration", "session_duration_distribution"), ("Messages per session", "messages_per_session_distribution")):
         out.append(f"  {title}")
         for b in e[key]:
@@ -77,13 +105,14 @@ def render_table(doc: dict) -> str:
     perf = doc["performance"]
     out += _section("Agent performance")
     out.append(f"  Active agents: {perf['active_agents']}   average response: {ms(perf['avg_response_time_ms'])}"
-               f"   error rate: {perf['error_rate_pct']:.2f}%")
+               f"   error rate: {percent(perf['error_rate_pct'])}")
     out += _table(
-        ["Agent", "Sessions", "Messages", "Avg duration", "Cost", "Error %", "Avg resp", "Tokens"],
-        [[a["agent_name"][:22], count(a["sessions"]), count(a["messages"]), duration(a["avg_session_duration_ms"]),
-          money(a["cost_usd"]), f"{a['error_rate_pct']:.1f}%", ms(a["avg_response_time_ms"]), tokens(a["total_tokens"])]
+        ["Agent", "Sessions", "Messages", "vs prev", "Cost", "vs prev", "Error %", "vs prev", "Avg resp"],
+        [[a["agent_label"][:26], count(a["sessions"]), count(a["messages"]), _delta(a["vs_previous"]["messages"]),
+          money(a["cost_usd"]), _delta(a["vs_previous"]["cost_usd"]), percent(a["error_rate_pct"], 1),
+          _delta(a["vs_previous"]["error_rate_pct"]), ms(a["avg_response_time_ms"])]
          for a in perf["agents"]],
-        "lrrrrrrr",
+        "lrrrrrrrr",
     )
     out.append("  Response time by hour (average, P95)")
     top = max((h["p95_response_time_ms"] or 0 for h in perf["hourly"]), default=0) or 1
@@ -103,11 +132,15 @@ def render_table(doc: dict) -> str:
     c = doc["cost"]
     out += _section("Cost analysis")
     for p in c["by_provider"]:
-        out.append(f"  {p['provider']:<14} {money(p['cost_usd']):>12} ({p['share_pct']:5.1f}%) {_bar(p['share_pct'])}")
+        out.append(f"  {p['provider']:<14} {money(p['cost_usd']):>12} ({p['share_pct']:5.1f}%) {_pct_delta(p['change_pct']):>6}"
+                   f" {_bar(p['share_pct'])}")
     out.append("  Cost per agent (top 5)")
     top_agents = c["by_agent"][:5]
     for a in top_agents:
-        out.append(f"    {a['agent_id']:<18} {money(a['cost_usd']):>12} {_bar(a['share_pct'])}")
+        out.append(f"    {a['agent_label'][:30]:<30} {money(a['cost_usd']):>12} {_pct_delta(a['change_pct']):>6} {_bar(a['share_pct'])}")
+    out.append("  Cost by model (top 8)")
+    for m in c["by_model"][:8]:
+        out.append(f"    {m['model'][:28]:<28} {money(m['cost_usd']):>12} {_pct_delta(m['change_pct']):>6} {_bar(m['share_pct'])}")
     out.append("  Cost by week")
     out += ["  " + line for line in _series([(w["week_start"], w["cost_usd"]) for w in c["by_week"]], money)]
     out.append(f"  Cost per message: {money(c['cost_per_message_usd'])}   per session: {money(c['cost_per_session_usd'])}"
@@ -123,35 +156,38 @@ def render_table(doc: dict) -> str:
     out += _section("Token usage")
     out.append(f"  Total: {t['total_tokens']:,} tokens   prompt {t['input_tokens']:,} ({t['input_share_pct']:.0f}%)"
                f"   completion {t['output_tokens']:,} ({t['output_share_pct']:.0f}%)")
-    out.append(f"  Average tokens per message: {t['avg_tokens_per_message']:,.0f}")
+    per_message = NO_DATA if t["avg_tokens_per_message"] is None else f"{t['avg_tokens_per_message']:,.0f}"
+    out.append(f"  Average tokens per message: {per_message}   total {change(t['vs_previous']['total_tokens'], prev_label)}")
     out += _table(
-        ["Agent", "Prompt", "Completion", "Total", "Per message"],
-        [[a["agent_id"][:22], tokens(a["input_tokens"]), tokens(a["output_tokens"]), tokens(a["total_tokens"]),
-          f"{a['avg_tokens_per_message']:,.0f}"] for a in t["by_agent"]],
-        "lrrrr",
+        ["Agent", "Prompt", "Completion", "Total", "vs prev", "Per message"],
+        [[a["agent_label"][:30], tokens(a["input_tokens"]), tokens(a["output_tokens"]), tokens(a["total_tokens"]),
+          _pct_delta(a["change_pct"]), f"{a['avg_tokens_per_message']:,.0f}"] for a in t["by_agent"]],
+        "lrrrrr",
     )
     out.append("  Tokens by model")
     for m in t["by_model"][:8]:
-        out.append(f"    {m['model'][:28]:<28} {m['total_tokens']:>14,} ({m['share_pct']:5.1f}%) {_bar(m['share_pct'])}")
+        out.append(f"    {m['model'][:28]:<28} {m['total_tokens']:>14,} ({m['share_pct']:5.1f}%) {_pct_delta(m['change_pct']):>6}"
+                   f" {_bar(m['share_pct'])}")
 
     h = doc["health"]
     out += _section("System health")
     for w in h["uptime"]:
-        pct = "-" if w["uptime_pct"] is None else f"{w['uptime_pct']:.2f}%"
-        out.append(f"  Uptime {w['window']:<4} {pct:>8}  {w['status']:<9} incidents: {w['incidents']}"
-                   f" ({w['downtime_minutes']:.1f} min)")
+        out.append(f"  Uptime {w['window']:<4} {percent(w['uptime_pct']):>8}  {w['status']:<9} {_pp(w['change_pp']):>10}"
+                   f"  incidents: {w['incidents']} ({w['downtime_minutes']:.1f} min)")
     for i in h["incidents"][:5]:
         ended = i["ended_at"][:16].replace("T", " ") if i["ended_at"] else "ongoing"
         out.append(f"    incident {i['component'][:20]}: {i['started_at'][:16].replace('T', ' ')} -> {ended} UTC"
                    f" ({i['downtime_minutes']:.1f} min)")
     for w in h["error_rate"]:
-        out.append(f"  Error rate {w['window']:<8} {w['error_rate_pct']:6.2f}%  {w['status']}  ({w['messages']:,} messages)")
+        out.append(f"  Error rate {w['window']:<8} {percent(w['error_rate_pct']):>8}  {w['status']:<10} {_pp(w['change_pp']):>10}"
+                   f"  ({w['messages']:,} messages)")
     r = h["response_time"]
-    out.append(f"  P50 {ms(r['p50_ms'])} {r['p50_status']}   P95 {ms(r['p95_ms'])} {r['p95_status']}"
-               f"   P99 {ms(r['p99_ms'])} {r['p99_status']}")
+    out.append("  " + "   ".join(f"{q.upper()} {ms(r[f'{q}_ms'])} {r[f'{q}_status']} {_pct_delta(r[f'{q}_change_pct'])}".rstrip()
+                                for q in ("p50", "p95", "p99")))
     v = h["request_volume"]
-    out.append(f"  Request volume: current {v['current_per_min']} req/min, peak today {v['peak_per_min_today']} req/min,"
-               f" capacity {v['capacity_per_min']} req/min ({v['headroom_pct']:.0f}% headroom)")
+    headroom = "" if v["headroom_pct"] is None else f" ({v['headroom_pct']:.0f}% headroom)"
+    out.append(f"  Request volume: current {per_minute(v['current_per_min'])}, peak today {per_minute(v['peak_per_min_today'])},"
+               f" capacity {per_minute(v['capacity_per_min'])}{headroom}")
     for q in h["queues"]:
         out.append(f"  Queue {q['queue']}: latest {q['latest_depth']}, average {q['avg_depth']:.1f},"
                    f" max {q['max_depth']}, P95 {q['p95_depth']:.1f}")

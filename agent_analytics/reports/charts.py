@@ -166,7 +166,7 @@ def cost_trend(doc: dict) -> Figure | None:
 def cost_top_agents(doc: dict) -> Figure | None:
     rows = doc["cost"]["by_agent"][:5]
     return _hbars(
-        "Cost per agent (top 5)", [r["agent_id"] for r in rows], [r["cost_usd"] for r in rows], "cost (USD)",
+        "Cost per agent (top 5)", [r["agent_label"] for r in rows], [r["cost_usd"] for r in rows], "cost (USD)",
         lambda v: f"${v:,.2f}",
     )
 
@@ -184,7 +184,7 @@ def tokens_by_agent(doc: dict) -> Figure | None:
     if not rows:
         return None
     figure, axes = _figure("Tokens by agent")
-    labels = [r["agent_id"] for r in rows]
+    labels = [r["agent_label"] for r in rows]
     prompt = [r["input_tokens"] / 1e6 for r in rows]
     completion = [r["output_tokens"] / 1e6 for r in rows]
     axes.barh(labels, prompt, color=PALETTE[0], label="prompt")
@@ -207,7 +207,7 @@ def request_volume(doc: dict) -> Figure | None:
     _date_axis(axes)
     axes.grid(axis="x", visible=False)
     rate = axes.twinx()
-    rate.plot(x, [d["error_rate"] * 100 for d in days], color=PALETTE[3], marker="o" if len(x) < 3 else None, label="error rate")
+    rate.plot(x, [float("nan") if d["error_rate"] is None else d["error_rate"] * 100 for d in days], color=PALETTE[3], marker="o" if len(x) < 3 else None, label="error rate")
     rate.set_ylabel("error rate (%)")
     rate.set_ylim(bottom=0)
     rate.grid(False)

@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
-from agent_analytics.metrics.formatting import count, duration, money, ms, tokens
+from agent_analytics.metrics.formatting import NO_DATA, change_amount, count, duration, money, ms, per_minute, percent, tokens
 from agent_analytics.reports import charts as chart_lib
-from agent_analytics.reports.periods import Page
+from agent_analytics.periods import Page
 
 GOOD = {"Excellent", "Good", "Fast", "Healthy"}
 WARN = {"Acceptable"}
 ARROW = {"up": "▲", "down": "▼", "unchanged": "▶", "new": "▲"}
 # For these, a rise is bad news (shown red); for the rest a rise is good news (green).
-RISE_IS_BAD = {"cost_usd", "error_rate_pct"}
+RISE_IS_BAD = {"cost_usd", "error_rate_pct", "avg_response_time_ms", "response_time_ms"}
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;background:#f8fafc;color:#0f172a}
@@ -53,11 +53,10 @@ def status_badge(label: str) -> str:
 
 
 def change_html(metric: dict, key: str) -> str:
-    trend, pct = metric["trend"], metric["change_pct"]
-    if pct is None:
-        text = "new" if trend == "new" else "unchanged"
-    else:
-        text = f"{ARROW[trend]} {abs(pct):.1f}%"
+    trend, amount = metric["trend"], change_amount(metric)
+    if trend == "no data":
+        return '<span class="change flat">no previous value</span>'
+    text = (trend if trend in ("new", "unchanged") else "unchanged") if amount is None else f"{ARROW[trend]} {amount}"
     if trend in ("up", "new"):
         css = "neg" if key in RISE_IS_BAD else "pos"
     elif trend == "down":
@@ -65,6 +64,14 @@ def change_html(metric: dict, key: str) -> str:
     else:
         css = "flat"
     return f'<span class="change {css}">{escape(text)} vs previous period</span>'
+
+
+def change_cell(change_pct: float | None, key: str = "") -> str:
+    """A row's change in percent as a small coloured cell ('' without a previous value)."""
+    if change_pct is None:
+        return ""
+    trend = "up" if change_pct > 0 else "down" if change_pct < 0 else "unchanged"
+    return change_html({"trend": trend, "change_pct": change_pct}, key).replace(" vs previous period", "")
 
 
 def table(headers: list[str], rows: Iterable[list[str]]) -> str:
@@ -82,12 +89,12 @@ def _kpis(doc: dict) -> str:
     cards = []
     for label, key, fmt in (
         ("Active users", "active_users", count),
-        ("Daily active users (last day)", "dau", count),
+        ("Daily active users (last day" + (", so far)" if o["dau"]["partial"] else ")"), "dau", count),
         ("Sessions", "sessions", count),
         ("Messages", "messages", count),
         ("Active agents", "active_agents", count),
         ("Total cost", "cost_usd", money),
-        ("Error rate", "error_rate_pct", lambda v: f"{v:.2f}%"),
+        ("Error rate", "error_rate_pct", percent),
     ):
         metric = o[key]
         cards.append(
@@ -108,7 +115,7 @@ def _engagement(doc: dict, svgs: dict[str, str]) -> str:
     return facts(
         [("DAU", count(last["dau"])), ("WAU", count(last["wau"])), ("MAU", count(last["mau"])),
          ("Sessions", count(e["sessions"])), ("Average session", duration(e["avg_session_duration_ms"])),
-         ("Messages per session", f"{e['messages_per_session']:.1f}")]
+         ("Messages per session", NO_DATA if e["messages_per_session"] is None else f"{e['messages_per_session']:.1f}")]
     ) + _chart_grid(svgs, ["dau_trend", "session_duration", "messages_per_session"])
 
 
@@ -116,12 +123,15 @@ def _performance(doc: dict, svgs: dict[str, str]) -> str:
     perf = doc["performance"]
     out = facts(
         [("Active agents", count(perf["active_agents"])), ("Messages", count(perf["messages"])),
-         ("Average response", ms(perf["avg_response_time_ms"])), ("Success rate", f"{perf['success_rate_pct']:.2f}%")]
+         ("Average response", ms(perf["avg_response_time_ms"])), ("Success rate", percent(perf["success_rate_pct"]))]
     )
     out += "<h3>Agent comparison</h3>" + table(
         ["Agent", "Sessions", "Messages", "Avg session", "Cost", "Error rate", "Avg response", "Tokens"],
-        [[escape(a["agent_name"]), count(a["sessions"]), count(a["messages"]), duration(a["avg_session_duration_ms"]),
-          money(a["cost_usd"]), f"{a['error_rate_pct']:.2f}%", ms(a["avg_response_time_ms"]), tokens(a["total_tokens"])]
+        [[escape(a["agent_label"]),
+          *(f"{fmt(a[k])} {change_html(a['vs_previous'][k], k).replace(' vs previous period', '')}" if k in a["vs_previous"]
+            else fmt(a[k])
+            for k, fmt in (("sessions", count), ("messages", count), ("avg_session_duration_ms", duration), ("cost_usd", money),
+                           ("error_rate_pct", percent), ("avg_response_time_ms", ms), ("total_tokens", tokens)))]
          for a in perf["agents"]],
     )
     out += _chart_grid(svgs, ["response_by_hour"])
@@ -143,9 +153,21 @@ def _cost(doc: dict, svgs: dict[str, str]) -> str:
          ("Per session", money(c["cost_per_session_usd"])), ("Per user", money(c["cost_per_user_usd"]))]
     )
     out += "<h3>By provider</h3>" + table(
-        ["Provider", "Cost", "Share", "Calls", "Unpriced calls"],
-        [[escape(p["provider"]), money(p["cost_usd"]), f"{p['share_pct']:.2f}%", count(p["calls"]), count(p["unpriced_calls"])]
+        ["Provider", "Cost", "Change", "Share", "Calls", "Unpriced calls"],
+        [[escape(p["provider"]), money(p["cost_usd"]), change_cell(p["change_pct"], "cost_usd"), f"{p['share_pct']:.2f}%",
+          count(p["calls"]), count(p["unpriced_calls"])]
          for p in c["by_provider"]],
+    )
+    out += "<h3>By agent</h3>" + table(
+        ["Agent", "Cost", "Change", "Share"],
+        [[escape(a["agent_label"]), money(a["cost_usd"]), change_cell(a["change_pct"], "cost_usd"), f"{a['share_pct']:.2f}%"]
+         for a in c["by_agent"]],
+    )
+    out += "<h3>By model</h3>" + table(
+        ["Model", "Provider", "Cost", "Change", "Share", "Calls"],
+        [[escape(m["model"]), escape(m["provider"]), money(m["cost_usd"]), change_cell(m["change_pct"], "cost_usd"),
+          f"{m['share_pct']:.2f}%", count(m["calls"])]
+         for m in c["by_model"]],
     )
     out += _chart_grid(svgs, ["cost_by_provider", "cost_trend", "cost_top_agents"])
     out += "<h3>Forecast</h3>" + facts(
@@ -166,13 +188,23 @@ def _tokens(doc: dict, svgs: dict[str, str]) -> str:
          ("Completion", f"{count(t['output_tokens'])} ({t['output_share_pct']:.1f}%)"),
          ("Average per message", count(t["avg_tokens_per_message"]))]
     )
+    out += f"<p>Total tokens {change_html(t['vs_previous']['total_tokens'], 'total_tokens')}</p>"
     out += _chart_grid(svgs, ["tokens_by_agent", "tokens_by_model"])
+    out += "<h3>By agent</h3>" + table(
+        ["Agent", "Prompt", "Completion", "Total", "Change", "Share"],
+        [[escape(a["agent_label"]), count(a["input_tokens"]), count(a["output_tokens"]), count(a["total_tokens"]),
+          change_cell(a["change_pct"]), f"{a['share_pct']:.2f}%"] for a in t["by_agent"]],
+    )
     out += "<h3>By model</h3>" + table(
-        ["Model", "Provider", "Prompt", "Completion", "Total", "Share"],
+        ["Model", "Provider", "Prompt", "Completion", "Total", "Change", "Share"],
         [[escape(m["model"]), escape(m["provider"]), count(m["input_tokens"]), count(m["output_tokens"]),
-          count(m["total_tokens"]), f"{m['share_pct']:.2f}%"] for m in t["by_model"]],
+          count(m["total_tokens"]), change_cell(m["change_pct"]), f"{m['share_pct']:.2f}%"] for m in t["by_model"]],
     )
     return out
+
+
+def _pp(change_pp: float | None) -> str:
+    return "" if change_pp is None else f"{change_pp:+.2f} pp"
 
 
 def _minute(moment: str | None) -> str | None:
@@ -183,8 +215,8 @@ def _minute(moment: str | None) -> str | None:
 def _health(doc: dict, svgs: dict[str, str]) -> str:
     h = doc["health"]
     out = "<h3>Uptime</h3>" + table(
-        ["Window", "Uptime", "Status", "Incidents", "Downtime"],
-        [[w["window"], "-" if w["uptime_pct"] is None else f"{w['uptime_pct']:.2f}%", status_badge(w["status"]),
+        ["Window", "Uptime", "Change", "Status", "Incidents", "Downtime"],
+        [[w["window"], percent(w["uptime_pct"]), _pp(w["change_pp"]), status_badge(w["status"]),
           count(w["incidents"]), f"{w['downtime_minutes']:.1f} min"] for w in h["uptime"]],
     )
     if h["incidents"]:
@@ -194,18 +226,20 @@ def _health(doc: dict, svgs: dict[str, str]) -> str:
               f"{i['downtime_minutes']:.1f} min"] for i in h["incidents"]],
         )
     out += "<h3>Error rate</h3>" + table(
-        ["Window", "Error rate", "Status", "Messages"],
-        [[w["window"], f"{w['error_rate_pct']:.2f}%", status_badge(w["status"]), count(w["messages"])] for w in h["error_rate"]],
+        ["Window", "Error rate", "Change", "Status", "Messages"],
+        [[w["window"], percent(w["error_rate_pct"]), _pp(w["change_pp"]), status_badge(w["status"]), count(w["messages"])]
+         for w in h["error_rate"]],
     )
     r = h["response_time"]
     out += "<h3>Response time</h3>" + table(
-        ["Percentile", "Response time", "Status"],
-        [[name, ms(r[f"{key}_ms"]), status_badge(r[f"{key}_status"])] for name, key in (("P50", "p50"), ("P95", "p95"), ("P99", "p99"))],
+        ["Percentile", "Response time", "Change", "Status"],
+        [[name, ms(r[f"{key}_ms"]), change_cell(r[f"{key}_change_pct"], "response_time_ms"), status_badge(r[f"{key}_status"])]
+         for name, key in (("P50", "p50"), ("P95", "p95"), ("P99", "p99"))],
     )
     v = h["request_volume"]
     out += "<h3>Request volume</h3>" + facts(
-        [("Current", f"{v['current_per_min']} req/min"), ("Peak today", f"{v['peak_per_min_today']} req/min"),
-         ("Capacity", f"{v['capacity_per_min']} req/min"), ("Headroom", f"{v['headroom_pct']:.0f}%")]
+        [("Current", per_minute(v["current_per_min"])), ("Peak today", per_minute(v["peak_per_min_today"])),
+         ("Capacity", per_minute(v["capacity_per_min"])), ("Headroom", percent(v["headroom_pct"], 0))]
     )
     if h["queues"]:
         out += "<h3>Queue depth</h3>" + table(
@@ -226,6 +260,11 @@ SECTIONS = (
 )
 
 
+def _previous_text(doc: dict) -> str:
+    p = doc["previous_period"]
+    return f"{p['start_date']} to {p['end_date']}" + (f" (up to {_minute(p['end'])} UTC)" if p["partial"] else "")
+
+
 def render_page(page: Page, doc: dict, pages: list[Page]) -> str:
     """One dashboard page: the six sections of the document, charts inline."""
     svgs = {name: chart_lib.to_svg(chart.figure) for name, chart in chart_lib.charts(doc).items()}
@@ -243,8 +282,9 @@ def render_page(page: Page, doc: dict, pages: list[Page]) -> str:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>Agent analytics: {escape(page.title)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>Agent analytics: {escape(page.title)}</h1>"
-        f"<p>{escape(period['start_date'])} to {escape(period['end_date'])} ({escape(doc['time_zone'])}), {escape(scope)}; "
-        f"compared with the previous {period['days']:g} days. Data as of {escape(doc['as_of'])}.</p></header>"
+        f"<p>{escape(period['start_date'])} to {escape(period['end_date'])} ({escape(doc['time_zone'])}), {escape(scope)}"
+        f"{'; the last day so far' if period['partial'] else ''}; compared with {escape(_previous_text(doc))}."
+        f" Data as of {escape(doc['as_of'])}.</p></header>"
         f'<nav><a href="index.html">Index</a>{nav}</nav><main>{note}{"".join(body)}</main>'
         f"<footer>Generated {escape(doc['generated_at'])} by agent-analytics from the metrics layer "
         f"(schema {escape(doc['schema_version'])}).</footer></body></html>\n"
@@ -258,7 +298,7 @@ def render_index(pages: list[Page], docs: dict[str, dict]) -> str:
         rows.append(
             [f'<a href="{p.slug}.html">{escape(p.title)}</a>', escape(docs[p.slug]["period"]["start_date"]),
              escape(docs[p.slug]["period"]["end_date"]), count(o["active_users"]["value"]), count(o["sessions"]["value"]),
-             money(o["cost_usd"]["value"]), f"{o['error_rate_pct']['value']:.2f}%"]
+             money(o["cost_usd"]["value"]), percent(o["error_rate_pct"]["value"])]
         )
     first = docs[pages[0].slug]
     return (

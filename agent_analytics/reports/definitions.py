@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent_analytics.reports.periods import FREQUENCIES
+from agent_analytics.periods import FREQUENCIES
 from agent_analytics.settings import Settings
 
 REPORTS_VAR = "AGENT_ANALYTICS_REPORTS"

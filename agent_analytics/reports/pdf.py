@@ -23,7 +23,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from agent_analytics.metrics.formatting import count, duration, money, ms
+from agent_analytics.metrics.formatting import count, duration, money, ms, percent
 from agent_analytics.reports import charts as chart_lib
 from agent_analytics.reports.summary import summary_figures, top_agents
 
@@ -69,8 +69,9 @@ def render_pdf(title: str, doc: dict, previous_doc: dict) -> bytes:
     story = [
         Paragraph(escape(title), styles["Title"]),
         Paragraph(
-            escape(f"{period['start_date']} to {period['end_date']} ({doc['time_zone']}), {scope}. "
-                   f"Compared with the previous {period['days']:g} days."),
+            escape(f"{period['start_date']} to {period['end_date']} ({doc['time_zone']}), {scope}"
+                   f"{', the last day so far' if period['partial'] else ''}. Compared with the previous period, "
+                   f"{previous_doc['period']['start_date']} to {previous_doc['period']['end_date']}."),
             styles["Normal"],
         ),
         Spacer(1, 0.4 * cm),
@@ -80,8 +81,8 @@ def render_pdf(title: str, doc: dict, previous_doc: dict) -> bytes:
         Paragraph("Top agents", styles["Heading2"]),
         _table(
             [["#", "Agent", "Sessions", "Messages", "Cost", "Error rate", "Avg response", "Avg session"]]
-            + [[str(i), a["agent_name"], count(a["sessions"]), count(a["messages"]), money(a["cost_usd"]),
-                f"{a['error_rate_pct']:.2f}%", ms(a["avg_response_time_ms"]), duration(a["avg_session_duration_ms"])]
+            + [[str(i), a["agent_label"], count(a["sessions"]), count(a["messages"]), money(a["cost_usd"]),
+                percent(a["error_rate_pct"]), ms(a["avg_response_time_ms"]), duration(a["avg_session_duration_ms"])]
                for i, a in enumerate(top_agents(doc), 1)],
             text_columns=2,
         ),

@@ -18,15 +18,10 @@ from agent_analytics import mail
 from agent_analytics.exports import check_agents, to_csv
 from agent_analytics.files import write_atomically
 from agent_analytics.metrics import MetricsRequest, compute_metrics
-from agent_analytics.periods import Period, local_date
+from agent_analytics.periods import Period, dashboard_pages, default_period_end, local_date, report_period
 from agent_analytics.reports.dashboard import render_index, render_page
 from agent_analytics.reports.definitions import ReportDefinition
 from agent_analytics.reports.pdf import render_pdf
-from agent_analytics.reports.periods import (
-    dashboard_pages,
-    default_period_end,
-    report_period,
-)
 from agent_analytics.reports.summary import summary_text
 from agent_analytics.settings import Settings
 from agent_analytics.warehouse import open_warehouse
@@ -69,13 +64,12 @@ def write_report(
     tz = settings.company_tz
     if period_end is None:
         period_end = default_period_end(definition.frequency, local_date(now, tz))
-    label, period = report_period(definition.frequency, period_end, tz)
-    as_of = min(period.end, now)
+    label, period = report_period(definition.frequency, period_end, tz, as_of=now)
     with open_warehouse(settings.warehouse_path, read_only=True) as con:
         agents = check_agents(con, list(definition.agents) if definition.agents else None)
-        doc = _document(con, period, agents, as_of, settings)
+        doc = _document(con, period, agents, period.end, settings)
         previous_doc = _document(con, period.previous(), agents, period.start, settings)
-    partial = " (to date)" if now < period.end else ""
+    partial = " (to date)" if period.partial else ""
     title = f"{definition.title}: {period.start_date:%b %d} - {period.end_date:%b %d, %Y}{partial}"
     folder = settings.reports_dir / definition.name
     files = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from agent_analytics.metrics.formatting import count, money
+from agent_analytics.metrics.formatting import change_amount, count, money, percent
 from agent_analytics.metrics.labels import compared, round_half_up
 
 
@@ -31,12 +31,14 @@ def average_dau(doc: dict) -> float:
 
 
 def change_text(metric: dict) -> str:
-    """'up 12.0%', 'down 3.5%', 'stable', or 'new' (no previous value)."""
-    if metric["change_pct"] is None:
-        return "new" if metric["trend"] == "new" else "stable"
-    if metric["trend"] == "unchanged":
+    """'up 12.0%', 'down 0.35 pp' (a rate in percent), 'stable', 'new' (previous value 0) or
+    'no data' (a side without a value)."""
+    if metric["trend"] in ("new", "no data"):
+        return metric["trend"]
+    amount = change_amount(metric)
+    if amount is None:
         return "stable"
-    return f"{metric['trend']} {abs(metric['change_pct']):.1f}%"
+    return f"{metric['trend']} {amount}" if "change_pp" in metric else f"{metric['trend']} {abs(metric['change_pct']):.1f}%"
 
 
 def summary_figures(doc: dict, previous_doc: dict) -> list[Figure]:
@@ -48,7 +50,7 @@ def summary_figures(doc: dict, previous_doc: dict) -> list[Figure]:
         Figure("Sessions", count(o["sessions"]["value"]), change_text(o["sessions"])),
         Figure("Messages", count(o["messages"]["value"]), change_text(o["messages"])),
         Figure("Costs", money(o["cost_usd"]["value"]), change_text(o["cost_usd"])),
-        Figure("Error rate", f"{o['error_rate_pct']['value']:.2f}%", change_text(o["error_rate_pct"])),
+        Figure("Error rate", percent(o["error_rate_pct"]["value"]), change_text(o["error_rate_pct"])),
     ]
 
 
@@ -63,5 +65,5 @@ def summary_text(title: str, doc: dict, previous_doc: dict) -> str:
     lines = [title, "", "Summary:"]
     lines += [f"- {f.label}: {f.value} ({f.change} vs previous period)" for f in summary_figures(doc, previous_doc)]
     lines += ["", "Top agents:"]
-    lines += [f"{i}. {a['agent_name']}: {count(a['sessions'])} sessions" for i, a in enumerate(top_agents(doc), 1)]
+    lines += [f"{i}. {a['agent_label']}: {count(a['sessions'])} sessions" for i, a in enumerate(top_agents(doc), 1)]
     return "\n".join(lines) + "\n"

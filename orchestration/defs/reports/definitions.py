@@ -14,7 +14,7 @@ import dagster as dg
 
 from agent_analytics import mail
 from agent_analytics.reports.definitions import ReportConfigError, definitions_path, load_definitions
-from agent_analytics.reports.periods import FREQUENCIES, default_period_end
+from agent_analytics.periods import FREQUENCIES, default_period_end
 from agent_analytics.settings import load_settings
 from orchestration.defs.exports.definitions import MART_DEPS
 from orchestration.pools import WAREHOUSE_POOL
