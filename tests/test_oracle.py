@@ -504,7 +504,7 @@ def partition_problems(doc: dict) -> list[str]:
         for key in keys:
             field = (rename or {}).get(key, key)
             got = sum(r[field] for r in rows)
-            same = round(got, 2) == round(totals[key], 2) if key == "cost_usd" else got == totals[key]
+            same = abs(got - totals[key]) < 0.005 if key == "cost_usd" else got == totals[key]
             if not same:
                 problems.append(f"sum of {where}[].{field} = {got!r}, totals.{key} = {totals[key]!r}")
 
@@ -528,15 +528,16 @@ def partition_problems(doc: dict) -> list[str]:
     same_as_totals = {
         "overview.messages": (o["messages"]["value"], totals["messages"]),
         "overview.sessions": (o["sessions"]["value"], totals["sessions"]),
-        "overview.cost_usd": (round(o["cost_usd"]["value"], 2), round(totals["cost_usd"], 2)),
+        "overview.cost_usd": (o["cost_usd"]["value"], totals["cost_usd"]),
         "engagement.sessions": (doc["engagement"]["sessions"], totals["sessions"]),
         "performance.messages": (doc["performance"]["messages"], totals["messages"]),
         "performance.errors": (doc["performance"]["errors"], totals["errors"]),
-        "cost.total_usd": (round(doc["cost"]["total_usd"], 2), round(totals["cost_usd"], 2)),
+        "cost.total_usd": (doc["cost"]["total_usd"], totals["cost_usd"]),
         **{f"tokens.{k}": (doc["tokens"][k], totals[k]) for k in TOKENS},
         "overview.dau": (o["dau"]["value"], doc["daily"][-1]["dau"]),
     }
-    problems += [f"{name} = {a!r}, totals say {b!r}" for name, (a, b) in same_as_totals.items() if a != b]
+    problems += [f"{name} = {a!r}, totals say {b!r}" for name, (a, b) in same_as_totals.items()
+                 if (abs(a - b) >= 0.005 if name.endswith("_usd") else a != b)]
     return problems
 
 
