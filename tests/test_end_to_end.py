@@ -38,8 +38,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 DAY1, DAY2 = FIXTURES / "day1.jsonl", FIXTURES / "day2.jsonl"
 MARTS = [
     "int_messages_sessionized", "fct_messages", "fct_llm_calls", "fct_sessions", "fct_agent_daily", "fct_daily_activity",
-    "fct_daily_cost_by_provider", "fct_daily_cost_by_model", "fct_component_uptime_daily",
-    "fct_downtime_incidents", "fct_queue_depth_daily", "fct_tool_calls_daily", "fct_tool_calls", "fct_health_checks",
+    "fct_daily_cost_by_provider", "fct_daily_cost_by_model",
+    "fct_downtime_incidents", "fct_tool_calls", "fct_health_checks",
     "fct_queue_samples", "dim_agents", "fct_agent_minute", "fct_platform_minute",
 ]
 VOLATILE = {"loaded_at", "max_loaded_at"}  # load timestamps differ between builds by design
@@ -142,13 +142,13 @@ def test_agent_daily_percentiles_and_error_rate(warehouse):
 
 
 def test_uptime_and_incidents(warehouse):
-    assert query(warehouse, "select component, probes, up_probes, uptime_ratio, incidents, downtime_minutes from fct_component_uptime_daily") == [
-        ("api", 10, 7, 0.7, 1, 3.0)
+    assert query(warehouse, "select component, count(*), count(*) filter (where is_up) from fct_health_checks group by 1") == [
+        ("api", 10, 7)
     ]
     assert query(warehouse, "select component, started_at::varchar, ended_at::varchar, down_probes, is_ongoing from fct_downtime_incidents") == [
         ("api", "2026-11-02 10:02:00", "2026-11-02 10:05:00", 3, False)
     ]
-    assert query(warehouse, "select latest_depth, avg_depth, max_depth from fct_queue_depth_daily") == [(10, 5.0, 10)]
+    assert query(warehouse, "select arg_max(depth, sampled_at), avg(depth), max(depth) from fct_queue_samples") == [(10, 5.0, 10)]
 
 
 def test_daily_csv_export(warehouse, capsys):

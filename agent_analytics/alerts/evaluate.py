@@ -364,7 +364,7 @@ def daily_summary_event(con, day: date, settings, now: datetime) -> dict:
         "sessions": doc["overview"]["sessions"]["value"],
         "messages": perf["messages"],
         "costs": round(float(doc["cost"]["total_usd"]), 6),
-        "error_rate": round(perf["error_rate_pct"] / 100, 6),
+        "error_rate": None if perf["error_rate_pct"] is None else round(perf["error_rate_pct"] / 100, 6),
         "p95_response_time_ms": perf["p95_response_time_ms"],
     }
     return ev.envelope(ev.DAILY_SUMMARY, ev.summary_event_id(day), now, data)

@@ -357,10 +357,12 @@ def _tools(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
 
 def _calls_by_model(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
     """One pass over the window's LLM calls (a call has its message's time): the measures
-    per (provider, model)."""
+    per (provider, model), and the unpriced tokens split into input and output."""
     return _rows(
         con,
-        f"""select provider, model, {call_measures()}
+        f"""select provider, model, {call_measures()},
+                   coalesce(sum(input_tokens) filter (where not is_priced), 0) as unpriced_input_tokens,
+                   coalesce(sum(output_tokens) filter (where not is_priced), 0) as unpriced_output_tokens
             from fct_llm_calls where occurred_at >= $start and occurred_at < $end and {SCOPE}
             group by provider, model""",
         p,

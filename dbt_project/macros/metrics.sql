@@ -31,8 +31,6 @@
     coalesce(sum(output_tokens), 0) as output_tokens,
     coalesce(sum(cache_read_tokens), 0) as cache_read_tokens,
     coalesce(sum(total_tokens), 0) as total_tokens,
-    coalesce(sum(case when is_priced then 0 else input_tokens end), 0) as unpriced_input_tokens,
-    coalesce(sum(case when is_priced then 0 else output_tokens end), 0) as unpriced_output_tokens,
     coalesce(sum(case when is_priced then 0 else total_tokens end), 0) as unpriced_tokens,
     coalesce(sum(cost_usd), 0) as cost_usd,
     coalesce(sum(reported_cost_usd), 0) as reported_cost_usd,

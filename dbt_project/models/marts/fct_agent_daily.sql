@@ -1,4 +1,5 @@
-{#- Grain: one row per company day and agent that had messages.
+{#- Grain: one row per company day and agent that had messages. The measures are the metrics
+    layer's own (macros/metrics.sql).
     Incremental: rebuilds the days that newly loaded messages touch (see affected_days). -#}
 {{
     config(
@@ -36,16 +37,12 @@ message_facts as (
     select
         message_date as activity_date,
         agent_id,
-        count(*) as messages,
+        {{ message_measures() }},
         count(distinct user_id) as active_users,
-        {{ response_time_facts(with_p99=true) }}
-        sum(input_tokens) as input_tokens,
-        sum(output_tokens) as output_tokens,
-        sum(total_tokens) as total_tokens,
-        sum(cost_usd) as cost_usd,
-        sum(llm_call_count) as llm_calls,
-        sum(unpriced_call_count) as unpriced_calls,
-        sum(unpriced_tokens) as unpriced_tokens,
+        avg(response_time_ms) as avg_response_time_ms,
+        {{ percentile('response_time_ms', 0.5) }} as p50_response_time_ms,
+        {{ percentile('response_time_ms', 0.95) }} as p95_response_time_ms,
+        {{ percentile('response_time_ms', 0.99) }} as p99_response_time_ms,
         max(loaded_at) as max_loaded_at
     from messages
     {% if is_incremental() %}
@@ -60,8 +57,7 @@ session_facts as (
     select
         session_date as activity_date,
         agent_id,
-        count(*) as sessions,
-        sum(duration_ms) as total_session_duration_ms
+        {{ session_measures() }}
     from sessions
     {% if is_incremental() %}
     where session_date in (select affected_date from affected)

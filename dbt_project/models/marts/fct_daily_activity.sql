@@ -1,8 +1,7 @@
 {#- Grain: one row per company day from the first to the last day with messages, days without
     traffic included as zero rows. DAU/WAU/MAU are distinct users over 1/7/30-day windows
-    ending on the day, never sums of daily counts: each active day of a user opens a window
-    that the user's next active day takes over, and a running sum of window starts and ends
-    counts the users whose window covers each day. -#}
+    ending on the day (the active_users macro of macros/metrics.sql, which the metrics layer
+    shares). -#}
 
 with
 
@@ -25,77 +24,16 @@ user_days as (
 
 ),
 
-next_active_day_found as (
-
-    select
-        user_id,
-        active_date,
-        lead(active_date) over (partition by user_id order by active_date) as next_active_date
-    from user_days
-
-),
-
-window_edges as (
-
-    select active_date as edge_date, 1 as dau_change, 1 as wau_change, 1 as mau_change
-    from next_active_day_found
-
-    union all
-
-    select {{ dbt.dateadd('day', 1, 'active_date') }}, -1, 0, 0
-    from next_active_day_found
-
-    union all
-
-    select
-        case
-            when next_active_date is not null and next_active_date < {{ dbt.dateadd('day', 7, 'active_date') }}
-                then next_active_date
-            else {{ dbt.dateadd('day', 7, 'active_date') }}
-        end,
-        0, -1, 0
-    from next_active_day_found
-
-    union all
-
-    select
-        case
-            when next_active_date is not null and next_active_date < {{ dbt.dateadd('day', 30, 'active_date') }}
-                then next_active_date
-            else {{ dbt.dateadd('day', 30, 'active_date') }}
-        end,
-        0, 0, -1
-    from next_active_day_found
-
-),
-
-daily_changes as (
-
-    select
-        cast(edge_date as date) as edge_date,
-        sum(dau_change) as dau_change,
-        sum(wau_change) as wau_change,
-        sum(mau_change) as mau_change
-    from window_edges
-    group by cast(edge_date as date)
-
-),
-
 days as (
 
-    {{ day_spine('(select min(active_date) from user_days)', '(select max(active_date) from user_days)') }}
+    select spine_date as activity_date
+    from ({{ day_spine('(select min(active_date) from user_days)', '(select max(active_date) from user_days)') }}) as spine
 
 ),
 
 active_users_counted as (
 
-    select
-        days.spine_date as activity_date,
-        sum(coalesce(daily_changes.dau_change, 0)) over (order by days.spine_date rows between unbounded preceding and current row) as dau,
-        sum(coalesce(daily_changes.wau_change, 0)) over (order by days.spine_date rows between unbounded preceding and current row) as wau,
-        sum(coalesce(daily_changes.mau_change, 0)) over (order by days.spine_date rows between unbounded preceding and current row) as mau
-    from days
-    left join daily_changes on daily_changes.edge_date = days.spine_date
+    {{ active_users('user_days', 'days') }}
 
 ),
 
@@ -123,9 +61,9 @@ final as (
 
     select
         active_users_counted.activity_date,
-        cast(active_users_counted.dau as bigint) as dau,
-        cast(active_users_counted.wau as bigint) as wau,
-        cast(active_users_counted.mau as bigint) as mau,
+        active_users_counted.dau,
+        active_users_counted.wau,
+        active_users_counted.mau,
         coalesce(daily_totals.messages, 0) as messages,
         coalesce(daily_totals.sessions, 0) as sessions,
         coalesce(daily_totals.active_agents, 0) as active_agents,
