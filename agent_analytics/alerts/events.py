@@ -83,9 +83,10 @@ def headline(event: dict) -> str:
     """One human line for chat, paging and email subjects."""
     kind, data = event["event"], event["data"]
     if kind == DAILY_SUMMARY:
+        rate = "no data" if data["error_rate"] is None else f"{data['error_rate'] * 100:.2f}%"
         return (
             f"Daily summary {data['date']}: DAU {data['dau']}, sessions {data['sessions']}, "
-            f"messages {data['messages']}, costs ${data['costs']:.2f}, error rate {data['error_rate'] * 100:.2f}%"
+            f"messages {data['messages']}, costs ${data['costs']:.2f}, error rate {rate}"
         )
     scope = "all agents" if data["scope"] == "all" else f"agent {data['scope']}"
     value = "no data" if data["value"] is None else f"{data['value']:g} {data['unit']}"
