@@ -250,23 +250,33 @@ def _weekly(daily: list[dict]) -> list[dict]:
     return [weeks[k] for k in sorted(weeks)]
 
 
-def _agent_measures(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
-    """Every known agent in scope (dim_agents) with its measures in the window."""
-    return _rows(
+SIDE = "case when {col} >= $start and {col} < $end then 'now' when {col} >= $pstart and {col} < $pend then 'before' end"
+
+
+def _both(p: dict, pp: dict) -> dict:
+    """Parameters of a query over the window and the previous one together."""
+    return {**p, "pstart": pp["start"], "pend": pp["end"]}
+
+
+def _agent_measures(con: duckdb.DuckDBPyConnection, p: dict, pp: dict) -> dict[str, list[dict]]:
+    """Every known agent in scope (dim_agents) with its measures in the window ('now') and in
+    the previous one ('before'): one scan of each mart for both."""
+    rows = _rows(
         con,
         f"""
         with
         messages as (
-            select agent_id, {message_measures()}
-            from fct_messages where occurred_at >= $start and occurred_at < $end and {SCOPE}
-            group by agent_id
+            select {SIDE.format(col='occurred_at')} as side, agent_id, {message_measures()}
+            from fct_messages where occurred_at >= $pstart and occurred_at < $end and {SCOPE}
+            group by all
         ),
         sessions as (
-            select agent_id, {session_measures()}
-            from fct_sessions where session_started_at >= $start and session_started_at < $end and {SCOPE}
-            group by agent_id
-        )
-        select a.agent_id, a.agent_name,
+            select {SIDE.format(col='session_started_at')} as side, agent_id, {session_measures()}
+            from fct_sessions where session_started_at >= $pstart and session_started_at < $end and {SCOPE}
+            group by all
+        ),
+        sides as (select unnest(['now', 'before']) as side)
+        select sides.side, a.agent_id, a.agent_name,
                coalesce(s.sessions, 0) as sessions, coalesce(s.total_session_duration_ms, 0) as total_session_duration_ms,
                coalesce(m.messages, 0) as messages, coalesce(m.errors, 0) as errors,
                coalesce(m.cost_usd, 0) as cost_usd, coalesce(m.llm_calls, 0) as llm_calls,
@@ -274,13 +284,15 @@ def _agent_measures(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
                coalesce(m.input_tokens, 0) as input_tokens, coalesce(m.output_tokens, 0) as output_tokens,
                coalesce(m.total_tokens, 0) as total_tokens
         from dim_agents a
-        left join messages m on m.agent_id = a.agent_id
-        left join sessions s on s.agent_id = a.agent_id
+        cross join sides
+        left join messages m on m.agent_id = a.agent_id and m.side = sides.side
+        left join sessions s on s.agent_id = a.agent_id and s.side = sides.side
         where {SCOPE.replace('agent_id', 'a.agent_id')}
         order by messages desc, a.agent_id
         """,
-        p,
+        _both(p, pp),
     )
+    return {side: [r for r in rows if r["side"] == side] for side in ("now", "before")}
 
 
 def _agent_row(r: dict) -> dict:
@@ -305,9 +317,10 @@ def _agent_row(r: dict) -> dict:
 
 def _agents(con: duckdb.DuckDBPyConnection, p: dict, pp: dict) -> list[dict]:
     """Agent rows of the window, each compared with the same agent in the previous period."""
-    before = {r["agent_id"]: _agent_row(r) for r in _agent_measures(con, pp)}
+    measures = _agent_measures(con, p, pp)
+    before = {r["agent_id"]: _agent_row(r) for r in measures["before"]}
     out = []
-    for r in _agent_measures(con, p):
+    for r in measures["now"]:
         row, prev = _agent_row(r), before.get(r["agent_id"])
         row["vs_previous"] = {
             key: compared(row[key], prev[key] if prev else 0)
@@ -355,18 +368,20 @@ def _tools(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
     )
 
 
-def _calls_by_model(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
-    """One pass over the window's LLM calls (a call has its message's time): the measures
-    per (provider, model), and the unpriced tokens split into input and output."""
-    return _rows(
+def _calls_by_model(con: duckdb.DuckDBPyConnection, p: dict, pp: dict) -> dict[str, list[dict]]:
+    """One pass over the LLM calls of the window and the previous one (a call has its message's
+    time): the measures per (provider, model) on each side, and the unpriced tokens split into
+    input and output."""
+    rows = _rows(
         con,
-        f"""select provider, model, {call_measures()},
+        f"""select {SIDE.format(col='occurred_at')} as side, provider, model, {call_measures()},
                    coalesce(sum(input_tokens) filter (where not is_priced), 0) as unpriced_input_tokens,
                    coalesce(sum(output_tokens) filter (where not is_priced), 0) as unpriced_output_tokens
-            from fct_llm_calls where occurred_at >= $start and occurred_at < $end and {SCOPE}
-            group by provider, model""",
-        p,
+            from fct_llm_calls where occurred_at >= $pstart and occurred_at < $end and {SCOPE}
+            group by all having side is not null""",
+        _both(p, pp),
     )
+    return {side: [r for r in rows if r["side"] == side] for side in ("now", "before")}
 
 
 def _with_previous(rows: list[dict], before: list[dict], keys: tuple[str, ...], value: str) -> list[dict]:
@@ -617,7 +632,8 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
         now, before = _summary(con, p), _summary(con, pp)
         agents = _agents(con, p, pp)
         daily = _daily(con, period, p)
-        models, models_before = _calls_by_model(con, p), _calls_by_model(con, pp)
+        calls = _calls_by_model(con, p, pp)
+        models, models_before = calls["now"], calls["before"]
         dau = compared(daily[-1]["dau"], _dau_on_last_day(con, previous, p))
         dau.update(date=period.end_date, partial=period.partial)
         document = {
