@@ -314,14 +314,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
-    from orchestration.defs.dbt.project import ensure_manifest
+    from orchestration.defs.dbt.project import dbt_on_path
     from orchestration.instance import ensure_dagster_home
 
     ensure_dagster_home(settings)
-    ensure_manifest()
     dagster = Path(sys.executable).with_name("dagster")
     argv = [str(dagster), "dev", "-m", "orchestration.definitions"]
-    os.execve(argv[0], argv, {**os.environ, **settings.env()})
+    # Under `dagster dev` the dbt manifest is prepared as the definitions load (prepare_if_dev).
+    os.execve(argv[0], argv, dbt_on_path({**os.environ, **settings.env()}))
     return 0  # not reached
 
 

@@ -6,19 +6,21 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtCliRuntimeError, DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt import (
+    DagsterDbtCliRuntimeError,
+    DagsterDbtTranslator,
+    DbtCliResource,
+    dbt_assets,
+)
 
 from agent_analytics.build_memory import out_of_memory_line
-from agent_analytics.settings import load_settings
 from agent_analytics.warehouse import warehouse_lock
-from orchestration.defs.dbt.project import (
-    DBT_PROJECT_DIR,
-    PROFILES_DIR,
-    dbt_executable,
-    ensure_manifest,
-)
+from orchestration.defs.dbt.project import DBT_PROJECT
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.recovery import dbt_process_tags
+from orchestration.resources import AnalyticsSettings
+
+MARTS_GROUP = "marts"
 
 
 class WarehouseTranslator(DagsterDbtTranslator):
@@ -44,11 +46,13 @@ REFRESH_EXCLUDE = "test_type:data,path:models/staging test_type:unit"
 
 
 def build_dbt_assets() -> dg.AssetsDefinition:
-    manifest = ensure_manifest()
+    """The models of the prepared manifest (see project.py) as assets; reads the manifest."""
 
-    @dbt_assets(manifest=manifest, dagster_dbt_translator=WarehouseTranslator(), pool=WAREHOUSE_POOL)
-    def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
-        settings = load_settings()
+    @dbt_assets(manifest=DBT_PROJECT.manifest_path, project=DBT_PROJECT, dagster_dbt_translator=WarehouseTranslator(),
+                pool=WAREHOUSE_POOL)
+    def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig,
+                         analytics: AnalyticsSettings):
+        settings = analytics.load()
         os.environ.update(settings.env())
         args = ["build", "--full-refresh"] if config.full_refresh else ["build", "--exclude", REFRESH_EXCLUDE]
         # One target folder per warehouse (runs are serialized by the lock): dbt's partial
@@ -70,12 +74,6 @@ def build_dbt_assets() -> dg.AssetsDefinition:
     return warehouse_models
 
 
-def build_defs() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[build_dbt_assets()],
-        resources={
-            "dbt": DbtCliResource(
-                project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(PROFILES_DIR), dbt_executable=dbt_executable()
-            )
-        },
-    )
+def mart_keys(models: dg.AssetsDefinition) -> list[dg.AssetKey]:
+    """The keys of the models in the group `marts` (the folder models/marts/)."""
+    return [spec.key for spec in models.specs if spec.group_name == MARTS_GROUP]

@@ -1,17 +1,26 @@
-"""Where the dbt project lives and how its manifest is kept current (no work at import)."""
+"""The dbt project as dagster-dbt's `DbtProject`: where it lives and how its manifest is made.
+
+The asset definitions read `dbt_project/target/manifest.json`. Under `dagster dev`,
+`prepare_if_dev` parses the project when the definitions load; everywhere else the manifest
+is prepared explicitly before the definitions are loaded: `agent-analytics build`, `demo` and
+`dev` call `prepare_manifest`, a deployment runs `dagster-dbt project prepare-and-package
+--file orchestration/defs/dbt/project.py`. Importing this module runs no dbt.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+from dagster_dbt import DbtProject
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 PROFILES_DIR = REPO_ROOT
-MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
+
+DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=PROFILES_DIR)
+DBT_PROJECT.prepare_if_dev()
 
 
 def dbt_executable() -> str:
@@ -20,40 +29,20 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def _newest_source_mtime() -> float:
-    newest = (REPO_ROOT / "profiles.yml").stat().st_mtime
-    for folder in ("models", "macros", "tests", "seeds"):
-        for path in (DBT_PROJECT_DIR / folder).rglob("*"):
-            if path.is_file():
-                newest = max(newest, path.stat().st_mtime)
-    return max(newest, (DBT_PROJECT_DIR / "dbt_project.yml").stat().st_mtime)
+def dbt_on_path(environ: dict[str, str]) -> dict[str, str]:
+    """`environ` with the running environment's bin folder first on PATH: dagster-dbt's
+    preparer runs `dbt` by name, and `.venv/bin/agent-analytics` may run without the venv
+    activated."""
+    folder = str(Path(sys.executable).parent)
+    path = environ.get("PATH", "")
+    if folder in path.split(os.pathsep):
+        return dict(environ)
+    return {**environ, "PATH": folder + (os.pathsep + path if path else "")}
 
 
-def _manifest_current() -> bool:
-    return MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _newest_source_mtime()
-
-
-def ensure_manifest() -> Path:
-    """Run `dbt parse` when the manifest is missing or older than the project files.
-
-    Processes that load the definitions at the same time parse one after another."""
-    if _manifest_current():
-        return MANIFEST_PATH
-    MANIFEST_PATH.parent.mkdir(parents=True, exist_ok=True)
-    with open(MANIFEST_PATH.parent / ".parse.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _manifest_current():
-            _parse()
-    return MANIFEST_PATH
-
-
-def _parse() -> None:
-    result = subprocess.run(
-        [dbt_executable(), "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(PROFILES_DIR), "--quiet"],
-        cwd=DBT_PROJECT_DIR,
-        env={**os.environ},
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"dbt parse failed:\n{result.stdout}\n{result.stderr}")
+def prepare_manifest() -> Path:
+    """Parse the project into its manifest with dagster-dbt's preparer (processes preparing
+    at the same time wait for one parse; dbt's partial parsing keeps a repeated parse short)."""
+    os.environ.update(dbt_on_path(dict(os.environ)))
+    DBT_PROJECT.preparer.prepare(DBT_PROJECT)
+    return DBT_PROJECT.manifest_path

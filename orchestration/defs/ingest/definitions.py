@@ -6,11 +6,11 @@ import os
 
 import dagster as dg
 
-from agent_analytics.settings import load_settings
 from ingestion.landing import ingest_landing, landing_files
 from ingestion.raw_layer import RAW_TABLES
 from ingestion.validate import AcceptedTimes
 from orchestration.pools import WAREHOUSE_POOL
+from orchestration.resources import AnalyticsSettings
 
 # The tables one ingest run writes; their keys match the dbt sources (source name, table).
 LEDGER_KEY = dg.AssetKey(["ingest", "ledger"])
@@ -37,8 +37,8 @@ LANDING_CHECK = "landing_files_loadable"
         "(reason in ingest.rejected_files)."
     ),
 )
-def raw_events(context: dg.AssetExecutionContext):
-    settings = load_settings()
+def raw_events(context: dg.AssetExecutionContext, analytics: AnalyticsSettings):
+    settings = analytics.load()
     settings.ensure_dirs()
     run = ingest_landing(settings.landing_dir, settings.warehouse_path, settings.raw_dir,
                          accepted=AcceptedTimes.of(settings), quiet_s=settings.landing_quiet_s)
@@ -95,8 +95,8 @@ def landing_run_key(files: list) -> str:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches a refresh run when new *.jsonl / *.jsonl.gz files wait in the landing folder.",
 )
-def landing_files_sensor(context: dg.SensorEvaluationContext):
-    files = landing_files(load_settings().landing_dir)
+def landing_files_sensor(context: dg.SensorEvaluationContext, analytics: AnalyticsSettings):
+    files = landing_files(analytics.load().landing_dir)
     if not files:
         return dg.SkipReason("no new files in the landing folder")
     return dg.RunRequest(run_key=landing_run_key(files), tags={"landing_files": str(len(files))})

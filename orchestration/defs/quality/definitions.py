@@ -3,10 +3,9 @@
 
 import dagster as dg
 
-from agent_analytics.settings import load_settings
-from agent_analytics.warehouse import open_warehouse
 from orchestration.defs.quality.suites import SUITES, validate
 from orchestration.pools import WAREHOUSE_POOL
+from orchestration.resources import Warehouse
 
 
 def _make_check(table: str) -> dg.AssetChecksDefinition:
@@ -19,8 +18,8 @@ def _make_check(table: str) -> dg.AssetChecksDefinition:
         pool=WAREHOUSE_POOL,
         description=f"Great Expectations suite on {table} ({len(suite)} expectations).",
     )
-    def _check() -> dg.AssetCheckResult:
-        with open_warehouse(load_settings().warehouse_path, read_only=True) as con:
+    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse.connect(read_only=True) as con:
             df = con.execute(query).df()
         result = validate(df, suite, table)
         return dg.AssetCheckResult(

@@ -8,6 +8,7 @@
   refuses then fails the step with its answer, and Dagster retries it (RetryPolicy).
 """
 
+from collections.abc import Sequence
 from datetime import date
 
 import dagster as dg
@@ -16,22 +17,26 @@ from agent_analytics import mail
 from agent_analytics.reports.definitions import ReportConfigError, definitions_path, load_definitions
 from agent_analytics.periods import FREQUENCIES, default_period_end
 from agent_analytics.settings import load_settings
-from orchestration.defs.exports.definitions import MART_DEPS
 from orchestration.pools import WAREHOUSE_POOL
+from orchestration.resources import AnalyticsSettings
 
-REPORTS_GROUP = "reports"
+DASHBOARD_GROUP = "dashboard"
+REPORTS_GROUP = "reports"  # the scheduled reports only: the refresh leaves this group out
 CRONS = {"daily": "0 6 * * *", "weekly": "0 6 * * 1", "monthly": "0 6 1 * *"}
 RETRY = dg.RetryPolicy(max_retries=3, delay=60, backoff=dg.Backoff.EXPONENTIAL)
 
 
-@dg.asset(group_name=REPORTS_GROUP, deps=MART_DEPS, pool=WAREHOUSE_POOL, kinds={"html"})
-def dashboard() -> dg.MaterializeResult:
-    """reports/dashboard/: one self-contained HTML page per period and an index."""
-    # imported here: matplotlib loads only in this step's process
-    from agent_analytics.reports.produce import write_dashboard
+def dashboard_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(group_name=DASHBOARD_GROUP, deps=marts, pool=WAREHOUSE_POOL, kinds={"html"})
+    def dashboard(analytics: AnalyticsSettings) -> dg.MaterializeResult:
+        """reports/dashboard/: one self-contained HTML page per period and an index."""
+        # imported here: matplotlib loads only in this step's process
+        from agent_analytics.reports.produce import write_dashboard
 
-    index = write_dashboard(load_settings())
-    return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index))})
+        index = write_dashboard(analytics.load())
+        return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index))})
+
+    return dashboard
 
 
 class ReportConfig(dg.Config):
@@ -43,9 +48,13 @@ def report_asset_name(frequency: str) -> str:
     return f"{frequency}_reports"
 
 
-def report_asset(frequency: str, retry_policy: dg.RetryPolicy = RETRY) -> dg.AssetsDefinition:
+def report_asset(
+    frequency: str, retry_policy: dg.RetryPolicy = RETRY, *, deps: Sequence[dg.AssetKey] = ()
+) -> dg.AssetsDefinition:
+    """The reports of one frequency, after the assets of `deps` (the marts)."""
+
     @dg.asset(
-        name=report_asset_name(frequency), group_name=REPORTS_GROUP, deps=MART_DEPS, pool=WAREHOUSE_POOL,
+        name=report_asset_name(frequency), group_name=REPORTS_GROUP, deps=deps, pool=WAREHOUSE_POOL,
         kinds={"pdf", "csv"}, retry_policy=retry_policy,
         description=f"Every {frequency} report definition: reports/<name>/<period-label>.pdf|.csv, emailed when scheduled.",
     )
@@ -107,12 +116,14 @@ def _report_schedule(frequency: str, job: dg.JobDefinition, tz: str) -> dg.Sched
     return _schedule
 
 
-def build_defs(tz: str) -> dg.Definitions:
-    report_assets = [report_asset(f) for f in FREQUENCIES]
+def build_defs(tz: str, marts: Sequence[dg.AssetKey]) -> dg.Definitions:
+    """The dashboard and the scheduled reports, after every mart of `marts`; the schedules in
+    the company time zone `tz`."""
+    report_assets = [report_asset(f, deps=marts) for f in FREQUENCIES]
     jobs = [
         dg.define_asset_job(f"{f}_reports_job", selection=[report_asset_name(f)], description=f"The {f} reports, emailed.")
         for f in FREQUENCIES
     ]
     schedules = [_report_schedule(f, job, tz) for f, job in zip(FREQUENCIES, jobs, strict=True)]
-    return dg.Definitions(assets=[dashboard, *report_assets], jobs=jobs, schedules=schedules)
+    return dg.Definitions(assets=[dashboard_asset(marts), *report_assets], jobs=jobs, schedules=schedules)
 
