@@ -33,16 +33,16 @@
     insert into {{ target }} ({{ columns }}) (select {{ columns }} from {{ source }})
 {%- endmacro %}
 
-{#- The newest value of `column` in `relation`, queried when the model runs and written into
-    its SQL as a literal (`empty` when there is none). Compared with a literal, a column lets
-    the engine skip whole Parquet row groups and table segments by their min/max statistics;
-    compared with a scalar subquery, it does not. -#}
-{% macro newest_value(relation, column, sql_type='timestamp', empty='1900-01-01 00:00:00') -%}
-    {{- return(query_literal("select max(" ~ column ~ ") from " ~ relation, sql_type, empty)) -}}
+{#- The newest `column` value already in this incremental model (its watermark;
+    1900-01-01 while it is empty), as a scalar subquery. DuckDB turns the comparison with it
+    into a filter on the scan, so older Parquet row groups and table segments are skipped as
+    with a literal. -#}
+{% macro loaded_watermark(column='max_loaded_at') -%}
+    (select coalesce(max({{ column }}), cast('1900-01-01' as timestamp)) from {{ this }})
 {%- endmacro %}
 
-{#- The one value `query` returns, as a literal of `sql_type` (`empty` when it is NULL; none
-    when `empty` is none). -#}
+{#- The one value `query` returns, queried when the model runs, as a literal of `sql_type`
+    (`empty` when it is NULL; none when `empty` is none). -#}
 {% macro query_literal(query, sql_type='timestamp', empty='1900-01-01 00:00:00') -%}
     {%- set value = none -%}
     {%- if execute -%}
@@ -57,11 +57,6 @@
     {{- return("cast('" ~ value ~ "' as " ~ sql_type ~ ")") -}}
 {%- endmacro %}
 
-{#- The newest loaded_at already in this incremental model (its watermark), as a literal. -#}
-{% macro loaded_watermark() -%}
-    {{- return(newest_value(this, 'max_loaded_at')) -}}
-{%- endmacro %}
-
 {#- Company days an incremental daily model rebuilds: days of messages loaded after this
     model's watermark, widened by one day on each side (a late message can move a session
     start across midnight), plus the last `lookback_days` days of data.
@@ -74,7 +69,9 @@
     union
     select distinct m.message_date as affected_date
     from {{ messages }} as m
-    where m.message_date >= {{ dbt.dateadd('day', -(var('lookback_days') | int), newest_value(messages, 'message_date', 'date', '1900-01-01')) }}
+    where m.message_date >= (
+        select {{ dbt.dateadd('day', -(var('lookback_days') | int), 'max(message_date)') }} from {{ messages }}
+    )
 {%- endmacro %}
 
 {#- `select <columns> from <relation>`, restricted on incremental runs to rows of ingest
@@ -82,6 +79,6 @@
 {% macro loaded_since_last_run(relation, columns='*') -%}
     select {{ columns }} from {{ relation }}
     {% if is_incremental() %}
-    where loaded_at > {{ newest_value(this, 'loaded_at') }}
+    where loaded_at > {{ loaded_watermark('loaded_at') }}
     {% endif %}
 {%- endmacro %}

@@ -16,11 +16,11 @@
         groups and table segments: this model's newest loaded_at; the earliest occurred_at
         among messages loaded since; and a bound no rebuild point is below (the earliest
         run start among messages at most one timeout before that). -#}
-    {%- set watermark = newest_value(this, 'loaded_at') -%}
+{%- set watermark = loaded_watermark('loaded_at') -%}
     {%- set first_new_at = query_literal(
         "select min(occurred_at) from " ~ ref('stg_raw__messages') ~ " where loaded_at > " ~ watermark,
         'timestamp', '9999-12-31 00:00:00') -%}
-    {%- set touch_from = dbt.dateadd('millisecond', -timeout_ms, first_new_at) -%}
+{%- set touch_from = dbt.dateadd('millisecond', -timeout_ms, first_new_at) -%}
     {%- set rebuild_floor = query_literal(
         "select min(run_started_at) from " ~ this ~ " where occurred_at >= " ~ touch_from,
         'timestamp', '9999-12-31 00:00:00') -%}
@@ -54,7 +54,10 @@ all_messages as (
 {% if is_incremental() %}
 new_pairs as (
 
-    select user_id, agent_id, min(occurred_at) as first_new_at
+    select
+        user_id,
+        agent_id,
+        min(occurred_at) as first_new_at
     from {{ ref('stg_raw__messages') }}
     where loaded_at > {{ watermark }}
     group by user_id, agent_id
@@ -63,13 +66,17 @@ new_pairs as (
 
 touched_runs as (
 
-    select existing.user_id, existing.agent_id, min(existing.run_started_at) as run_started_at
-    from {{ this }} as existing
+    select
+        sessionized.user_id,
+        sessionized.agent_id,
+        min(sessionized.run_started_at) as run_started_at
+    from {{ this }} as sessionized
     inner join new_pairs
-        on new_pairs.user_id = existing.user_id and new_pairs.agent_id = existing.agent_id
-    where existing.occurred_at >= {{ touch_from }}
-        and existing.occurred_at >= {{ dbt.dateadd('millisecond', -timeout_ms, 'new_pairs.first_new_at') }}
-    group by existing.user_id, existing.agent_id
+        on sessionized.user_id = new_pairs.user_id and sessionized.agent_id = new_pairs.agent_id
+    where
+        sessionized.occurred_at >= {{ touch_from }}
+        and sessionized.occurred_at >= {{ dbt.dateadd('millisecond', -timeout_ms, 'new_pairs.first_new_at') }}
+    group by sessionized.user_id, sessionized.agent_id
 
 ),
 
@@ -84,7 +91,7 @@ rebuild_points as (
         end as rebuild_from_at
     from new_pairs
     left join touched_runs
-        on touched_runs.user_id = new_pairs.user_id and touched_runs.agent_id = new_pairs.agent_id
+        on new_pairs.user_id = touched_runs.user_id and new_pairs.agent_id = touched_runs.agent_id
 
 ),
 
@@ -93,8 +100,9 @@ messages as (
     select all_messages.*
     from all_messages
     inner join rebuild_points
-        on rebuild_points.user_id = all_messages.user_id and rebuild_points.agent_id = all_messages.agent_id
-    where all_messages.occurred_at >= rebuild_points.rebuild_from_at
+        on all_messages.user_id = rebuild_points.user_id and all_messages.agent_id = rebuild_points.agent_id
+    where
+        all_messages.occurred_at >= rebuild_points.rebuild_from_at
         and all_messages.occurred_at >= least({{ rebuild_floor }}, {{ first_new_at }})
 
 ),

@@ -30,8 +30,9 @@ latest_{{ value }} as (
         {{ arg_max_value('messages.' ~ value, 'messages.message_id') }} as {{ value }}
     from {{ ref('fct_messages') }} as messages
     inner join message_agents
-        on message_agents.agent_id = messages.agent_id
-        and message_agents.{{ at }} = messages.occurred_at
+        on
+            messages.agent_id = message_agents.agent_id
+            and messages.occurred_at = message_agents.{{ at }}
     where messages.{{ value }} is not null
     group by messages.agent_id
 
@@ -68,9 +69,9 @@ final as (
         coalesce(deployment_agents.deployments, 0) as deployments,
         deployment_agents.last_deployed_at
     from message_agents
-    left join latest_agent_name on latest_agent_name.agent_id = message_agents.agent_id
-    left join latest_agent_version on latest_agent_version.agent_id = message_agents.agent_id
-    full outer join deployment_agents on deployment_agents.agent_id = message_agents.agent_id
+    left join latest_agent_name on message_agents.agent_id = latest_agent_name.agent_id
+    left join latest_agent_version on message_agents.agent_id = latest_agent_version.agent_id
+    full outer join deployment_agents on message_agents.agent_id = deployment_agents.agent_id
 
 )
 

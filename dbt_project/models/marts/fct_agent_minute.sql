@@ -18,7 +18,7 @@ final as (
         {{ dbt.hash(dbt.concat([
             dbt.safe_cast('minute_at', api.Column.translate_type('string')), "'|'", 'agent_id'
         ])) }} as agent_minute_key,
-        minute_facts.*
+        *
     from minute_facts
 
 )

@@ -67,7 +67,8 @@ final as (
         {{ to_company_date('started_at') }} as incident_date,
         down_probes,
         ended_at is null as is_ongoing,
-        {{ dbt.datediff('started_at', 'coalesce(ended_at, latest_checked_at)', 'millisecond') }} / 60000.0 as downtime_minutes
+        {{ dbt.datediff('started_at', 'coalesce(ended_at, latest_checked_at)', 'millisecond') }}
+        / 60000.0 as downtime_minutes
     from incidents
 
 )

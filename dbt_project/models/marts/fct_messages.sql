@@ -1,13 +1,11 @@
 {#- Grain: one row per message event, with its call totals and cost.
-    Incremental: each run adds the messages of batches loaded since the last run. Strategy
-    replace_from on loaded_at: ingest loads an event id once, so a key can only recur among
-    rows loaded since then, and the delete skips every older table segment. -#}
+    Incremental: each run appends the messages of batches loaded after the newest loaded_at it
+    holds (strategy append). Ingest loads an event id once, so those rows are new: no key
+    needs deleting first. -#}
 {{
     config(
         materialized='incremental',
-        unique_key='message_id',
-        incremental_strategy=rebuild_strategy(replace_from=true),
-        replace_from='loaded_at',
+        incremental_strategy='append',
         on_schema_change='fail',
     )
 }}
@@ -68,7 +66,7 @@ final as (
         extract(hour from {{ to_company_time('messages.occurred_at') }}) as message_hour,
         messages.loaded_at
     from messages
-    left join call_totals on call_totals.message_id = messages.message_id
+    left join call_totals on messages.message_id = call_totals.message_id
 
 )
 

@@ -17,13 +17,13 @@
     )
 }}
 {%- if is_incremental() -%}
-    {%- set watermark = loaded_watermark() -%}
-    {%- set rebuild_from = sql_literal('1900-01-01 00:00:00') -%}
-    {%- if target.type != 'spark' -%}
+{%- set watermark = loaded_watermark() -%}
+{%- set rebuild_from = sql_literal('1900-01-01 00:00:00') -%}
+{%- if target.type != 'spark' -%}
         {%- set rebuild_from = query_literal(
             "select min(session_started_at) from " ~ ref('int_messages_sessionized') ~ " where loaded_at > " ~ watermark,
             'timestamp', '9999-12-31 00:00:00') -%}
-    {%- endif -%}
+{%- endif -%}
 {%- endif %}
 
 with
@@ -37,7 +37,9 @@ all_sessionized_messages as (
 {% if is_incremental() %}
 changed_pairs as (
 
-    select distinct user_id, agent_id
+    select distinct
+        user_id,
+        agent_id
     from {{ ref('int_messages_sessionized') }}
     where loaded_at > {{ watermark }}
 
@@ -48,8 +50,9 @@ sessionized_messages as (
     select all_sessionized_messages.*
     from all_sessionized_messages
     inner join changed_pairs
-        on changed_pairs.user_id = all_sessionized_messages.user_id
-        and changed_pairs.agent_id = all_sessionized_messages.agent_id
+        on
+            all_sessionized_messages.user_id = changed_pairs.user_id
+            and all_sessionized_messages.agent_id = changed_pairs.agent_id
     where all_sessionized_messages.session_started_at >= {{ rebuild_from }}
 
 ),
@@ -87,7 +90,8 @@ final as (
         {{ to_company_date('session_started_at') }} as session_date,
         session_started_at,
         last_message_at,
-        {{ dbt.datediff('session_started_at', 'last_message_at', 'millisecond') }} + last_response_time_ms as duration_ms,
+        {{ dbt.datediff('session_started_at', 'last_message_at', 'millisecond') }}
+        + last_response_time_ms as duration_ms,
         message_count,
         error_count,
         max_loaded_at

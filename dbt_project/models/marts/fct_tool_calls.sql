@@ -1,13 +1,11 @@
 {#- Grain: one row per tool call, with its message's agent and user.
-    Incremental: each run adds the calls of batches loaded since the last run. Strategy
-    replace_from on loaded_at: ingest loads an event id once, so a key can only recur among
-    rows loaded since then, and the delete skips every older table segment. -#}
+    Incremental: each run appends the calls of batches loaded after the newest loaded_at it
+    holds (strategy append). Ingest loads an event id once, so those rows are new: no key
+    needs deleting first. -#}
 {{
     config(
         materialized='incremental',
-        unique_key='tool_call_id',
-        incremental_strategy=rebuild_strategy(replace_from=true),
-        replace_from='loaded_at',
+        incremental_strategy='append',
         on_schema_change='fail',
     )
 }}
@@ -42,7 +40,7 @@ final as (
         messages.message_date,
         tool_calls.loaded_at
     from tool_calls
-    inner join messages on messages.message_id = tool_calls.message_id
+    inner join messages on tool_calls.message_id = messages.message_id
 
 )
 

@@ -11,7 +11,9 @@ renamed as (
 
     select
         ---------- ids
-        {{ dbt.concat(['event_id', "'#'", dbt.safe_cast('call_index', api.Column.translate_type('string'))]) }} as llm_call_id,
+        {{ dbt.concat([
+            'event_id', "'#'", dbt.safe_cast('call_index', api.Column.translate_type('string'))
+        ]) }} as llm_call_id,
         event_id as message_id,
         call_index,
         batch_id,
