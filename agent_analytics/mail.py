@@ -115,11 +115,13 @@ def send(settings: SmtpSettings, message: EmailMessage, timeout_s: float = 20.0)
                 client.login(settings.user, settings.password or "")
             refused = client.send_message(message)
     except smtplib.SMTPResponseException as error:
-        raise MailError(f"mail server {settings.where} refused: {error.smtp_code} {_safe(_text(error.smtp_error), settings)}") from None
+        reason = _safe(_text(error.smtp_error), settings)
+        raise MailError(f"mail server {settings.where} refused: {error.smtp_code} {reason}") from None
     except smtplib.SMTPRecipientsRefused as error:
         raise MailError(f"mail server {settings.where} refused every recipient: {', '.join(error.recipients)}") from None
     except (smtplib.SMTPException, OSError, ValueError) as error:
-        raise MailError(f"mail server {settings.where} unreachable or failed: {type(error).__name__}: {_safe(str(error), settings)}") from None
+        reason = f"{type(error).__name__}: {_safe(str(error), settings)}"
+        raise MailError(f"mail server {settings.where} unreachable or failed: {reason}") from None
     if refused:
         raise MailError(f"mail server {settings.where} refused recipients: {', '.join(sorted(refused))}")
 

@@ -21,7 +21,8 @@ MIN_PART_LENGTH = 8  # a URL part shorter than this ("/", "/hook") is not what m
 
 def _quoted(value: str) -> set[str]:
     """How `value` reads inside a Python repr, a JSON string and percent-encoded."""
-    return {value, repr(value)[1:-1], json.dumps(value)[1:-1], quote(value, safe="/:?&=@;,+", errors="surrogateescape"), unquote(value)}
+    url_quoted = quote(value, safe="/:?&=@;,+", errors="surrogateescape")
+    return {value, repr(value)[1:-1], json.dumps(value)[1:-1], url_quoted, unquote(value)}
 
 
 def _url_parts(value: str) -> set[str]:

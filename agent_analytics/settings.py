@@ -1,21 +1,21 @@
 """The one settings source, read at run time from the environment (never at import).
 
-| variable                              | default            | meaning                                      |
-|---------------------------------------|--------------------|----------------------------------------------|
-| AGENT_ANALYTICS_HOME                  | ./analytics_home   | folder for landing/, raw/, warehouse, exports/, reports/ |
-| AGENT_ANALYTICS_TZ                    | UTC                | company time zone: days, weeks, months (a name both zoneinfo and DuckDB know) |
-| AGENT_ANALYTICS_SESSION_TIMEOUT_MIN   | 30                 | session inactivity timeout, minutes           |
-| AGENT_ANALYTICS_CAPACITY_PER_MIN      | 500                | request capacity (messages per minute)        |
-| AGENT_ANALYTICS_ERROR_RATE_THRESHOLDS | 0.5,1,2            | error rate % under which: Excellent, Good, Acceptable (else Poor) |
-| AGENT_ANALYTICS_RESPONSE_TIME_THRESHOLDS_MS | 2000,4000,6000 | response time under which: Fast, Good, Acceptable (else Slow) |
-| AGENT_ANALYTICS_UPTIME_HEALTHY_PCT    | 99.9               | uptime % at or above which: Healthy (else Degraded) |
-| AGENT_ANALYTICS_ALERT_RULES           | <home>/alerts.toml | alert rules file (docs/alerts.md)             |
-| AGENT_ANALYTICS_EVENT_TIME_MIN        | 2000-01-01         | earliest accepted occurred_at (UTC date); older events are quarantined |
-| AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H | 24                | hours after the load an occurred_at may be; later events are quarantined |
-| AGENT_ANALYTICS_LANDING_QUIET_S       | 300                | seconds a landing file that looks unfinished waits before it is loaded or rejected |
-| AGENT_ANALYTICS_BUILD_WAIT_S          | 1800               | seconds a build waits for a running one before it gives up (exit 1) |
-| AGENT_ANALYTICS_DUCKDB_MEMORY         | 40%                | DuckDB memory_limit of the dbt build: a share of the machine's memory or a size (8GB); beyond it, spill to <home>/duckdb_tmp |
-| AGENT_ANALYTICS_DBT_THREADS           | 1 per 4 GiB of the limit, at most 1 per core, 1..4 | dbt threads of the build (they share the memory limit) |
+| variable                                    | default                     | meaning |
+|---------------------------------------------|-----------------------------|----------|
+| AGENT_ANALYTICS_HOME                        | ./analytics_home            | folder for landing/, raw/, warehouse, exports/, reports/ |
+| AGENT_ANALYTICS_TZ                          | UTC                         | company time zone: days, weeks, months (a name both zoneinfo and DuckDB know) |
+| AGENT_ANALYTICS_SESSION_TIMEOUT_MIN         | 30                          | session inactivity timeout, minutes |
+| AGENT_ANALYTICS_CAPACITY_PER_MIN            | 500                         | request capacity (messages per minute) |
+| AGENT_ANALYTICS_ERROR_RATE_THRESHOLDS       | 0.5,1,2                     | error rate % under which: Excellent, Good, Acceptable (else Poor) |
+| AGENT_ANALYTICS_RESPONSE_TIME_THRESHOLDS_MS | 2000,4000,6000              | response time under which: Fast, Good, Acceptable (else Slow) |
+| AGENT_ANALYTICS_UPTIME_HEALTHY_PCT          | 99.9                        | uptime % at or above which: Healthy (else Degraded) |
+| AGENT_ANALYTICS_ALERT_RULES                 | <home>/alerts.toml          | alert rules file (docs/alerts.md) |
+| AGENT_ANALYTICS_EVENT_TIME_MIN              | 2000-01-01                  | earliest accepted occurred_at (UTC date); older events are quarantined |
+| AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H      | 24                          | hours after the load an occurred_at may be; later ones are quarantined |
+| AGENT_ANALYTICS_LANDING_QUIET_S             | 300                         | seconds a landing file that looks unfinished waits to be loaded or rejected |
+| AGENT_ANALYTICS_BUILD_WAIT_S                | 1800                        | seconds a build waits for a running one before it gives up (exit 1) |
+| AGENT_ANALYTICS_DUCKDB_MEMORY               | 40%                         | memory limit of the dbt build: a share of memory or a size (8GB); spills to <home>/duckdb_tmp |
+| AGENT_ANALYTICS_DBT_THREADS                 | 1 per 4 GiB, <= cores, 1..4 | dbt threads of the build (they share the memory limit) |
 """
 
 from __future__ import annotations
@@ -123,7 +123,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     home = _home(env)
     tz = env.get(TZ_VAR) or "UTC"
     if not is_known_zone(tz):
-        raise SettingsError(f"{TZ_VAR}={tz!r} is not a time zone both Python and DuckDB know (an IANA name, e.g. UTC, Europe/Berlin)")
+        raise SettingsError(
+            f"{TZ_VAR}={tz!r} is not a time zone both Python and DuckDB know (an IANA name, e.g. UTC, Europe/Berlin)"
+        )
     raw_timeout = env.get(TIMEOUT_VAR) or "30"
     try:
         timeout = int(raw_timeout)

@@ -80,13 +80,15 @@ def _seed(text: str) -> int:
 
 
 def _add_period_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--period", help="today, week, month (30 days) or Nd: the last N local days, today so far included (default 30d)")
+    parser.add_argument("--period",
+                        help="today, week, month (30 days) or Nd: the last N local days, today so far included (default 30d)")
     parser.add_argument("--start", help="first local day, YYYY-MM-DD (with --end)")
     parser.add_argument("--end", help="last local day, YYYY-MM-DD (with --start)")
     parser.add_argument("--month", help="a calendar month, YYYY-MM")
     parser.add_argument("--agent", action="append", dest="agents", metavar="ID", help="only this agent (repeatable)")
     parser.add_argument("--tz", help="time zone of days and hours (default: AGENT_ANALYTICS_TZ)")
-    parser.add_argument("--as-of", dest="as_of", help="count up to this time: YYYY-MM-DD (the end of that day) or an ISO time (default: now)")
+    parser.add_argument("--as-of", dest="as_of",
+                        help="count up to this time: YYYY-MM-DD (the end of that day) or an ISO time (default: now)")
 
 
 def build_parser() -> argparse.ArgumentParser:

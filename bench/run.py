@@ -277,7 +277,8 @@ def step_floor(a: dict) -> dict:
         con.execute(f"""copy (select * exclude (llm_calls, tool_calls) from t where type = 'message')
                         to {literal(out / "messages.parquet")} (format parquet, compression zstd)""")
         con.execute(f"""copy (select event_id, occurred_at, unnest(from_json(llm_calls, '{calls}'), recursive := true)
-                        from t where type = 'message') to {literal(out / "llm_calls.parquet")} (format parquet, compression zstd)""")
+                        from t where type = 'message')
+                        to {literal(out / "llm_calls.parquet")} (format parquet, compression zstd)""")
         seconds = time.perf_counter() - start
     finally:
         con.close()
@@ -564,7 +565,8 @@ def bench_main(args: argparse.Namespace) -> int:
         "machine": {"cpus": os.cpu_count(), "ram_gb": round(os.sysconf("SC_PHYS_PAGES") * PAGE / GB, 1),
                     "python": platform.python_version(), "platform": platform.platform()},
         "events": args.events, "days": args.days, "seed": args.seed, "unsorted": args.unsorted,
-        "duckdb_memory": settings.duckdb_memory, "dbt_threads": settings.dbt_threads, "first_day": str(last_day - timedelta(days=args.days - 1)),
+        "duckdb_memory": settings.duckdb_memory, "dbt_threads": settings.dbt_threads,
+        "first_day": str(last_day - timedelta(days=args.days - 1)),
         "last_day": str(last_day), "extra_day": str(today), "extra_events": extra_events, "workdir": str(workdir),
         "load_avg_start": os.getloadavg(),
         "code": _code_version(),

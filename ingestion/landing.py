@@ -177,8 +177,8 @@ def ingest_landing(
 ) -> LandingRun:
     """Load every waiting landing file and move it to loaded/ or rejected/, all under the
     warehouse lock, so two runs started together never load or move the same file twice."""
-    from ingestion.load import TruncatedFile, load_each, recover
     from agent_analytics.warehouse import open_warehouse
+    from ingestion.load import TruncatedFile, load_each, recover
 
     run = LandingRun()
     with open_warehouse(warehouse_path) as con:

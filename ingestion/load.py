@@ -29,8 +29,8 @@ import gzip
 import hashlib
 import logging
 import os
-import stat
 import shutil
+import stat
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -45,11 +45,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ingestion import pricing, raw_layer
 from agent_analytics.sql import literal, stored_text
-from ingestion.validate import PARSE_SQL, AcceptedTimes, reason_sql, set_accepted_times
 from agent_analytics.warehouse import open_warehouse
+from ingestion import pricing, raw_layer
 from ingestion.ingest_tables import ID_HASH, ensure_ingest_schema
+from ingestion.validate import PARSE_SQL, AcceptedTimes, reason_sql, set_accepted_times
 
 logger = logging.getLogger(__name__)
 
@@ -503,7 +503,8 @@ def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, b
         cursor = con.cursor()
         try:
             cursor.execute("set enable_progress_bar = false")
-            cursor.execute(f"copy ({tables[table]}) to {literal(folder / (table + '.parquet'))} (format parquet, compression zstd)")
+            target = literal(folder / (table + ".parquet"))
+            cursor.execute(f"copy ({tables[table]}) to {target} (format parquet, compression zstd)")
         finally:
             cursor.close()
 

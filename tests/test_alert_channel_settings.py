@@ -147,7 +147,8 @@ def alert_event(n=1):
     data = {"rule": "slow", "description": "", "condition": "p95_response_time > 5000 ms for 3m", "metric": "p95_response_time",
             "unit": "ms", "scope": "all", "severity": "critical", "episode_id": f"ep_{n}", "started_at": "2026-11-10T12:00:00Z",
             "fired_at": "2026-11-10T12:03:00Z", "value": 7000.0, "reminder": 0}
-    return ev.envelope(ev.TRIGGERED, ev.event_id(ev.TRIGGERED, f"ep_{n}"), datetime(2026, 11, 10, 12, 3, tzinfo=timezone.utc), data)
+    at = datetime(2026, 11, 10, 12, 3, tzinfo=timezone.utc)
+    return ev.envelope(ev.TRIGGERED, ev.event_id(ev.TRIGGERED, f"ep_{n}"), at, data)
 
 
 def warehouse_text(path: Path) -> str:
@@ -171,7 +172,8 @@ def test_misconfigured_channel_waits_with_its_reason_and_the_others_deliver(tmp_
         assert result.misconfigured_channels == {"ops-slack": line}
         assert len(hook.accepted()) == 2
         with duckdb.connect(str(warehouse), read_only=True) as con:
-            assert con.execute("select channel, status, attempts, last_error from alerts.outbox order by channel, event_id").fetchall() == [
+            outbox = "select channel, status, attempts, last_error from alerts.outbox order by channel, event_id"
+            assert con.execute(outbox).fetchall() == [
                 ("hook", "delivered", 1, None), ("hook", "delivered", 1, None),
                 ("ops-slack", "pending", 0, line), ("ops-slack", "pending", 0, line)]
             assert con.execute("select distinct channel from alerts.deliveries").fetchall() == [("hook",)]  # nothing was tried
@@ -214,7 +216,8 @@ def test_receiver_that_does_not_speak_http_is_a_failed_attempt_not_a_crash(tmp_p
     # http.client.BadStatusLine is no OSError: before the fix it escaped send() and ended the run
     garbage, hook = NotHttp(), HttpReceiver()
     try:
-        env = {"SLACK_URL": f"http://127.0.0.1:{garbage.port}/services/" + TOKEN, "HOOK_URL": hook.url(), "HOOK_SECRET": HOOK_SECRET}
+        env = {"SLACK_URL": f"http://127.0.0.1:{garbage.port}/services/" + TOKEN, "HOOK_URL": hook.url(),
+               "HOOK_SECRET": HOOK_SECRET}
         cfg = slack_channel_config()
         warehouse = tmp_path / "w.duckdb"
         queue(warehouse, alert_event(1), ["ops-slack", "hook"])
@@ -277,16 +280,17 @@ def all_bytes(root: Path) -> bytes:
 
 
 def test_build_with_a_malformed_slack_url_delivers_the_rest_and_leaks_nothing(tmp_path, monkeypatch, capfd):
+    from agent_analytics.settings import load_settings
     from agent_analytics_cli.main import main
     from orchestration.build import run_build
-    from agent_analytics.settings import load_settings
 
     hook = HttpReceiver()
     saved = dict(os.environ)
     try:
         home = tmp_path / "home"
         bad_url = SLACK + TOKEN + " x"  # a space: what the issue reported
-        env = {"AGENT_ANALYTICS_HOME": str(home), "AGENT_ANALYTICS_TZ": "UTC", "AGENT_ANALYTICS_ALERT_RULES": str(home / "alerts.toml"),
+        env = {"AGENT_ANALYTICS_HOME": str(home), "AGENT_ANALYTICS_TZ": "UTC",
+               "AGENT_ANALYTICS_ALERT_RULES": str(home / "alerts.toml"),
                "SLACK_URL": bad_url, "HOOK_URL": hook.url("/hook-" + "q8" * 8), "HOOK_SECRET": HOOK_SECRET}
         for key, value in env.items():
             monkeypatch.setenv(key, value)

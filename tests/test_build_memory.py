@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent_analytics import build_memory
-from agent_analytics_cli.main import main
 from agent_analytics.settings import SettingsError, load_settings
+from agent_analytics_cli.main import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -56,7 +56,8 @@ def test_bad_values_are_one_line_and_exit_2(name: str, raw: str, tmp_path: Path,
 def test_out_of_memory_line_names_nodes_from_run_results(tmp_path: Path) -> None:
     results = {"results": [
         {"unique_id": "model.agent_analytics.fct_platform_minute", "status": "error",
-         "message": "Runtime Error in model fct_platform_minute\n  Out of Memory Error: failed to allocate data of size 16.0 MiB (3.7 GiB/3.7 GiB used)"},
+         "message": "Runtime Error in model fct_platform_minute\n"
+                    "  Out of Memory Error: failed to allocate data of size 16.0 MiB (3.7 GiB/3.7 GiB used)"},
         {"unique_id": "test.agent_analytics.unique_int_messages_sessionized_message_id.778b9afaba", "status": "error",
          "message": "Out of Memory Error: could not allocate block of size 256.0 KiB"},
         {"unique_id": "model.agent_analytics.fct_agent_minute", "status": "success", "message": "OK"},

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from agent_analytics.settings import load_settings
 from agent_analytics_cli.main import main
 from orchestration.build import run_build
-from agent_analytics.settings import load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PREFIX = "agent-analytics: error: "
@@ -370,8 +370,7 @@ def test_a_valid_export_after_the_output_checks_writes_the_file(built_home, monk
 
 
 def test_report_periods_at_the_edges_of_the_range():
-    from agent_analytics.periods import PeriodError
-    from agent_analytics.periods import report_period
+    from agent_analytics.periods import PeriodError, report_period
 
     # 1970-01-01 is a Thursday: its ISO week starts on Monday 1969-12-29 and is 1970-W01
     label, period = report_period("weekly", date(1970, 1, 1), "UTC")

@@ -26,7 +26,7 @@ def test_two_builds_launched_together_both_succeed(tmp_path):
     cli = [sys.executable, "-m", "agent_analytics_cli", "build"]
     procs = [subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
-    for proc, output in zip(procs, outputs):
+    for proc, output in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, output[-3000:]
         assert "Could not set lock" not in output
     # The landing file was loaded exactly once and archived; the marts hold its 7 messages.

@@ -27,10 +27,10 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.build import run_build
 from agent_analytics.files import write_atomically
 from agent_analytics.settings import load_settings
 from agent_analytics.warehouse import warehouse_lock
+from orchestration.build import run_build
 from orchestration.build_lock import build_turn
 from orchestration.instance import ensure_dagster_home
 from orchestration.pools import WAREHOUSE_POOL
@@ -306,9 +306,9 @@ def test_two_writers_of_one_file_each_publish_a_whole_file(tmp_path):
     target = tmp_path / "reports" / "weekly" / "2026-W47.csv"
     contents = [("a" * 4_000_000).encode(), ("b" * 3_000_000).encode()]
     for _ in range(5):
-        errors = []
+        errors: list[OSError] = []
 
-        def write(data: bytes) -> None:
+        def write(data: bytes, errors: list[OSError] = errors) -> None:
             try:
                 write_atomically(target, data)
             except OSError as exc:  # a writer's temporary removed under it would show here

@@ -30,9 +30,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from agent_analytics.settings import load_settings
 from agent_analytics_cli.main import main
 from orchestration.build import run_build
-from agent_analytics.settings import load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAY1, DAY2 = FIXTURES / "day1.jsonl", FIXTURES / "day2.jsonl"
@@ -145,7 +145,8 @@ def test_uptime_and_incidents(warehouse):
     assert query(warehouse, "select component, count(*), count(*) filter (where is_up) from fct_health_checks group by 1") == [
         ("api", 10, 7)
     ]
-    assert query(warehouse, "select component, started_at::varchar, ended_at::varchar, down_probes, is_ongoing from fct_downtime_incidents") == [
+    incidents = "select component, started_at::varchar, ended_at::varchar, down_probes, is_ongoing from fct_downtime_incidents"
+    assert query(warehouse, incidents) == [
         ("api", "2026-11-02 10:02:00", "2026-11-02 10:05:00", 3, False)
     ]
     assert query(warehouse, "select arg_max(depth, sampled_at), avg(depth), max(depth) from fct_queue_samples") == [(10, 5.0, 10)]

@@ -291,7 +291,7 @@ def test_unsorted_files_hold_the_same_lines_shuffled_across_the_period(
                 continue  # a malformed line
         assert {t.date() for t in times} == all_days, path.name
         # random order: about half of the neighbours are out of time order (sorted: none)
-        backwards = sum(a > b for a, b in zip(times, times[1:]))
+        backwards = sum(a > b for a, b in zip(times, times[1:], strict=False))
         assert 0.4 < backwards / (len(times) - 1) < 0.6, path.name
 
 

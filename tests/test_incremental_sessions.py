@@ -15,9 +15,9 @@ import os
 import duckdb
 import pytest
 
+from agent_analytics.settings import load_settings
 from agent_analytics_cli.main import main
 from orchestration.build import run_build
-from agent_analytics.settings import load_settings
 
 
 def message(eid: str, at: str, user: str, agent: str, response_time_ms: int = 1000) -> str:

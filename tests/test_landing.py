@@ -137,7 +137,8 @@ def test_a_home_with_a_quote_in_its_path(tmp_path):
     assert counts(result) == (1, 1, 0, 0)
     con = duckdb.connect()
     try:
-        rows = con.execute("select event_id from read_parquet(?)", [str(home / "raw" / "batches" / "*" / "messages.parquet")]).fetchall()
+        messages = str(home / "raw" / "batches" / "*" / "messages.parquet")
+        rows = con.execute("select event_id from read_parquet(?)", [messages]).fetchall()
     finally:
         con.close()
     assert rows == [("q-1",)]

@@ -24,10 +24,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agent_analytics_cli.main import main
-from orchestration.build import run_build
 from agent_analytics.settings import load_settings
 from agent_analytics.sql import literal
+from agent_analytics_cli.main import main
+from orchestration.build import run_build
 from tests.test_end_to_end import DAY1
 from tests.test_ingest import message, write_lines
 
@@ -111,7 +111,8 @@ def test_a_corrupt_landing_file_is_reported_and_the_rest_loads(poisoned):
 
 
 def test_events_outside_the_accepted_range_do_not_stretch_the_day_spine(poisoned):
-    assert _query(poisoned, "select min(activity_date)::varchar, max(activity_date)::varchar, count(*) from fct_daily_activity") == [
+    days = "select min(activity_date)::varchar, max(activity_date)::varchar, count(*) from fct_daily_activity"
+    assert _query(poisoned, days) == [
         ("2026-11-02", "2026-11-03", 2)]
     assert _query(poisoned, "select count(*), count(*) filter (where message_id in ('o4', 'o5')) from fct_messages") == [(12, 0)]
     assert _query(poisoned, "select count(*) from fct_llm_calls where message_id in ('o4', 'o5')") == [(0,)]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from orchestration.build import run_build
 from agent_analytics.settings import load_settings
+from orchestration.build import run_build
 from orchestration.defs.quality import definitions as quality
 from orchestration.defs.quality.suites import SUITES, SuiteResult, validate
 

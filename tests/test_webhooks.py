@@ -50,7 +50,8 @@ def triggered(kind=ev.TRIGGERED):
     data = {"rule": "slow", "description": "P95 > 5s for 10 minutes", "condition": "p95_response_time > 5000 ms for 10m",
             "metric": "p95_response_time", "unit": "ms", "scope": "all", "severity": "critical", "episode_id": "ep_1",
             "started_at": "2026-11-10T12:00:00Z", "value": 7000.0}
-    data.update({"resolved_at": "2026-11-10T12:20:00Z"} if kind == ev.RESOLVED else {"fired_at": "2026-11-10T12:10:00Z", "reminder": 0})
+    resolved = {"resolved_at": "2026-11-10T12:20:00Z"}
+    data.update(resolved if kind == ev.RESOLVED else {"fired_at": "2026-11-10T12:10:00Z", "reminder": 0})
     return ev.envelope(kind, ev.event_id(kind, "ep_1"), datetime(2026, 11, 10, 12, 10, tzinfo=timezone.utc), data)
 
 
@@ -98,7 +99,8 @@ def test_slack_pagerduty_and_email_formats(tmp_path):
         env = {
             "SLACK_URL": slack.url("/services/T0/B0/slacksecret"), "PD_URL": pagerduty.url("/v2/enqueue"), "PD_KEY": PD_KEY,
             "AGENT_ANALYTICS_SMTP_HOST": "127.0.0.1", "AGENT_ANALYTICS_SMTP_PORT": str(smtp.port),
-            "AGENT_ANALYTICS_SMTP_TLS": "none", "AGENT_ANALYTICS_SMTP_USER": "bot", "AGENT_ANALYTICS_SMTP_PASSWORD": SMTP_PASSWORD,
+            "AGENT_ANALYTICS_SMTP_TLS": "none", "AGENT_ANALYTICS_SMTP_USER": "bot",
+            "AGENT_ANALYTICS_SMTP_PASSWORD": SMTP_PASSWORD,
             "AGENT_ANALYTICS_SMTP_FROM": "alerts@example.com",
         }
         cfg = parse_config({"channels": {
@@ -122,7 +124,8 @@ def test_slack_pagerduty_and_email_formats(tmp_path):
         assert [m.rcpt_tos for m in smtp.messages] == [["oncall@example.com"], ["oncall@example.com"]]
         assert b"Subject: ALERT [critical] slow" in smtp.messages[0].content
         with duckdb.connect(str(warehouse), read_only=True) as con:
-            assert con.execute("select channel, status_code from alerts.deliveries where event_type = 'alert.triggered' order by 1").fetchall() == [
+            sent = "select channel, status_code from alerts.deliveries where event_type = 'alert.triggered' order by 1"
+            assert con.execute(sent).fetchall() == [
                 ("mail", None), ("pd", 202), ("slack", 200)]
     finally:
         slack.close(), pagerduty.close(), smtp.close()
@@ -144,8 +147,10 @@ def test_dead_channel_waits_and_its_error_carries_no_secret(tmp_path, hook):
     second = deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None)
     assert (second.given_up, second.still_pending) == (1, 1)  # 4 tries in all: failed
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        dump = str(con.execute("select * from alerts.deliveries").fetchall() + con.execute("select * from alerts.outbox").fetchall())
-        assert con.execute("select status, attempts from alerts.outbox order by created_at, rowid").fetchall() == [("failed", 4), ("pending", 0)]
+        dump = str(con.execute("select * from alerts.deliveries").fetchall()
+                   + con.execute("select * from alerts.outbox").fetchall())
+        outbox = "select status, attempts from alerts.outbox order by created_at, rowid"
+        assert con.execute(outbox).fetchall() == [("failed", 4), ("pending", 0)]
     assert "s3cr3t" not in dump and WEBHOOK_SECRET not in dump
 
 
@@ -160,7 +165,8 @@ def message(event_id, at, ms, user="u1", cost=None, status="ok"):
     if ms is not None:
         record["response_time_ms"] = ms
     if cost is not None:
-        record["llm_calls"] = [{"provider": "anthropic", "model": "claude-sonnet-4", "input_tokens": 10, "output_tokens": 5, "cost_usd": cost}]
+        record["llm_calls"] = [{"provider": "anthropic", "model": "claude-sonnet-4", "input_tokens": 10, "output_tokens": 5,
+                                "cost_usd": cost}]
     return json.dumps(record)
 
 
@@ -217,9 +223,9 @@ channels = ["hook", "slack", "pd", "mail", "dead"]
 
 
 def test_end_to_end_fires_once_resolves_once_and_leaks_no_secret(tmp_path, monkeypatch, capfd):
+    from agent_analytics.settings import load_settings
     from agent_analytics_cli.main import main
     from orchestration.build import run_build
-    from agent_analytics.settings import load_settings
 
     hook, slack, pagerduty = HttpReceiver(script=[500]), HttpReceiver(), HttpReceiver(default=202)
     smtp = SmtpReceiver("bot", SMTP_PASSWORD)
@@ -235,7 +241,8 @@ def test_end_to_end_fires_once_resolves_once_and_leaks_no_secret(tmp_path, monke
             "PD_KEY": PD_KEY, "AGENT_ANALYTICS_SMTP_PASSWORD": SMTP_PASSWORD, "DEAD_URL": dead_url,
         }
         env = {
-            "AGENT_ANALYTICS_HOME": str(home), "AGENT_ANALYTICS_TZ": "UTC", "AGENT_ANALYTICS_ALERT_RULES": str(tmp_path / "alerts.toml"),
+            "AGENT_ANALYTICS_HOME": str(home), "AGENT_ANALYTICS_TZ": "UTC",
+            "AGENT_ANALYTICS_ALERT_RULES": str(tmp_path / "alerts.toml"),
             "AGENT_ANALYTICS_SMTP_HOST": "127.0.0.1", "AGENT_ANALYTICS_SMTP_PORT": str(smtp.port),
             "AGENT_ANALYTICS_SMTP_TLS": "none", "AGENT_ANALYTICS_SMTP_USER": "bot", **secrets,
         }
@@ -271,7 +278,8 @@ def test_end_to_end_fires_once_resolves_once_and_leaks_no_secret(tmp_path, monke
         assert len(hook.requests) == 4 and len(slack.requests) == 2 and len(pagerduty.requests) == 2 and len(smtp.messages) == 2
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
             # the late message did land in its minute (P95 of 1000 and 9000 = 8600) ...
-            assert con.execute("select p95_response_time_ms from fct_platform_minute where minute_at = '2026-11-10 12:02:00'").fetchall() == [(8600.0,)]
+            p95 = "select p95_response_time_ms from fct_platform_minute where minute_at = '2026-11-10 12:02:00'"
+            assert con.execute(p95).fetchall() == [(8600.0,)]
             # ... but the alert state is unchanged: one episode; the dead channel's events wait: the first was tried
             # 2 x 3 runs, the second never (a channel that failed an event is not tried again in the same run)
             assert con.execute("select count(*), min(status) from alerts.episodes").fetchall() == [(1, "resolved")]
@@ -313,7 +321,9 @@ def test_alerts_commands_bad_arguments(tmp_path, monkeypatch, capsys):
     assert main(["alerts", "test", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["agent-analytics: error: unknown rule 'nope' (rules: slow)"]
-    (tmp_path / "alerts.toml").write_text('[rules.x]\nmetric = "dau"\ncomparison = "<"\nthreshold = 5\nwindow = "2x"\nchannels = []\n')
+    (tmp_path / "alerts.toml").write_text(
+        '[rules.x]\nmetric = "dau"\ncomparison = "<"\nthreshold = 5\nwindow = "2x"\nchannels = []\n'
+    )
     assert main(["alerts", "list"]) == 2
     assert capsys.readouterr().err.strip().endswith("rules.x.window: '2x' is not a duration like 10m, 2h or 1d")
 

@@ -73,8 +73,10 @@ def cmd_list(config: AlertConfig, environ) -> int:
     print(f"rules file: {config.path}")
     print(f"{'rule':<28} {'condition':<44} {'scope':<10} {'severity':<9} channels")
     for rule in config.rules.values():
-        remind = f" (remind every {rule.remind_every_steps}{'m' if rule.grain == 'minute' else 'd'})" if rule.remind_every_steps else ""
-        print(f"{rule.name:<28} {rule.condition_text():<44} {rule.scope:<10} {rule.severity:<9} {', '.join(rule.channels)}{remind}")
+        unit = "m" if rule.grain == "minute" else "d"
+        remind = f" (remind every {rule.remind_every_steps}{unit})" if rule.remind_every_steps else ""
+        print(f"{rule.name:<28} {rule.condition_text():<44} {rule.scope:<10} {rule.severity:<9} "
+              f"{', '.join(rule.channels)}{remind}")
     print()
     print(f"{'channel':<28} {'type':<10} status")
     for channel in config.channels.values():
@@ -147,7 +149,8 @@ def cmd_history(settings, rule: str | None, limit: int) -> int:
     if not rows:
         print("no alert episodes" + (f" for rule {rule}" if rule else ""))
         return 0
-    print(f"{'rule':<24} {'scope':<10} {'status':<9} {'started (UTC)':<17} {'fired':<17} {'resolved':<17} {'value':>10}  deliveries")
+    print(f"{'rule':<24} {'scope':<10} {'status':<9} {'started (UTC)':<17} {'fired':<17} {'resolved':<17} "
+          f"{'value':>10}  deliveries")
     stamp = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "-"  # noqa: E731
     for name, scope, status, started, fired, resolved, value, delivered, pending, failed in rows:
         shown = "-" if value is None else f"{value:g}"

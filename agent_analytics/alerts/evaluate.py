@@ -208,7 +208,8 @@ def daily_steps(con, rule: Rule, scope: str, first: date, until: datetime, tz: s
         return []
     source, params = _daily_source(rule.metric, scope, tz)
     values = dict(
-        con.execute(f"select d, value from ({source}) where d >= $first and d <= $last", {"first": days[0], "last": days[-1], **params}).fetchall()
+        con.execute(f"select d, value from ({source}) where d >= $first and d <= $last",
+                    {"first": days[0], "last": days[-1], **params}).fetchall()
     )
     steps = []
     for d in days:
@@ -246,11 +247,13 @@ def _scopes(con, rule: Rule, first: datetime, known: list[str]) -> list[str]:
 
 def _load_state(con, rule: Rule, index: Callable[[datetime], int]) -> dict[str, State]:
     rows = con.execute(
-        "select scope, evaluated_through, run_start, episode_id, last_notified_at, reminders from alerts.rule_state where rule_name = $r",
+        "select scope, evaluated_through, run_start, episode_id, last_notified_at, reminders "
+        "from alerts.rule_state where rule_name = $r",
         {"r": rule.name},
     ).fetchall()
     return {
-        scope: State(through, start, None if start is None else index(start), episode, None if notified is None else index(notified), reminders)
+        scope: State(through, start, None if start is None else index(start), episode,
+                     None if notified is None else index(notified), reminders)
         for scope, through, start, episode, notified, reminders in rows
     }
 
@@ -291,7 +294,8 @@ def _queue(con, event: dict, channels: tuple[str, ...], episode: str | None, now
             values ($id, $channel, $type, $episode, $payload, $now, 'pending', 0)
             on conflict do nothing returning event_id
             """,
-            {"id": event["id"], "channel": channel, "type": event["event"], "episode": episode, "payload": payload, "now": naive_utc(now)},
+            {"id": event["id"], "channel": channel, "type": event["event"], "episode": episode, "payload": payload,
+             "now": naive_utc(now)},
         ).fetchall()
         queued = queued or bool(inserted)
     return queued
@@ -301,7 +305,8 @@ def _record(con, rule: Rule, scope: str, t: Transition, now: datetime) -> dict:
     if t.kind == "triggered":
         con.execute(
             """
-            insert into alerts.episodes (episode_id, rule_name, scope, metric, condition, severity, started_at, fired_at, trigger_value, status)
+            insert into alerts.episodes (episode_id, rule_name, scope, metric, condition, severity, started_at, fired_at,
+                                         trigger_value, status)
             values ($id, $r, $s, $m, $c, $sev, $start, $at, $v, 'firing') on conflict do nothing
             """,
             {"id": t.episode_id, "r": rule.name, "s": scope, "m": rule.metric, "c": rule.condition_text(), "sev": rule.severity,
@@ -317,7 +322,9 @@ def _record(con, rule: Rule, scope: str, t: Transition, now: datetime) -> dict:
     return ev.envelope(kind, ev.event_id(kind, t.episode_id, t.number), now, data)
 
 
-def evaluate_rule(con, rule: Rule, config: AlertConfig, until: datetime, tz: str, now: datetime, result: EvaluationResult) -> None:
+def evaluate_rule(
+    con, rule: Rule, config: AlertConfig, until: datetime, tz: str, now: datetime, result: EvaluationResult
+) -> None:
     index = _index_function(rule, tz)
     states = _load_state(con, rule, index)
     first_new = until - MINUTE * max(config.evaluation.lookback_minutes, rule.window_steps if rule.grain == "minute" else 0)

@@ -299,7 +299,8 @@ def _rule(name: str, body, channels: dict[str, Channel], where: _Where) -> Rule:
         where.fail(prefix, "rule names use letters, digits, '_', '-', '.' (at most 64)")
     if not isinstance(body, dict):
         where.fail(prefix, "must be a table")
-    where.only(body, prefix, {"metric", "comparison", "threshold", "window", "scope", "severity", "channels", "remind_every", "description"})
+    where.only(body, prefix, {"metric", "comparison", "threshold", "window", "scope", "severity", "channels", "remind_every",
+                              "description"})
     metric = where.text(body, prefix, "metric", required=True)
     if metric not in METRICS:
         where.fail(f"{prefix}.metric", f"{metric!r} is not one of {', '.join(METRICS)}")

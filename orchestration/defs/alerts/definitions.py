@@ -57,10 +57,12 @@ def build_defs(marts: Sequence[dg.AssetKey]) -> dg.Definitions:
         if config is None:
             if problem:
                 context.log.warning(redact(f"alert rules not evaluated: {problem}"))
-            metadata = {"rules_file": redact(str(settings.alert_rules_path)), "rules": 0, "status": redact(problem or "no rules file")}
+            metadata = {"rules_file": redact(str(settings.alert_rules_path)), "rules": 0,
+                        "status": redact(problem or "no rules file")}
             return dg.MaterializeResult(
                 metadata=metadata,
-                check_results=[dg.AssetCheckResult(check_name=RULES_CHECK, passed=problem is None, severity=dg.AssetCheckSeverity.WARN,
+                check_results=[dg.AssetCheckResult(check_name=RULES_CHECK, passed=problem is None,
+                                                   severity=dg.AssetCheckSeverity.WARN,
                                                    metadata={"problem": redact(problem or "none")})],
             )
         with warehouse.connect() as con:
@@ -118,7 +120,8 @@ def build_defs(marts: Sequence[dg.AssetKey]) -> dg.Definitions:
                           "given_up": result.given_up}
         return dg.MaterializeResult(
             metadata=metadata,
-            check_results=[dg.AssetCheckResult(check_name=DELIVERY_CHECK, passed=result.healthy, severity=dg.AssetCheckSeverity.WARN,
+            check_results=[dg.AssetCheckResult(check_name=DELIVERY_CHECK, passed=result.healthy,
+                                               severity=dg.AssetCheckSeverity.WARN,
                                                metadata=check_metadata)],
         )
 

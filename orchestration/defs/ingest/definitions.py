@@ -25,7 +25,8 @@ LANDING_CHECK = "landing_files_loadable"
 
 @dg.multi_asset(
     name="raw_events",
-    specs=[dg.AssetSpec(key, group_name="ingest", kinds={"parquet"} if key.path[0] == "raw" else {"duckdb"}) for key in RAW_TABLE_KEYS],
+    specs=[dg.AssetSpec(key, group_name="ingest", kinds={"parquet"} if key.path[0] == "raw" else {"duckdb"})
+           for key in RAW_TABLE_KEYS],
     check_specs=[dg.AssetCheckSpec(LANDING_CHECK, asset=LEDGER_KEY, blocking=False,
                                    description="Every landing file of this run could be read and loaded (WARN naming the "
                                    "files moved to landing/rejected/ and why; the other files are loaded).")],

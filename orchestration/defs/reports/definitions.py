@@ -14,8 +14,8 @@ from datetime import date
 import dagster as dg
 
 from agent_analytics import mail
-from agent_analytics.reports.definitions import ReportConfigError, definitions_path, load_definitions
 from agent_analytics.periods import FREQUENCIES, default_period_end
+from agent_analytics.reports.definitions import ReportConfigError, definitions_path, load_definitions
 from agent_analytics.settings import load_settings
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.resources import AnalyticsSettings
@@ -110,7 +110,8 @@ def _report_schedule(frequency: str, job: dg.JobDefinition, tz: str) -> dg.Sched
         period_end = default_period_end(frequency, today)
         return dg.RunRequest(
             run_key=f"{frequency}-{period_end.isoformat()}",  # one run per period
-            run_config={"ops": {report_asset_name(frequency): {"config": {"period_end": period_end.isoformat(), "send_email": True}}}},
+            run_config={"ops": {report_asset_name(frequency): {
+                "config": {"period_end": period_end.isoformat(), "send_email": True}}}},
         )
 
     return _schedule
