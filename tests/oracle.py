@@ -708,7 +708,7 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
     # users per local date, counted up to the period's end (the last day may be cut)
     users_by_date: dict[date, set] = {}
     upto_end = m_in & (M["us"] < end)
-    for d, u in zip(m_date[upto_end].tolist(), M.loc[upto_end, "user"].tolist()):
+    for d, u in zip(m_date[upto_end].tolist(), M.loc[upto_end, "user"].tolist(), strict=True):
         users_by_date.setdefault(d, set()).add(u)
 
     def distinct_users(last_day: date, days: int) -> int:
@@ -753,7 +753,7 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
 
     weekly = []
     for week in sorted({d - timedelta(days=d.weekday()) for d in dates}):
-        rows = [r for d, r in zip(dates, daily) if d - timedelta(days=d.weekday()) == week]
+        rows = [r for d, r in zip(dates, daily, strict=True) if d - timedelta(days=d.weekday()) == week]
         row = {"week_start": week.isoformat(), "days": len(rows),
                "partial": len(rows) < 7 or any(r["partial"] for r in rows)}
         for key in ("sessions", "messages", "errors", "input_tokens", "output_tokens", "total_tokens", "llm_calls"):
@@ -781,7 +781,8 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
 
     def distribution(values, buckets) -> list[dict]:
         counts = [sum(1 for v in values if lo <= v < hi) for _, lo, hi in buckets]
-        return [{"bucket": b[0], "sessions": c, "share_pct": sh} for b, c, sh in zip(buckets, counts, largest_remainder(counts))]
+        shares = largest_remainder(counts)
+        return [{"bucket": b[0], "sessions": c, "share_pct": sh} for b, c, sh in zip(buckets, counts, shares, strict=True)]
 
     message_buckets = [(lab, lo, hi + 1) for lab, lo, hi in MESSAGE_BUCKETS]  # integer ranges -> [lo, hi + 1)
     engagement = {
@@ -859,7 +860,7 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
         rows = []
         for k, g in grouped(calls, keys).items():
             c, p = dsum(g["cost"].tolist()), before.get(k, Decimal(0))
-            rows.append({**dict(zip(keys, k)), "cost_usd": float(c), "share_pct": share(c, total_cost),
+            rows.append({**dict(zip(keys, k, strict=True)), "cost_usd": float(c), "share_pct": share(c, total_cost),
                          "calls": len(g), "unpriced_calls": int(g["unpriced"].sum()),
                          "previous_cost_usd": float(p), "change_pct": change_pct(c, p), "_exact": c})
         rows.sort(key=lambda r: (-r["_exact"], *(r[k] for k in keys)))
