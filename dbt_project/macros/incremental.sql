@@ -10,11 +10,15 @@
 
 {#- Incremental strategy `replace_from` (config `replace_from`: a timestamp column): deletes
     the target's rows whose `unique_key` value is among the new rows' and whose `replace_from`
-    is at or after the new rows' earliest one, then inserts the new rows. That earliest value goes into
-    the delete as a literal, so a table stored in about `replace_from` order skips its older
-    segments. With a key that names one row (message_id) this is delete+insert; with a coarser
-    key (user, agent) the new rows replace each key's rows from that point on, for a model
-    whose new rows are all of those keys' rows from that point on (fct_sessions). -#}
+    is at or after the new rows' earliest one, then inserts the new rows. With a key that
+    names one row (message_id) this is delete+insert; with a coarser key (user, agent) the new
+    rows replace each key's rows from that point on, for a model whose new rows are all of
+    those keys' rows from that point on (fct_sessions).
+    Why not delete+insert: by (user, agent) it would delete a pair's earlier sessions, which
+    the run does not rebuild, and by session_id it would keep a session a late message merged
+    away; and dbt's incremental_predicates cannot name the new rows' table, so the earliest
+    value is queried (one run_query) and goes into the delete as a literal, which lets a table
+    stored in about `replace_from` order skip its older segments. -#}
 {% macro get_incremental_replace_from_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}

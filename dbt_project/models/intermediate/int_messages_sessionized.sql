@@ -12,18 +12,21 @@
 {%- set timeout_ms = var('session_timeout_minutes') | int * 60 * 1000 -%}
 {%- set max_ms = var('session_max_hours') | int * 3600 * 1000 -%}
 {%- if is_incremental() -%}
-    {#- Literals queried when the model runs, so that the scans below skip old Parquet row
-        groups and table segments: this model's newest loaded_at; the earliest occurred_at
-        among messages loaded since; and a bound no rebuild point is below (the earliest
-        run start among messages at most one timeout before that). -#}
+{#- Queried when the model runs (run_query) and written in as literals, so that the scans
+    below skip old Parquet row groups and table segments: the earliest occurred_at among
+    messages loaded since this model's watermark, and a bound no rebuild point is below (the
+    earliest run start among messages at most one timeout before that). Not scalar subqueries
+    like the watermark: the second is a bound on occurred_at derived from the first through
+    this model's run starts, and least() of the two is a filter DuckDB does not push into the
+    scans (each would read every stored message). -#}
 {%- set watermark = loaded_watermark('loaded_at') -%}
-    {%- set first_new_at = query_literal(
-        "select min(occurred_at) from " ~ ref('stg_raw__messages') ~ " where loaded_at > " ~ watermark,
-        'timestamp', '9999-12-31 00:00:00') -%}
+{%- set first_new_at = query_literal(
+    "select min(occurred_at) from " ~ ref('stg_raw__messages') ~ " where loaded_at > " ~ watermark,
+    'timestamp', '9999-12-31 00:00:00') -%}
 {%- set touch_from = dbt.dateadd('millisecond', -timeout_ms, first_new_at) -%}
-    {%- set rebuild_floor = query_literal(
-        "select min(run_started_at) from " ~ this ~ " where occurred_at >= " ~ touch_from,
-        'timestamp', '9999-12-31 00:00:00') -%}
+{%- set rebuild_floor = query_literal(
+    "select min(run_started_at) from " ~ this ~ " where occurred_at >= " ~ touch_from,
+    'timestamp', '9999-12-31 00:00:00') -%}
 {%- endif %}
 {{
     config(
