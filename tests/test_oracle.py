@@ -427,6 +427,10 @@ CASES = [
      {"kind": "month", "month": "2026-11"}, NY, ["tech"], AS_OF_TEXT),
     ("month-to-date-kolkata-two-agents", ["--month", "2026-11", "--agent", "sales", "--agent", "onboarding"],
      {"kind": "month", "month": "2026-11"}, KOLKATA, ["sales", "onboarding"], AS_OF_TEXT),
+    # a custom period cut by an as_of at local midnight: partial, yet no day is cut
+    ("custom-cut-at-midnight-kolkata", ["--start", "2026-11-14", "--end", "2026-11-26"],
+     {"kind": "custom", "start": date(2026, 11, 14), "end": date(2026, 11, 26)}, KOLKATA, None,
+     "2026-11-17T18:30:00Z"),
     # October to date on the 31st: September has no 31st, so the previous period is all of it
     ("month-to-date-on-the-31st", ["--month", "2026-10"], {"kind": "month", "month": "2026-10"}, "UTC", None,
      "2026-10-31T12:00:00Z"),
@@ -522,8 +526,9 @@ def partition_problems(doc: dict) -> list[str]:
         check(f"tokens.{where}", doc["tokens"][where], TOKENS)
     if sum(w["days"] for w in doc["weekly"]) != len(doc["daily"]):
         problems.append("the weekly rows do not hold every daily row once")
+    # only the last day can be cut, and only in a partial period (one cut at a local midnight has no cut day)
     flagged = [r["date"] for r in doc["daily"] if r["partial"]]
-    if flagged != ([doc["period"]["end_date"]] if doc["period"]["partial"] else []):
+    if flagged not in ([], [doc["period"]["end_date"]]) or (flagged and not doc["period"]["partial"]):
         problems.append(f"partial days {flagged} with period.partial {doc['period']['partial']}")
     o = doc["overview"]
     same_as_totals = {
