@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,3 +21,23 @@ class Home:
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home(warehouse=tmp_path / "home" / "warehouse.duckdb", raw=tmp_path / "home" / "raw")
+
+
+@pytest.fixture
+def deliver(monkeypatch):
+    """`deliver_pending` as a run calls it, with the variables of `env` (channel URLs, keys,
+    secrets) set in the environment and the backoff pauses recorded in `deliver.sleeps`
+    instead of slept."""
+    from agent_analytics.alerts import deliver as delivery
+    from agent_analytics.alerts.secrets import redactor_for
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(delivery, "time", SimpleNamespace(sleep=sleeps.append, time=time.time))
+
+    def run(warehouse: Path, config, env: dict[str, str]):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return delivery.deliver_pending(warehouse, config, redactor_for(config, env))
+
+    run.sleeps = sleeps
+    return run

@@ -19,9 +19,7 @@ from test_webhooks import queue
 from agent_analytics import mail
 from agent_analytics.alerts import events as ev
 from agent_analytics.alerts.channels import send
-from agent_analytics.alerts.deliver import deliver_pending
 from agent_analytics.alerts.rules import channel_problem, channel_problems, parse_config
-from agent_analytics.alerts.secrets import redactor_for
 from agent_analytics.redaction import Redactor
 
 TOKEN = "XOXBsecretTOKEN0123456789"  # the secret part of every URL below
@@ -157,7 +155,7 @@ def warehouse_text(path: Path) -> str:
 
 
 @pytest.mark.parametrize("value, problem", MALFORMED_URLS[:11])
-def test_misconfigured_channel_waits_with_its_reason_and_the_others_deliver(tmp_path, value, problem):
+def test_misconfigured_channel_waits_with_its_reason_and_the_others_deliver(tmp_path, value, problem, deliver):
     hook = HttpReceiver()
     try:
         env = {"SLACK_URL": value, "HOOK_URL": hook.url(), "HOOK_SECRET": HOOK_SECRET}
@@ -166,7 +164,7 @@ def test_misconfigured_channel_waits_with_its_reason_and_the_others_deliver(tmp_
         # the misconfigured channel's event is queued first: before the fix its exception ended the run
         queue(warehouse, alert_event(1), ["ops-slack", "hook"])
         queue(warehouse, alert_event(2), ["ops-slack", "hook"])
-        result = deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None)
+        result = deliver(warehouse, cfg, env)
         line = f"channel 'ops-slack': URL in $SLACK_URL {problem}"
         assert (result.delivered, result.still_pending, result.failed_attempts, result.healthy) == (2, 2, 0, False)
         assert result.misconfigured_channels == {"ops-slack": line}
@@ -182,7 +180,7 @@ def test_misconfigured_channel_waits_with_its_reason_and_the_others_deliver(tmp_
         slack = HttpReceiver()
         try:
             env["SLACK_URL"] = slack.url("/services/T000/B000/" + TOKEN)
-            again = deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None)
+            again = deliver(warehouse, cfg, env)
             assert (again.delivered, again.healthy, len(slack.accepted()), len(hook.requests)) == (2, True, 2, 2)
         finally:
             slack.close()
@@ -212,7 +210,7 @@ class NotHttp:
         self.sock.close()
 
 
-def test_receiver_that_does_not_speak_http_is_a_failed_attempt_not_a_crash(tmp_path):
+def test_receiver_that_does_not_speak_http_is_a_failed_attempt_not_a_crash(tmp_path, deliver):
     # http.client.BadStatusLine is no OSError: before the fix it escaped send() and ended the run
     garbage, hook = NotHttp(), HttpReceiver()
     try:
@@ -221,7 +219,7 @@ def test_receiver_that_does_not_speak_http_is_a_failed_attempt_not_a_crash(tmp_p
         cfg = slack_channel_config()
         warehouse = tmp_path / "w.duckdb"
         queue(warehouse, alert_event(1), ["ops-slack", "hook"])
-        result = deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None)
+        result = deliver(warehouse, cfg, env)
         assert result.failing_channels == {"ops-slack": "not an HTTP answer: BadStatusLine"}
         assert (result.delivered, result.failed_attempts, len(hook.accepted())) == (1, 3, 1)
         assert TOKEN not in warehouse_text(warehouse)

@@ -351,7 +351,7 @@ def _holds_open(pid: int, path: Path) -> bool:
         return False
 
 
-def test_alert_delivery_killed_midway_is_finished_by_the_next_run(tmp_path, monkeypatch):
+def test_alert_delivery_killed_midway_is_finished_by_the_next_run(tmp_path, monkeypatch, deliver):
     """Each event's result is stored as soon as its channel answered: a run that dies while
     sending the second event leaves only that one pending, so the next run sends it and
     nothing twice. (Killed between the answer and the write, an event would go out again with
@@ -359,10 +359,9 @@ def test_alert_delivery_killed_midway_is_finished_by_the_next_run(tmp_path, monk
     from alert_receivers import HttpReceiver
     from test_webhooks import WEBHOOK_SECRET, queue, triggered
 
-    from agent_analytics.alerts import deliver
+    from agent_analytics.alerts import deliver as delivery
     from agent_analytics.alerts import events as ev
     from agent_analytics.alerts.rules import parse_config
-    from agent_analytics.alerts.secrets import redactor_for
 
     hook = HttpReceiver()
     try:
@@ -373,26 +372,26 @@ def test_alert_delivery_killed_midway_is_finished_by_the_next_run(tmp_path, monk
         first, second = triggered(ev.TRIGGERED), triggered(ev.RESOLVED)
         queue(warehouse, first, ["hook"])
         queue(warehouse, second, ["hook"])
-        real_send = deliver.send
+        real_send = delivery.send
 
         def send_then_die(channel, event, *args, **kwargs):
             if event["id"] == second["id"]:
                 raise KeyboardInterrupt  # the process dies here, after the first event went out
             return real_send(channel, event, *args, **kwargs)
 
-        monkeypatch.setattr(deliver, "send", send_then_die)
+        monkeypatch.setattr(delivery, "send", send_then_die)
         with pytest.raises(KeyboardInterrupt):
-            deliver.deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None)
-        monkeypatch.setattr(deliver, "send", real_send)
+            deliver(warehouse, cfg, env)
+        monkeypatch.setattr(delivery, "send", real_send)
 
-        result = deliver.deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None)
+        result = deliver(warehouse, cfg, env)
 
         assert result.delivered == 1 and result.still_pending == 0
         ids = [r.headers["webhook-id"] for r in hook.accepted()]
         assert ids == [first["id"], second["id"]]  # each once
         with duckdb.connect(str(warehouse), read_only=True) as con:
             assert con.execute("select distinct status from alerts.outbox").fetchall() == [("delivered",)]
-        assert deliver.deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None).delivered == 0
+        assert deliver(warehouse, cfg, env).delivered == 0
     finally:
         hook.close()
 

@@ -16,9 +16,7 @@ import pytest
 from alert_receivers import HttpReceiver, SmtpReceiver
 
 from agent_analytics.alerts import events as ev
-from agent_analytics.alerts.deliver import deliver_pending
 from agent_analytics.alerts.rules import parse_config
-from agent_analytics.alerts.secrets import redactor_for
 from agent_analytics.alerts.store import ensure_alert_tables
 
 DOC = Path(__file__).parents[1] / "docs" / "alerts.md"
@@ -62,7 +60,7 @@ def hook():
     receiver.close()
 
 
-def test_signature_verifies_with_documented_snippet_and_500_then_200_is_one_delivery(tmp_path, hook):
+def test_signature_verifies_with_documented_snippet_and_500_then_200_is_one_delivery(tmp_path, hook, deliver):
     hook.script = [500]
     env = {"HOOK_URL": hook.url(), "HOOK_SECRET": WEBHOOK_SECRET}
     cfg = parse_config({"channels": {"hook": {"type": "webhook", "url_env": "HOOK_URL", "secret_env": "HOOK_SECRET"}},
@@ -70,10 +68,9 @@ def test_signature_verifies_with_documented_snippet_and_500_then_200_is_one_deli
     warehouse = tmp_path / "w.duckdb"
     event = triggered()
     queue(warehouse, event, ["hook"])
-    sleeps = []
-    result = deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=sleeps.append)
+    result = deliver(warehouse, cfg, env)
     assert (result.delivered, result.failed_attempts, result.healthy) == (1, 1, True)
-    assert sleeps == [2]  # one backoff before the second try
+    assert deliver.sleeps == [2]  # one backoff before the second try
     assert [r.status for r in hook.requests] == [500, 200]
     assert len(hook.accepted()) == 1
     verify = documented_verify()
@@ -88,11 +85,11 @@ def test_signature_verifies_with_documented_snippet_and_500_then_200_is_one_deli
             (1, 500, "failed"), (2, 200, "delivered")]
         assert con.execute("select status, attempts from alerts.outbox").fetchall() == [("delivered", 2)]
     # a second run sends nothing
-    assert deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=sleeps.append).delivered == 0
+    assert deliver(warehouse, cfg, env).delivered == 0
     assert len(hook.requests) == 2
 
 
-def test_slack_pagerduty_and_email_formats(tmp_path):
+def test_slack_pagerduty_and_email_formats(tmp_path, deliver):
     slack, pagerduty = HttpReceiver(), HttpReceiver(default=202)
     smtp = SmtpReceiver("bot", SMTP_PASSWORD)
     try:
@@ -111,7 +108,7 @@ def test_slack_pagerduty_and_email_formats(tmp_path):
         warehouse = tmp_path / "w.duckdb"
         queue(warehouse, triggered(), ["slack", "pd", "mail"])
         queue(warehouse, triggered(ev.RESOLVED), ["slack", "pd", "mail"])
-        result = deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None)
+        result = deliver(warehouse, cfg, env)
         assert (result.delivered, result.failed_attempts) == (6, 0)
         texts = [json.loads(r.body)["text"] for r in slack.requests]
         assert texts == ["ALERT [critical] slow (all agents): P95 > 5s for 10 minutes: 7000 ms",
@@ -131,7 +128,7 @@ def test_slack_pagerduty_and_email_formats(tmp_path):
         slack.close(), pagerduty.close(), smtp.close()
 
 
-def test_dead_channel_waits_and_its_error_carries_no_secret(tmp_path, hook):
+def test_dead_channel_waits_and_its_error_carries_no_secret(tmp_path, hook, deliver):
     hook.default = 503
     url = hook.url("/token-" + "s3cr3t" * 4)
     env = {"HOOK_URL": url, "HOOK_SECRET": WEBHOOK_SECRET}
@@ -140,11 +137,11 @@ def test_dead_channel_waits_and_its_error_carries_no_secret(tmp_path, hook):
     warehouse = tmp_path / "w.duckdb"
     queue(warehouse, triggered(), ["hook"])
     queue(warehouse, triggered(ev.RESOLVED), ["hook"])
-    first = deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None)
+    first = deliver(warehouse, cfg, env)
     # two tries of the first event; the second event is not tried in this run (channel down)
     assert (first.delivered, first.failed_attempts, first.still_pending, first.healthy) == (0, 2, 2, False)
     assert first.failing_channels == {"hook": "HTTP 503"}
-    second = deliver_pending(warehouse, cfg, redactor_for(cfg, env), env, sleep=lambda s: None)
+    second = deliver(warehouse, cfg, env)
     assert (second.given_up, second.still_pending) == (1, 1)  # 4 tries in all: failed
     with duckdb.connect(str(warehouse), read_only=True) as con:
         dump = str(con.execute("select * from alerts.deliveries").fetchall()

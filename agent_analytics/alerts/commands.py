@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 import uuid
 from datetime import datetime, timezone
 
@@ -93,7 +92,7 @@ def test_event(rule, now: datetime) -> dict:
     return ev.envelope(ev.TEST, "evt_test_" + uuid.uuid4().hex[:20], now, data)
 
 
-def cmd_test(config: AlertConfig, rule_name: str, settings, environ, sleep=time.sleep) -> int:
+def cmd_test(config: AlertConfig, rule_name: str, settings, environ) -> int:
     from agent_analytics.alerts.deliver import attempt_with_retries
     from agent_analytics.alerts.secrets import redactor_for
     from agent_analytics.alerts.store import ensure_alert_tables
@@ -107,7 +106,7 @@ def cmd_test(config: AlertConfig, rule_name: str, settings, environ, sleep=time.
     body = ev.encode(event)
     rows, ok = [], True
     for name in rule.channels:
-        tries = attempt_with_retries(config.channels[name], event, body, config, environ, 1, sleep, time.time)
+        tries = attempt_with_retries(config.channels[name], event, body, config, environ, 1)
         number, _, last = tries[-1]
         ok = ok and last.ok
         code = "" if last.status_code is None else f"HTTP {last.status_code}, "
@@ -159,8 +158,8 @@ def cmd_history(settings, rule: str | None, limit: int) -> int:
     return 0
 
 
-def run_alerts(args, settings, environ=None) -> int:
-    env = os.environ if environ is None else environ
+def run_alerts(args, settings) -> int:
+    env = os.environ
     if args.alerts_command == "history":
         if args.rule:
             known = _config(settings).rules if settings.alert_rules_path.exists() else {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,37 +48,30 @@ class DeliveryResult:
         return not self.failing_channels and not self.misconfigured_channels and not self.given_up
 
 
-def _utc(clock: Callable[[], float]) -> datetime:
-    return datetime.fromtimestamp(clock(), timezone.utc).replace(tzinfo=None)
+def _utc_now() -> datetime:
+    return datetime.fromtimestamp(time.time(), timezone.utc).replace(tzinfo=None)
 
 
 def attempt_with_retries(
     channel, event: dict, body: str, config: AlertConfig, environ: Mapping[str, str], first_attempt: int,
-    sleep: Callable[[float], None], clock: Callable[[], float],
 ) -> list[tuple[int, datetime, Attempt]]:
     """Up to attempts_per_run tries; stops at the first success."""
     d = config.delivery
     tries: list[tuple[int, datetime, Attempt]] = []
     for i in range(d.attempts_per_run):
         if i:
-            sleep(d.backoff_seconds * 2 ** (i - 1))
-        at = _utc(clock)
-        result = send(channel, event, body, environ, d.timeout_seconds, clock)
+            time.sleep(d.backoff_seconds * 2 ** (i - 1))
+        at = _utc_now()
+        result = send(channel, event, body, environ, d.timeout_seconds)
         tries.append((first_attempt + i, at, result))
         if result.ok:
             break
     return tries
 
 
-def deliver_pending(
-    warehouse_path: Path,
-    config: AlertConfig,
-    redact: Redactor,
-    environ: Mapping[str, str] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.time,
-) -> DeliveryResult:
-    env = os.environ if environ is None else environ
+def deliver_pending(warehouse_path: Path, config: AlertConfig, redact: Redactor) -> DeliveryResult:
+    """Send every pending outbox event; URLs, keys and secrets come from the environment."""
+    env = os.environ
     with open_warehouse(warehouse_path) as con:
         ensure_alert_tables(con)
         pending = con.execute(
@@ -104,7 +97,7 @@ def deliver_pending(
             result.still_pending += 1
             updates.append((event_id, channel_name, "pending", attempts, None, None, error))
             continue
-        tries = attempt_with_retries(channel, json.loads(payload), payload, config, env, attempts + 1, sleep, clock)
+        tries = attempt_with_retries(channel, json.loads(payload), payload, config, env, attempts + 1)
         for number, at, attempt in tries:
             error = None if attempt.error is None else redact(attempt.error)
             log_rows.append((event_id, channel_name, event_type, number, attempt.status_code,
