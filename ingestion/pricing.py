@@ -110,8 +110,9 @@ def rates_for(provider: str, model: str, price_date: date) -> list[RateRow]:
 
 
 def warm_up_in_background() -> None:
-    """Start importing genai-prices and loading its price data (about 0.15 s, once per process)
-    in a thread; a price lookup made meanwhile waits for the import (Python's import lock)."""
+    """Start importing genai-prices and loading its price data (once per process) in a thread,
+    so the file's validation overlaps it; a price lookup made meanwhile waits for the import
+    (Python's import lock)."""
 
     def warm_up() -> None:
         try:

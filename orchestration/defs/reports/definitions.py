@@ -30,7 +30,7 @@ def dashboard_asset(marts: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     @dg.asset(group_name=DASHBOARD_GROUP, deps=marts, pool=WAREHOUSE_POOL, kinds={"html"})
     def dashboard(analytics: AnalyticsSettings) -> dg.MaterializeResult:
         """reports/dashboard/: one self-contained HTML page per period and an index."""
-        # imported here: matplotlib loads only in this step's process
+        # imported here: matplotlib loads only when the dashboard is made, not with the definitions
         from agent_analytics.reports.produce import write_dashboard
 
         index = write_dashboard(analytics.load())
@@ -59,7 +59,7 @@ def report_asset(
         description=f"Every {frequency} report definition: reports/<name>/<period-label>.pdf|.csv, emailed when scheduled.",
     )
     def _reports(context: dg.AssetExecutionContext, config: ReportConfig) -> dg.MaterializeResult:
-        # imported here: matplotlib and reportlab load only in this step's process
+        # imported here: matplotlib and reportlab load only when reports are made, not with the definitions
         from agent_analytics.reports.produce import email_report, write_report
 
         settings = load_settings()
