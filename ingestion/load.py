@@ -89,14 +89,6 @@ class FileResult:
     already_loaded: bool = False
 
 
-# Test hook: raise after this step to prove that a failed load leaves nothing behind.
-FAIL_POINTS = ("after_raw_write", "after_publish")
-
-
-class InjectedFailure(RuntimeError):
-    pass
-
-
 def expand_paths(paths: list[Path]) -> list[Path]:
     """Files to load: each file as given, each folder's *.jsonl / *.jsonl.gz sorted by name."""
     files: list[Path] = []
@@ -593,7 +585,7 @@ def _name_in_ledger(con: duckdb.DuckDBPyConnection, file_name: str) -> bool:
 
 
 def load_file(
-    con: duckdb.DuckDBPyConnection, path: Path, raw_dir: Path, fail_at: str | None = None, *,
+    con: duckdb.DuckDBPyConnection, path: Path, raw_dir: Path, *,
     opening: _Opening | None = None, accepted: AcceptedTimes = AcceptedTimes(),
 ) -> FileResult:
     """Load one file as one batch (see the module docstring); `opening` is its first chunk read
@@ -641,11 +633,7 @@ def load_file(
         staging = raw_layer.tmp_dir(raw_dir) / batch_id
         staging.mkdir(parents=True)
         _write_batch(con, staging, name, batch_id, now)
-        if fail_at == "after_raw_write":
-            raise InjectedFailure(fail_at)
         published = raw_layer.publish(staging, raw_dir, batch_id)
-        if fail_at == "after_publish":
-            raise InjectedFailure(fail_at)
         con.execute("begin transaction")
         try:
             _commit(con, result, path, now)
@@ -674,12 +662,12 @@ def recover(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[str]:
 
 # Failures that say nothing about the file: they are raised, and the file is tried again by the
 # next run. Every other failure of one file's load rejects that file (`load_each`).
-ENVIRONMENT_ERRORS = (OSError, MemoryError, InjectedFailure, duckdb.IOException,
+ENVIRONMENT_ERRORS = (OSError, MemoryError, duckdb.IOException,
                       duckdb.OutOfMemoryException, duckdb.InterruptException)
 
 
 def load_each(
-    con: duckdb.DuckDBPyConnection, files: list[Path], raw_dir: Path, fail_at: str | None = None, *,
+    con: duckdb.DuckDBPyConnection, files: list[Path], raw_dir: Path, *,
     accepted: AcceptedTimes = AcceptedTimes(), follow_links: bool = True,
 ) -> Iterator[tuple[Path, FileResult | Exception]]:
     """`load_file` for each file in order, yielding (file, its result) once its batch is
@@ -695,7 +683,7 @@ def load_each(
                 this = upcoming
                 upcoming = ahead.submit(_open, files[i + 1], follow_links) if i + 1 < len(files) else None
                 try:
-                    result = load_file(con, file, raw_dir, fail_at=fail_at, opening=this.result(), accepted=accepted)
+                    result = load_file(con, file, raw_dir, opening=this.result(), accepted=accepted)
                 except IngestError as exc:
                     yield file, exc
                     continue
@@ -715,13 +703,13 @@ def load_each(
 
 
 def load_files(
-    con: duckdb.DuckDBPyConnection, files: list[Path], raw_dir: Path, fail_at: str | None = None, *,
+    con: duckdb.DuckDBPyConnection, files: list[Path], raw_dir: Path, *,
     accepted: AcceptedTimes = AcceptedTimes(),
 ) -> list[FileResult]:
     """`load_each`, stopping at the first file that cannot be loaded (the files before it stay
     loaded) with its IngestError."""
     results = []
-    for _, outcome in load_each(con, files, raw_dir, fail_at=fail_at, accepted=accepted):
+    for _, outcome in load_each(con, files, raw_dir, accepted=accepted):
         if isinstance(outcome, Exception):
             raise outcome
         results.append(outcome)
@@ -729,7 +717,7 @@ def load_files(
 
 
 def ingest_paths(
-    paths: list[Path], warehouse_path: Path, raw_dir: Path, fail_at: str | None = None, *,
+    paths: list[Path], warehouse_path: Path, raw_dir: Path, *,
     accepted: AcceptedTimes = AcceptedTimes(),
 ) -> list[FileResult]:
     """Load every file under `paths`; raises IngestError before loading anything if a path is bad."""
@@ -739,4 +727,4 @@ def ingest_paths(
             raise IngestError(f"{file}: not a regular file")
     with open_warehouse(warehouse_path) as con:
         recover(con, raw_dir)
-        return load_files(con, files, raw_dir, fail_at=fail_at, accepted=accepted)
+        return load_files(con, files, raw_dir, accepted=accepted)

@@ -20,7 +20,7 @@ import duckdb
 import pytest
 
 from ingestion import load
-from ingestion.load import IngestError, InjectedFailure, ingest_paths
+from ingestion.load import IngestError, ingest_paths
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -539,12 +539,28 @@ def test_unreadable_gzip_is_a_clear_error(tmp_path, home):
 # --------------------------------------------------------------------------- failures and crashes
 
 
-@pytest.mark.parametrize("fail_at", load.FAIL_POINTS)
-def test_injected_failure_leaves_nothing_and_a_rerun_loads_everything(tmp_path, home, fail_at):
+class InjectedFailure(OSError):
+    """A failure of the machine (disk, process) in the middle of a load."""
+
+
+# Where a load is made to fail: after the batch is written to raw/_tmp/ (its publish fails),
+# and after it is published to raw/batches/ (the commit of its ledger row fails).
+FAIL_POINTS = {"after_raw_write": (load.raw_layer, "publish"), "after_publish": (load, "_commit")}
+
+
+@pytest.mark.parametrize("fail_at", FAIL_POINTS)
+def test_injected_failure_leaves_nothing_and_a_rerun_loads_everything(tmp_path, home, fail_at, monkeypatch):
     path = write_lines(tmp_path / "day.jsonl", [message("m-1"), message("m-2"), "bad", message("m-1")])
 
-    with pytest.raises(InjectedFailure):
-        ingest_paths([path], home.warehouse, home.raw, fail_at=fail_at)
+    def fail(*args, **kwargs):
+        staged, published = list((home.raw / "_tmp").iterdir()), batch_folders(home)
+        assert (len(staged), len(published)) == ((1, 0) if fail_at == "after_raw_write" else (0, 1))
+        raise InjectedFailure(fail_at)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(*FAIL_POINTS[fail_at], fail)
+        with pytest.raises(InjectedFailure):
+            ingest_paths([path], home.warehouse, home.raw)
 
     assert batch_folders(home) == []
     assert list((home.raw / "_tmp").iterdir()) == []
