@@ -98,7 +98,7 @@ class Period:
             "full_end": iso(self.full_end),
             "start_date": self.start_date.isoformat(),
             "end_date": self.end_date.isoformat(),
-            "days": round(self.days, 6),
+            "days": self.days,
             "partial": self.partial,
         }
 

@@ -9,7 +9,7 @@
 {#- Over fct_messages rows. -#}
 {% macro message_measures() -%}
     count(*) as messages,
-    sum(case when is_error then 1 else 0 end) as errors,
+    coalesce(sum(case when is_error then 1 else 0 end), 0) as errors,
     count(response_time_ms) as timed_messages,
     sum(response_time_ms) as total_response_time_ms,
     coalesce(sum(input_tokens), 0) as input_tokens,
@@ -25,8 +25,8 @@
     known price) are counted, never costed at $0. -#}
 {% macro call_measures() -%}
     count(*) as llm_calls,
-    sum(case when is_priced then 1 else 0 end) as priced_calls,
-    sum(case when is_priced then 0 else 1 end) as unpriced_calls,
+    coalesce(sum(case when is_priced then 1 else 0 end), 0) as priced_calls,
+    coalesce(sum(case when is_priced then 0 else 1 end), 0) as unpriced_calls,
     coalesce(sum(input_tokens), 0) as input_tokens,
     coalesce(sum(output_tokens), 0) as output_tokens,
     coalesce(sum(cache_read_tokens), 0) as cache_read_tokens,
