@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from agent_analytics.settings import BUILD_WAIT_VAR
 from agent_analytics.warehouse import wait_for_flock
 
 LOCK_NAME = "build.lock"
@@ -29,7 +30,7 @@ class BuildWaitTimeout(Exception):
 
 
 @contextmanager
-def build_turn(dagster_home: Path, wait_s: float, setting: str = "AGENT_ANALYTICS_BUILD_WAIT_S") -> Iterator[None]:
+def build_turn(dagster_home: Path, wait_s: float) -> Iterator[None]:
     """Hold the build turn of `dagster_home`, waiting at most `wait_s` seconds for it."""
     lock_path = dagster_home / LOCK_NAME
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,8 +39,8 @@ def build_turn(dagster_home: Path, wait_s: float, setting: str = "AGENT_ANALYTIC
             handle.seek(0)
             holder = handle.read().strip() or "another build"
             raise BuildWaitTimeout(
-                f"{holder} still holds {lock_path} after {wait_s:g} s of waiting ({setting}); "
-                f"try again later or raise {setting}"
+                f"{holder} still holds {lock_path} after {wait_s:g} s of waiting ({BUILD_WAIT_VAR}); "
+                f"try again later or raise {BUILD_WAIT_VAR}"
             )
         try:
             handle.truncate(0)
