@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import date
@@ -204,15 +205,19 @@ def test_json_export_summary(warehouse, capsys):
 
 
 def test_refresh_tests_only_the_rows_of_the_new_load(warehouse):
-    """The second (incremental) build scoped the big models' data tests to day2's rows.
+    """The second (incremental) build ran the big models' data tests on day2's rows only: dbt got
+    AGENT_ANALYTICS_DBT_TESTS_LOADED_AFTER, the newest load of the first build.
 
-    Runs before test_incremental_equals_full_refresh, whose full refresh resets the scope.
+    Runs before test_incremental_equals_full_refresh, whose full refresh tests every row.
     """
-    scopes = dict(query(warehouse, "select model_name, loaded_after from dbt_test_watermarks where model_name is not null"))
-    assert set(scopes) == {"int_messages_sessionized", "fct_messages", "fct_llm_calls", "fct_tool_calls", "fct_sessions"}
-    tested = query(warehouse, "select message_id from fct_messages where loaded_at > ? order by 1", [scopes["fct_messages"]])
+    results = json.loads((warehouse.home / "dbt_target" / "run_results.json").read_text())["results"]
+    compiled = {r["unique_id"].split(".")[2]: r["compiled_code"] for r in results if r["unique_id"].startswith("test.")}
+    scope = re.search(r"loaded_at > cast\('([^']+)' as timestamp\)", compiled["unique_fct_messages_message_id"]).group(1)
+    first_load = query(warehouse, "select max(loaded_at)::varchar from fct_messages where message_id not in ('m8', 'm9')")
+    assert [(scope,)] == first_load
+    tested = query(warehouse, "select message_id from fct_messages where loaded_at > ? order by 1", [scope])
     assert tested == [("m8",), ("m9",)]  # the two messages loaded from day2.jsonl
-    untested = query(warehouse, "select count(*) from fct_messages where loaded_at <= ?", [scopes["fct_messages"]])
+    untested = query(warehouse, "select count(*) from fct_messages where loaded_at <= ?", [scope])
     assert untested == [(7,)]  # day1's messages were tested by the first build
 
 

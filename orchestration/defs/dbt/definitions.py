@@ -18,7 +18,7 @@ from agent_analytics.warehouse import warehouse_lock
 from orchestration.defs.dbt.project import DBT_PROJECT
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.recovery import dbt_process_tags
-from orchestration.resources import AnalyticsSettings
+from orchestration.resources import AnalyticsSettings, Warehouse
 
 MARTS_GROUP = "marts"
 
@@ -44,6 +44,23 @@ class DbtBuildConfig(dg.Config):
 # The nightly full rebuild (`--full-refresh`, 03:00) runs them, and so does `make test`.
 REFRESH_EXCLUDE = "test_type:data,path:models/staging test_type:unit"
 
+# The data tests of the large incremental models read only the rows loaded after this time (the
+# `where` config in the models' YAML). A refresh sets it to the newest load its previous build
+# processed, so it tests what it adds; unset (a full refresh, a first build), they read every row.
+TESTS_LOADED_AFTER_VAR = "AGENT_ANALYTICS_DBT_TESTS_LOADED_AFTER"
+
+
+def tests_loaded_after(warehouse: Warehouse) -> str | None:
+    """The newest `loaded_at` in fct_messages (ISO text); None before the first build."""
+    if not warehouse.settings.load().warehouse_path.exists():
+        return None
+    with warehouse.connect(read_only=True) as con:
+        built = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'main' and table_name = 'fct_messages'"
+        ).fetchone()[0]
+        newest = con.execute("select max(loaded_at) from fct_messages").fetchone()[0] if built else None
+    return None if newest is None else newest.isoformat(sep=" ")
+
 
 def build_dbt_assets() -> dg.AssetsDefinition:
     """The models of the prepared manifest (see project.py) as assets; reads the manifest."""
@@ -51,9 +68,14 @@ def build_dbt_assets() -> dg.AssetsDefinition:
     @dbt_assets(manifest=DBT_PROJECT.manifest_path, project=DBT_PROJECT, dagster_dbt_translator=WarehouseTranslator(),
                 pool=WAREHOUSE_POOL)
     def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig,
-                         analytics: AnalyticsSettings):
+                         analytics: AnalyticsSettings, warehouse: Warehouse):
         settings = analytics.load()
         os.environ.update(settings.env())
+        loaded_after = None if config.full_refresh else tests_loaded_after(warehouse)
+        if loaded_after is None:
+            os.environ.pop(TESTS_LOADED_AFTER_VAR, None)
+        else:
+            os.environ[TESTS_LOADED_AFTER_VAR] = loaded_after
         args = ["build", "--full-refresh"] if config.full_refresh else ["build", "--exclude", REFRESH_EXCLUDE]
         # One target folder per warehouse (runs are serialized by the lock): dbt's partial
         # parsing is reused, and no folder piles up per run.
