@@ -55,7 +55,7 @@ def metrics(capsys, *argv) -> dict:
 def test_the_25_hour_day_in_the_company_time_zone(berlin, capsys):
     doc = metrics(capsys, "--start", "2026-10-25", "--end", "2026-10-25")
     assert (doc["period"]["start"], doc["period"]["end"], doc["period"]["days"]) == (
-        "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z", 1.041667
+        "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z", pytest.approx(25 / 24)
     )
     assert doc["overview"]["messages"]["value"] == 4  # e1, e2, e3, e4
     assert [(d["date"], d["dau"]) for d in doc["daily"]] == [("2026-10-25", 4)]

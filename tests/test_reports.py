@@ -209,7 +209,7 @@ def test_weekly_report_without_smtp_writes_files_and_says_so(built, capsys):
         "Sessions": ("6", "new"),
         "Messages": ("9", "new"),
         "Costs": ("$0.18", "new"),
-        "Error rate": ("11.11%", "new"),
+        "Error rate": ("11.11%", "no data"),  # no messages before: no previous rate to compare with
     }
     assert text.index("Support Agent") < text.index("Sales Agent")  # 3 sessions each; 5 messages beat 4
     for section in ("User engagement", "Agent performance", "Cost analysis", "Token usage", "System health"):
@@ -249,7 +249,7 @@ def test_agent_filter_keeps_only_that_agent(built, capsys):
         "Sessions": ("3", "new"),
         "Messages": ("4", "new"),
         "Costs": ("$0.13", "new"),  # 0.125 rounds half up to the cent
-        "Error rate": ("0.00%", "stable"),  # 0% before (no messages) and now
+        "Error rate": ("0.00%", "no data"),  # no messages before: no previous rate
     }
     rows = list(csv.DictReader(io.StringIO((built.reports_dir / "weekly-sales" / f"{WEEK_LABEL}.csv").read_text())))
     assert [int(r["messages"]) for r in rows] == [2, 1, 0, 1, 0, 0, 0]

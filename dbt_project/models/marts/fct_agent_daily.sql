@@ -46,7 +46,7 @@ message_facts as (
         max(loaded_at) as max_loaded_at
     from messages
     {% if is_incremental() %}
-    where message_date in (select affected_date from affected)
+    where message_date in (select affected.affected_date from affected)
     {% endif %}
     group by message_date, agent_id
 
@@ -60,7 +60,7 @@ session_facts as (
         {{ session_measures() }}
     from sessions
     {% if is_incremental() %}
-    where session_date in (select affected_date from affected)
+    where session_date in (select affected.affected_date from affected)
     {% endif %}
     group by session_date, agent_id
 
@@ -95,8 +95,9 @@ final as (
         message_facts.max_loaded_at
     from message_facts
     left join session_facts
-        on session_facts.activity_date = message_facts.activity_date
-        and session_facts.agent_id = message_facts.agent_id
+        on
+            message_facts.activity_date = session_facts.activity_date
+            and message_facts.agent_id = session_facts.agent_id
 
 )
 

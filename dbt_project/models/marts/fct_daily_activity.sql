@@ -19,15 +19,19 @@ agent_days as (
 
 user_days as (
 
-    select distinct user_id, message_date as active_date
+    select distinct
+        user_id,
+        message_date as active_date
     from messages
 
 ),
 
 days as (
 
-    select spine_date as activity_date
-    from ({{ day_spine('(select min(active_date) from user_days)', '(select max(active_date) from user_days)') }}) as spine
+    select spine.spine_date as activity_date
+    from (
+        {{ day_spine('(select min(active_date) from user_days)', '(select max(active_date) from user_days)') }}
+    ) as spine
 
 ),
 
@@ -76,7 +80,7 @@ final as (
         coalesce(daily_totals.cost_usd, 0) as cost_usd,
         coalesce(daily_totals.unpriced_calls, 0) as unpriced_calls
     from active_users_counted
-    left join daily_totals on daily_totals.activity_date = active_users_counted.activity_date
+    left join daily_totals on active_users_counted.activity_date = daily_totals.activity_date
 
 )
 
