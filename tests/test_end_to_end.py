@@ -156,8 +156,9 @@ def test_uptime_and_incidents(warehouse):
 def test_daily_csv_export(warehouse, capsys):
     assert main(["export", "--start", "2026-11-01", "--end", "2026-11-05", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert list(rows[0]) == ["date", "dau", "wau", "mau", "sessions", "messages", "cost_usd",
-                             "cost_per_message", "avg_response_time_ms", "error_rate"]
+    assert list(rows[0]) == ["date", "dau", "wau", "mau", "sessions", "messages", "cost_usd", "cost_per_message",
+                             "avg_response_time_ms", "error_rate", "errors", "input_tokens", "output_tokens", "total_tokens",
+                             "llm_calls", "partial"]
     assert [(r["date"], r["dau"], r["wau"], r["mau"], r["sessions"], r["messages"]) for r in rows] == [
         ("2026-11-01", "0", "0", "0", "0", "0"),
         ("2026-11-02", "3", "3", "3", "4", "6"),
@@ -278,7 +279,7 @@ def test_agent_without_traffic_in_the_period(warehouse, capsys):
     doc = metrics_json(capsys, "--start", "2026-11-05", "--end", "2026-11-05", "--agent", "support")
     agent = doc["performance"]["agents"]
     assert [(a["agent_id"], a["messages"], a["sessions"], a["cost_usd"], a["error_rate_pct"]) for a in agent] == [
-        ("support", 0, 0, 0.0, 0.0)
+        ("support", 0, 0, 0.0, None)  # no messages: no error rate
     ]
     assert doc["note"] and doc["overview"]["messages"]["value"] == 0
     # support in 10-30..11-05: u1 (11-02) and u3 (11-03)
@@ -293,9 +294,9 @@ def test_period_without_any_data(warehouse, capsys):
     doc = metrics_json(capsys, "--start", "2025-01-01", "--end", "2025-01-07")
     jsonschema.validate(doc, load_schema())
     assert doc["note"].startswith("No messages")
-    assert len(doc["daily"]) == 7 and all(d["messages"] == 0 and d["cost_per_message"] == 0 for d in doc["daily"])
+    assert len(doc["daily"]) == 7 and all(d["messages"] == 0 and d["cost_per_message"] is None for d in doc["daily"])
     assert doc["performance"]["p95_response_time_ms"] is None
-    assert doc["cost"]["cost_per_user_usd"] == 0 and doc["tokens"]["avg_tokens_per_message"] == 0
+    assert doc["cost"]["cost_per_user_usd"] is None and doc["tokens"]["avg_tokens_per_message"] is None  # no data
     assert [b["share_pct"] for b in doc["engagement"]["session_duration_distribution"]] == [0.0] * 4
     assert doc["overview"]["cost_usd"] == {"value": 0.0, "previous": 0.0, "change_pct": None, "trend": "unchanged"}
 
