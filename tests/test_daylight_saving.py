@@ -17,9 +17,9 @@ import os
 import duckdb
 import pytest
 
+from agent_analytics.settings import load_settings
 from agent_analytics_cli.main import main
 from orchestration.build import run_build
-from agent_analytics.settings import load_settings
 
 EVENTS = [("e6", "2026-10-24T21:30:00Z"), ("e1", "2026-10-24T22:30:00Z"), ("e2", "2026-10-25T00:30:00Z"),
           ("e3", "2026-10-25T01:30:00Z"), ("e4", "2026-10-25T22:30:00Z"), ("e5", "2026-10-25T23:30:00Z")]

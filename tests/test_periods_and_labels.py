@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 import pytest
 
 from agent_analytics.alerts.events import DAILY_SUMMARY, headline
-from agent_analytics.metrics.formatting import NO_DATA, change, percent, per_minute
+from agent_analytics.metrics.formatting import NO_DATA, change, per_minute, percent
 from agent_analytics.metrics.labels import agent_label, change_pp, compared, compared_pp
 from agent_analytics.periods import PeriodError, dashboard_pages, parse_period, report_period
 from agent_analytics.reports.summary import change_text

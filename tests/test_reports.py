@@ -28,16 +28,16 @@ from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 
 from agent_analytics import mail
-from agent_analytics_cli.main import main
-from orchestration.build import run_build
-from agent_analytics.reports.definitions import ReportConfigError, load_definitions
 from agent_analytics.periods import (
     dashboard_pages,
     default_period_end,
     report_period,
 )
+from agent_analytics.reports.definitions import ReportConfigError, load_definitions
 from agent_analytics.reports.produce import write_dashboard
 from agent_analytics.settings import load_settings
+from agent_analytics_cli.main import main
+from orchestration.build import run_build
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WEEK_OF = "2026-11-04"

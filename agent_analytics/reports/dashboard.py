@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from html import escape
 
 from agent_analytics.metrics.formatting import NO_DATA, change_amount, count, duration, money, ms, per_minute, percent, tokens
-from agent_analytics.reports import charts as chart_lib
 from agent_analytics.periods import Page
+from agent_analytics.reports import charts as chart_lib
 
 GOOD = {"Excellent", "Good", "Fast", "Healthy"}
 WARN = {"Acceptable"}
