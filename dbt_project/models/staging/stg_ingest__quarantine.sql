@@ -10,6 +10,9 @@ renamed as (
 
     select
         ---------- ids
+        {{ dbt.concat([
+            'batch_id', "'#'", dbt.safe_cast('line_number', api.Column.translate_type('string'))
+        ]) }} as quarantined_line_id,
         batch_id,
 
         ---------- strings
