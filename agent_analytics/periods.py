@@ -70,7 +70,7 @@ class Period:
     def days(self) -> float:
         return (self.end - self.start).total_seconds() / 86400
 
-    def previous(self) -> "Period":
+    def previous(self) -> Period:
         """The same number of days (a month: the calendar month) just before, cut at the same
         time into its corresponding day when this period is partial."""
         if self.kind == "month":

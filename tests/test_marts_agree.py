@@ -72,7 +72,7 @@ def _agent_days(env: dict, agent: str | None) -> dict[str, dict]:
             group by 1 order by 1""",
         {"first": FIRST, "last": LAST, **({} if agent is None else {"agent": agent})},
     )
-    return {str(r[0]): dict(zip(ADDITIVE + ("active_users",), r[1:])) for r in rows}
+    return {str(r[0]): dict(zip(ADDITIVE + ("active_users",), r[1:], strict=False)) for r in rows}
 
 
 def _same_day(doc_day: dict, mart_day: dict | None) -> None:
@@ -104,7 +104,7 @@ def test_daily_rows_equal_the_daily_marts(built):
 
 def test_agent_rows_and_one_agent_equal_the_marts(built):
     doc = _document(built)
-    per_agent = {r[0]: dict(zip(ADDITIVE, r[1:])) for r in _marts(
+    per_agent = {r[0]: dict(zip(ADDITIVE, r[1:], strict=False)) for r in _marts(
         built,
         """select agent_id, sum(messages), sum(errors), sum(sessions), sum(cost_usd), sum(input_tokens),
                   sum(output_tokens), sum(total_tokens), sum(llm_calls)

@@ -70,7 +70,8 @@ def built(tmp_path_factory):
     saved_env = dict(os.environ)
     patch.setenv("AGENT_ANALYTICS_HOME", str(home))
     patch.setenv("AGENT_ANALYTICS_TZ", "UTC")
-    for name in ("AGENT_ANALYTICS_SESSION_TIMEOUT_MIN", "AGENT_ANALYTICS_REPORTS", *(f"{mail.HOST_VAR[:-4]}{v}" for v in SMTP_ENV)):
+    smtp = (f"{mail.HOST_VAR[:-4]}{v}" for v in SMTP_ENV)
+    for name in ("AGENT_ANALYTICS_SESSION_TIMEOUT_MIN", "AGENT_ANALYTICS_REPORTS", *smtp):
         patch.delenv(name, raising=False)
     settings = load_settings()
     assert main(["ingest", str(FIXTURES / "day1.jsonl"), str(FIXTURES / "day2.jsonl")]) == 0
@@ -161,10 +162,12 @@ def test_report_periods_and_labels():
     [
         ('[[report]]\nname = "a"\nfrequency = "yearly"\n', "frequency 'yearly' must be one of daily, weekly, monthly"),
         ('[[report]]\nname = "a"\nfrequency = "daily"\nformat = "docx"\n', "format 'docx' must be one of pdf, csv, both"),
-        ('[[report]]\nname = "a"\nfrequency = "daily"\nrecipients = ["not-an-address"]\n', "recipients must be a list of email addresses"),
+        ('[[report]]\nname = "a"\nfrequency = "daily"\nrecipients = ["not-an-address"]\n',
+         "recipients must be a list of email addresses"),
         ('[[report]]\nname = "a b"\nfrequency = "daily"\n', "name 'a b' must be 1-64 letters"),
         ('[[report]]\nname = "a"\nfrequency = "daily"\ncolour = "red"\n', "unknown field 'colour'"),
-        ('[[report]]\nname = "a"\nfrequency = "daily"\n[[report]]\nname = "a"\nfrequency = "weekly"\n', "report name 'a' is used twice"),
+        ('[[report]]\nname = "a"\nfrequency = "daily"\n[[report]]\nname = "a"\nfrequency = "weekly"\n',
+         "report name 'a' is used twice"),
         ("[[report]\n", "not valid TOML"),
     ],
 )

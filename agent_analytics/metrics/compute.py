@@ -39,7 +39,9 @@ from agent_analytics.settings import Settings
 
 SCHEMA_VERSION = "3.0"
 BUCKET_US = 15 * 60 * 1_000_000
-DURATION_BUCKETS = (("<1 min", 0, 60_000), ("1-5 min", 60_000, 300_000), ("5-10 min", 300_000, 600_000), ("10+ min", 600_000, None))
+DURATION_BUCKETS = (
+    ("<1 min", 0, 60_000), ("1-5 min", 60_000, 300_000), ("5-10 min", 300_000, 600_000), ("10+ min", 600_000, None),
+)
 MESSAGE_BUCKETS = (("1-2", 1, 3), ("3-5", 3, 6), ("6-10", 6, 11), ("11+", 11, None))
 HEALTH_WINDOWS = (("24h", timedelta(hours=24)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30)))
 ERROR_WINDOWS = (("1h", timedelta(hours=1)), ("24h", timedelta(hours=24)), ("7d", timedelta(days=7)))
@@ -62,7 +64,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[dict]:
     names_used = {k: v for k, v in params.items() if f"${k}" in sql}
     cursor = con.execute(sql, names_used)
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=False)) for row in cursor.fetchall()]
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> dict:
@@ -155,7 +157,7 @@ def _distribution(con: duckdb.DuckDBPyConnection, p: dict, column: str, buckets)
     counts = [int(c) for c in row]
     return [
         {"bucket": label, "sessions": n, "share_pct": share}
-        for (label, _, _), n, share in zip(buckets, counts, shares(counts))
+        for (label, _, _), n, share in zip(buckets, counts, shares(counts), strict=False)
     ]
 
 
@@ -566,7 +568,8 @@ def _health(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: di
         pct = _ratio(errors, messages, 100)
         messages_before, errors_before = _errors_in(con, stop - 2 * length, stop - length, p["agents"])
         previous = _ratio(errors_before, messages_before, 100)
-        error_rate.append({"window": name, "messages": messages, "error_rate_pct": pct, "status": error_rate_status(pct, settings),
+        error_rate.append({"window": name, "messages": messages, "error_rate_pct": pct,
+                           "status": error_rate_status(pct, settings),
                            "previous_error_rate_pct": previous, "change_pp": change_pp(pct, previous)})
     # A count of 0 is only known once the data reaches the end of its window.
     newest = con.execute("select max(occurred_at) from fct_messages").fetchone()[0]

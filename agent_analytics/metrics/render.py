@@ -27,7 +27,7 @@ def _table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
-        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)]
+        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align, strict=False)]
         return "  " + "  ".join(parts)
 
     return [line(headers), "  " + "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
@@ -97,7 +97,8 @@ def render_table(doc: dict) -> str:
         out.append(f"  {d['date']}{mark} {d['dau']:>7,} {d['wau']:>7,} {d['mau']:>7,}  {_bar(d['dau'] / top * 100)}")
     if any(d["partial"] for d in series):
         out.append("  * partial day: counted up to the period's end")
-    for title, key in (("Session duration", "session_duration_distribution"), ("Messages per session", "messages_per_session_distribution")):
+    for title, key in (("Session duration", "session_duration_distribution"),
+                       ("Messages per session", "messages_per_session_distribution")):
         out.append(f"  {title}")
         for b in e[key]:
             out.append(f"    {b['bucket']:<9} {_bar(b['share_pct']):<{BAR + 1}} {b['share_pct']:6.2f}%")
@@ -137,10 +138,12 @@ def render_table(doc: dict) -> str:
     out.append("  Cost per agent (top 5)")
     top_agents = c["by_agent"][:5]
     for a in top_agents:
-        out.append(f"    {a['agent_label'][:30]:<30} {money(a['cost_usd']):>12} {_pct_delta(a['change_pct']):>6} {_bar(a['share_pct'])}")
+        out.append(f"    {a['agent_label'][:30]:<30} {money(a['cost_usd']):>12} {_pct_delta(a['change_pct']):>6}"
+                   f" {_bar(a['share_pct'])}")
     out.append("  Cost by model (top 8)")
     for m in c["by_model"][:8]:
-        out.append(f"    {m['model'][:28]:<28} {money(m['cost_usd']):>12} {_pct_delta(m['change_pct']):>6} {_bar(m['share_pct'])}")
+        out.append(f"    {m['model'][:28]:<28} {money(m['cost_usd']):>12} {_pct_delta(m['change_pct']):>6}"
+                   f" {_bar(m['share_pct'])}")
     out.append("  Cost by week")
     out += ["  " + line for line in _series([(w["week_start"], w["cost_usd"]) for w in c["by_week"]], money)]
     out.append(f"  Cost per message: {money(c['cost_per_message_usd'])}   per session: {money(c['cost_per_session_usd'])}"
@@ -150,7 +153,8 @@ def render_table(doc: dict) -> str:
         out.append(f"  Unpriced (no known price, not in the totals): {u['calls']:,} calls, {u['total_tokens']:,} tokens")
     f = c["forecast"]
     trend = "n/a" if f["trend_pct"] is None else f"{f['trend_pct']:+.0f}% week-over-week"
-    out.append(f"  Forecast: {money(f['weekly_spend_usd'])}/week, projected monthly ~{money(f['projected_monthly_usd'])}, trend {trend}")
+    out.append(f"  Forecast: {money(f['weekly_spend_usd'])}/week, projected monthly ~{money(f['projected_monthly_usd'])},"
+               f" trend {trend}")
 
     t = doc["tokens"]
     out += _section("Token usage")

@@ -207,7 +207,8 @@ def request_volume(doc: dict) -> Figure | None:
     _date_axis(axes)
     axes.grid(axis="x", visible=False)
     rate = axes.twinx()
-    rate.plot(x, [float("nan") if d["error_rate"] is None else d["error_rate"] * 100 for d in days], color=PALETTE[3], marker="o" if len(x) < 3 else None, label="error rate")
+    rates = [float("nan") if d["error_rate"] is None else d["error_rate"] * 100 for d in days]  # a gap where no data
+    rate.plot(x, rates, color=PALETTE[3], marker="o" if len(x) < 3 else None, label="error rate")
     rate.set_ylabel("error rate (%)")
     rate.set_ylim(bottom=0)
     rate.grid(False)

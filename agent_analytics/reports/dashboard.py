@@ -244,7 +244,8 @@ def _health(doc: dict, svgs: dict[str, str]) -> str:
     if h["queues"]:
         out += "<h3>Queue depth</h3>" + table(
             ["Queue", "Latest", "Average", "P95", "Max"],
-            [[escape(q["queue"]), count(q["latest_depth"]), f"{q['avg_depth']:.1f}", f"{q['p95_depth']:.1f}", count(q["max_depth"])]
+            [[escape(q["queue"]), count(q["latest_depth"]), f"{q['avg_depth']:.1f}", f"{q['p95_depth']:.1f}",
+              count(q["max_depth"])]
              for q in h["queues"]],
         )
     return out + _chart_grid(svgs, ["request_volume", "queue_depth"])
