@@ -603,8 +603,14 @@ def bench_main(args: argparse.Namespace) -> int:
                 ok(bench.py("queries", "metrics queries", end=str(last_day)))
                 print("one more day")
                 if ok(bench.py("more.ingest", "ingest 1 file", paths=[str(extra_dir)])):
-                    # as the 5-minute refresh runs it: the staging-view tests are left to the nightly rebuild
-                    from orchestration.defs.dbt.definitions import REFRESH_EXCLUDE
+                    # as the 5-minute refresh runs it: the staging-view tests are left to the nightly rebuild,
+                    # and the large models' data tests read only the rows loaded since the first build
+                    from orchestration.defs.dbt.definitions import REFRESH_EXCLUDE, TESTS_LOADED_AFTER_VAR, tests_loaded_after
+                    from orchestration.resources import AnalyticsSettings, Warehouse
+
+                    loaded_after = tests_loaded_after(Warehouse(settings=AnalyticsSettings(home=str(home))))
+                    if loaded_after is not None:
+                        bench.env[TESTS_LOADED_AFTER_VAR] = loaded_after
 
                     ok(bench.dbt("more.dbt", "dbt build (incremental, as the refresh)", "build", dbt_target,
                                  ("--exclude", REFRESH_EXCLUDE)))

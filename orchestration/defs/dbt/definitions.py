@@ -50,16 +50,31 @@ REFRESH_EXCLUDE = "test_type:data,path:models/staging test_type:unit"
 TESTS_LOADED_AFTER_VAR = "AGENT_ANALYTICS_DBT_TESTS_LOADED_AFTER"
 
 
+# The models whose data tests a refresh scopes to the rows it adds, with their load-time column
+# (the `where` config of their tests in models/*.yml).
+SCOPED_TEST_MODELS = {
+    "int_messages_sessionized": "loaded_at",
+    "fct_messages": "loaded_at",
+    "fct_llm_calls": "loaded_at",
+    "fct_tool_calls": "loaded_at",
+    "fct_sessions": "max_loaded_at",
+}
+
+
 def tests_loaded_after(warehouse: Warehouse) -> str | None:
-    """The newest `loaded_at` in fct_messages (ISO text); None before the first build."""
+    """The oldest of those models' newest load times (ISO text): every row loaded up to it has
+    been tested by an earlier build, also when one of them did not build last time. None
+    before the first build (or while one of them is missing): test every row."""
     if not warehouse.settings.load().warehouse_path.exists():
         return None
     with warehouse.connect(read_only=True) as con:
-        built = con.execute(
-            "select count(*) from information_schema.tables where table_schema = 'main' and table_name = 'fct_messages'"
-        ).fetchone()[0]
-        newest = con.execute("select max(loaded_at) from fct_messages").fetchone()[0] if built else None
-    return None if newest is None else newest.isoformat(sep=" ")
+        main = con.execute("select table_name from information_schema.tables where table_schema = 'main'").fetchall()
+        tables = {row[0] for row in main}
+        if not set(SCOPED_TEST_MODELS) <= tables:
+            return None
+        newest = [con.execute(f"select max({column}) from {model}").fetchone()[0] for model, column in SCOPED_TEST_MODELS.items()]
+    known = [n for n in newest if n is not None]  # a model without rows has nothing to test
+    return min(known).isoformat(sep=" ") if known else None
 
 
 def build_dbt_assets() -> dg.AssetsDefinition:
