@@ -297,7 +297,8 @@ def test_refusing_mail_server_fails_loudly_and_keeps_the_files(built, smtp_serve
 
 
 def test_scheduled_report_step_fails_on_a_down_server_and_is_retried(built, monkeypatch):
-    from orchestration.defs.reports.definitions import RETRY, report_asset
+    from orchestration.defs.reports import definitions as reports_defs
+    from orchestration.resources import AnalyticsSettings
 
     monkeypatch.setenv(mail.HOST_VAR, "127.0.0.1")
     monkeypatch.setenv(mail.PORT_VAR, str(free_port()))  # nothing listens there
@@ -305,8 +306,11 @@ def test_scheduled_report_step_fails_on_a_down_server_and_is_retried(built, monk
     monkeypatch.setenv(mail.PASSWORD_VAR, "s3cret-smtp-pass")
     monkeypatch.setattr(mail.time, "sleep", lambda seconds: None)
     target = built.reports_dir / "weekly-all" / "2026-W44.pdf"
+    production_retry = reports_defs.RETRY
+    monkeypatch.setattr(reports_defs, "RETRY", dg.RetryPolicy(max_retries=1, delay=0))  # one quick retry
     result = dg.materialize(  # the scheduled asset, with one quick retry instead of minutes of backoff
-        [report_asset("weekly", dg.RetryPolicy(max_retries=1, delay=0))],
+        [reports_defs.report_asset("weekly")],
+        resources={"analytics": AnalyticsSettings(home=str(built.home))},
         run_config={"ops": {"weekly_reports": {"config": {"period_end": "2026-10-28", "send_email": True}}}},
         raise_on_error=False,
     )
@@ -318,7 +322,8 @@ def test_scheduled_report_step_fails_on_a_down_server_and_is_retried(built, monk
     assert "report email(s) failed; the files are written" in text and "unreachable" in text
     assert "s3cret-smtp-pass" not in text
     assert target.exists() and (built.reports_dir / "weekly-sales" / "2026-W44.csv").exists()
-    assert report_asset("weekly").op.retry_policy == RETRY and RETRY.max_retries >= 3
+    monkeypatch.setattr(reports_defs, "RETRY", production_retry)
+    assert reports_defs.report_asset("weekly").op.retry_policy == production_retry and production_retry.max_retries >= 3
 
 
 # --- dashboard ---------------------------------------------------------------------------

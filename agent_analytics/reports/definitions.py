@@ -46,12 +46,11 @@ class ReportDefinition:
     title: str
 
 
-def definitions_path(settings: Settings, environ: dict[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    if env.get(REPORTS_VAR):
-        path = Path(env[REPORTS_VAR]).expanduser()
+def definitions_path(settings: Settings) -> Path:
+    if os.environ.get(REPORTS_VAR):
+        path = Path(os.environ[REPORTS_VAR]).expanduser()
         if not path.is_file():
-            raise ReportConfigError(f"{REPORTS_VAR}={env[REPORTS_VAR]!r}: no such file")
+            raise ReportConfigError(f"{REPORTS_VAR}={os.environ[REPORTS_VAR]!r}: no such file")
         return path
     own = settings.home / "reports.toml"
     return own if own.is_file() else DEFAULTS

@@ -16,7 +16,6 @@ import dagster as dg
 from agent_analytics import mail
 from agent_analytics.periods import FREQUENCIES, default_period_end
 from agent_analytics.reports.definitions import ReportConfigError, definitions_path, load_definitions
-from agent_analytics.settings import load_settings
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.resources import AnalyticsSettings
 
@@ -48,21 +47,19 @@ def report_asset_name(frequency: str) -> str:
     return f"{frequency}_reports"
 
 
-def report_asset(
-    frequency: str, retry_policy: dg.RetryPolicy = RETRY, *, deps: Sequence[dg.AssetKey] = ()
-) -> dg.AssetsDefinition:
+def report_asset(frequency: str, *, deps: Sequence[dg.AssetKey] = ()) -> dg.AssetsDefinition:
     """The reports of one frequency, after the assets of `deps` (the marts)."""
 
     @dg.asset(
         name=report_asset_name(frequency), group_name=REPORTS_GROUP, deps=deps, pool=WAREHOUSE_POOL,
-        kinds={"pdf", "csv"}, retry_policy=retry_policy,
+        kinds={"pdf", "csv"}, retry_policy=RETRY,
         description=f"Every {frequency} report definition: reports/<name>/<period-label>.pdf|.csv, emailed when scheduled.",
     )
-    def _reports(context: dg.AssetExecutionContext, config: ReportConfig) -> dg.MaterializeResult:
+    def _reports(context: dg.AssetExecutionContext, config: ReportConfig, analytics: AnalyticsSettings) -> dg.MaterializeResult:
         # imported here: matplotlib and reportlab load only when reports are made, not with the definitions
         from agent_analytics.reports.produce import email_report, write_report
 
-        settings = load_settings()
+        settings = analytics.load()
         period_end = date.fromisoformat(config.period_end) if config.period_end else None
         try:
             definitions = [d for d in load_definitions(definitions_path(settings)) if d.frequency == frequency]
