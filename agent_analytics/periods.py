@@ -236,7 +236,9 @@ class Page:
 
 
 def dashboard_pages(now: datetime, tz: str) -> list[Page]:
-    this_month = local_date(now, tz).replace(day=1)
+    # the month of now's last instant, as rolling periods take their last day: at local midnight
+    # of the 1st, "this month so far" is the month that just ended
+    this_month = local_date(now - timedelta(microseconds=1), tz).replace(day=1)
     last_month = (this_month - timedelta(days=1)).replace(day=1)
     return [
         Page("day", "Today", parse_period("today", None, None, None, now, tz)),

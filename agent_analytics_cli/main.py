@@ -229,6 +229,7 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from agent_analytics import mail
     from agent_analytics.exports import ExportError
+    from agent_analytics.periods import PeriodError
     from agent_analytics.reports.definitions import (
         ReportConfigError,
         definitions_path,
@@ -255,7 +256,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     for definition in chosen:
         try:
             report = write_report(settings, definition, args.period_end)
-        except ExportError as exc:
+        except (ExportError, PeriodError) as exc:
             raise UsageError(f"report {definition.name!r}: {exc}") from None
         except OSError as exc:  # its folder under reports/ is a file, or not writable
             where = f" {exc.filename}" if exc.filename else ""

@@ -68,6 +68,11 @@ def test_a_period_that_starts_after_as_of_is_refused_and_reports_can_be_to_date(
     pages = {p.slug: p.period for p in dashboard_pages(datetime(2026, 11, 29, 14, tzinfo=UTC), "UTC")}
     assert pages["current-month"].partial and not pages["previous-month"].partial
     assert _iso(pages["day"])[:2] == ("2026-11-29T00:00:00Z", "2026-11-29T14:00:00Z")
+    # at local midnight of the 1st, this month so far is the month that just ended, whole
+    midnight = {p.slug: p.period for p in dashboard_pages(datetime(2026, 12, 1, tzinfo=UTC), "UTC")}
+    assert (midnight["current-month"].label, midnight["current-month"].partial, midnight["previous-month"].label) == (
+        "2026-11", False, "2026-10")
+    assert _iso(midnight["day"])[:2] == ("2026-11-30T00:00:00Z", "2026-12-01T00:00:00Z")
 
 
 def test_rates_change_in_percentage_points_and_missing_values_say_no_data():
@@ -93,3 +98,16 @@ def test_a_daily_summary_without_messages_has_no_error_rate():
     event = {"event": DAILY_SUMMARY, "data": {"date": "2026-11-28", "dau": 0, "sessions": 0, "messages": 0,
                                                "costs": 0.0, "error_rate": None}}
     assert headline(event).endswith("error rate no data")
+
+
+def test_a_report_of_a_period_not_started_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    from agent_analytics_cli.main import main
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "warehouse.duckdb").write_bytes(b"")  # the period is refused before the warehouse is read
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(home))
+    assert main(["report", "--frequency", "weekly", "--period-end", "2999-12-30"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    # 2999-12-30 lies in ISO week 1 of 3000
+    assert len(err) == 1 and err[0].startswith("agent-analytics: error: report 'weekly': the period 3000-W01 starts after")

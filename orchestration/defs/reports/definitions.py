@@ -14,7 +14,7 @@ from datetime import date
 import dagster as dg
 
 from agent_analytics import mail
-from agent_analytics.periods import FREQUENCIES, default_period_end
+from agent_analytics.periods import FREQUENCIES, PeriodError, default_period_end
 from agent_analytics.reports.definitions import ReportConfigError, definitions_path, load_definitions
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.resources import AnalyticsSettings
@@ -65,7 +65,10 @@ def report_asset(frequency: str, *, deps: Sequence[dg.AssetKey] = ()) -> dg.Asse
             definitions = [d for d in load_definitions(definitions_path(settings)) if d.frequency == frequency]
         except ReportConfigError as error:  # a broken settings file: retrying cannot help
             raise dg.Failure(description=str(error), allow_retries=False) from None
-        written = [write_report(settings, d, period_end) for d in definitions]
+        try:
+            written = [write_report(settings, d, period_end) for d in definitions]
+        except PeriodError as error:  # a period_end in the future: retrying cannot help
+            raise dg.Failure(description=str(error), allow_retries=False) from None
         for report in written:
             context.log.info(f"report {report.definition.name} {report.label}: {', '.join(str(f) for f in report.files)}")
         outcomes = []
