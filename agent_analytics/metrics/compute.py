@@ -323,12 +323,12 @@ def _agents(con: duckdb.DuckDBPyConnection, p: dict, pp: dict) -> list[dict]:
     before = {r["agent_id"]: _agent_row(r) for r in measures["before"]}
     out = []
     for r in measures["now"]:
-        row, prev = _agent_row(r), before.get(r["agent_id"])
+        row, prev = _agent_row(r), before[r["agent_id"]]  # both sides list every agent in scope
         row["vs_previous"] = {
-            key: compared(row[key], prev[key] if prev else 0)
+            key: compared(row[key], prev[key])
             for key in ("sessions", "messages", "cost_usd", "avg_response_time_ms", "total_tokens")
         }
-        row["vs_previous"]["error_rate_pct"] = compared_pp(row["error_rate_pct"], prev["error_rate_pct"] if prev else None)
+        row["vs_previous"]["error_rate_pct"] = compared_pp(row["error_rate_pct"], prev["error_rate_pct"])
         out.append(row)
     return out
 
