@@ -16,6 +16,8 @@
 | AGENT_ANALYTICS_BUILD_WAIT_S                | 1800                        | seconds a build waits for a running one before it gives up (exit 1) |
 | AGENT_ANALYTICS_DUCKDB_MEMORY               | 40%                         | memory limit of the dbt build: a share of memory or a size (8GB); spills to <home>/duckdb_tmp |
 | AGENT_ANALYTICS_DBT_THREADS                 | 1 per 4 GiB, <= cores, 1..4 | dbt threads of the build (they share the memory limit) |
+| AGENT_ANALYTICS_MAX_BODY_MB                 | 16                          | largest request body `serve` accepts, in MB after decompression (413 above) |
+| AGENT_ANALYTICS_OTEL_ORPHAN_AFTER_S         | 3600                        | seconds after which spans whose root span never arrived are quarantined (orphan span) |
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ LANDING_QUIET_VAR = "AGENT_ANALYTICS_LANDING_QUIET_S"
 EARLIEST_ALLOWED = date(1970, 1, 1)
 MAX_AHEAD_HOURS = 24 * 366
 BUILD_WAIT_VAR = "AGENT_ANALYTICS_BUILD_WAIT_S"
+MAX_BODY_VAR = "AGENT_ANALYTICS_MAX_BODY_MB"
+ORPHAN_AFTER_VAR = "AGENT_ANALYTICS_OTEL_ORPHAN_AFTER_S"
+MAX_BODY_MB_LIMIT = 4096  # a body is held in memory whole: beyond this, a typo rather than a wish
 
 
 class SettingsError(ValueError):
@@ -68,6 +73,8 @@ class Settings:
     build_wait_s: float = 1800.0
     duckdb_memory: str = build_memory.DEFAULT_MEMORY
     dbt_threads: int = 1
+    max_body_bytes: int = 16 * 1024 * 1024
+    otel_orphan_after_s: float = 3600.0
 
     @property
     def landing_dir(self) -> Path:
@@ -152,6 +159,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         build_wait_s=_numbers(env, BUILD_WAIT_VAR, "1800", 1)[0],
         duckdb_memory=duckdb_memory,
         dbt_threads=dbt_threads,
+        max_body_bytes=_max_body_bytes(env),
+        otel_orphan_after_s=_numbers(env, ORPHAN_AFTER_VAR, "3600", 1, allow_zero=True)[0],
     )
 
 
@@ -191,6 +200,13 @@ def _event_time_ahead(env) -> float:
     if hours > MAX_AHEAD_HOURS:
         raise SettingsError(f"{EVENT_TIME_AHEAD_VAR}={hours:g} must be at most {MAX_AHEAD_HOURS} hours")
     return hours
+
+
+def _max_body_bytes(env) -> int:
+    megabytes = _numbers(env, MAX_BODY_VAR, "16", 1)[0]
+    if megabytes > MAX_BODY_MB_LIMIT:
+        raise SettingsError(f"{MAX_BODY_VAR}={megabytes:g} must be at most {MAX_BODY_MB_LIMIT} MB")
+    return max(int(megabytes * 1024 * 1024), 1)
 
 
 def _numbers(env, name: str, default: str, count: int, *, allow_zero: bool = False) -> tuple[float, ...]:
