@@ -1,4 +1,5 @@
-"""The `agent-analytics` command line: ingest, build, export, metrics, report, alerts, generate, demo, dev.
+"""The `agent-analytics` command line: ingest, build, export, metrics, report, alerts, generate, demo, dev,
+serve, tokens.
 
 Bad arguments and user mistakes print one line `agent-analytics: error: ...` and exit 2
 (1 when a build fails); never a traceback.
@@ -128,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="generate a 30-day sample, build everything, print where the outputs are")
     sub.add_parser("dev", help="open the Dagster UI on this warehouse")
     add_alerts_parser(sub, _Parser)
+
+    tokens = sub.add_parser("tokens", help="bearer tokens of the HTTP service: create, list, revoke")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True, parser_class=_Parser)
+    create = tokens_sub.add_parser("create", help="create a token and print it (shown only this once)")
+    create.add_argument("--scope", choices=("ingest", "read"), required=True,
+                        help="ingest: may send traces and events; read: may fetch metrics and exports")
+    create.add_argument("--name", required=True, help="a name to list and revoke it by")
+    tokens_sub.add_parser("list", help="name, scope and creation time of every token (never the token)")
+    revoke = tokens_sub.add_parser("revoke", help="revoke a token: requests carrying it are refused from now on")
+    revoke.add_argument("name")
     return parser
 
 
@@ -337,6 +348,32 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(str(exc)) from None
 
 
+def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics.tokens import TokenError, create_token, load_tokens, revoke_token, tokens_path
+
+    path = tokens_path(settings.home)
+    try:
+        if args.tokens_command == "create":
+            token = create_token(path, args.name, args.scope)
+            print(token)
+            print(f"token {args.name!r} (scope {args.scope}) created; it is shown only this once, store it now", file=sys.stderr)
+        elif args.tokens_command == "revoke":
+            revoked = revoke_token(path, args.name)
+            print(f"token {revoked.name!r} (scope {revoked.scope}) revoked")
+        else:
+            tokens = load_tokens(path)
+            if not tokens:
+                print(f"no tokens (create one with '{PROG} tokens create --scope ingest|read --name NAME')")
+            else:
+                width = max(len("name"), *(len(t.name) for t in tokens))
+                print(f"{'name':<{width}}  {'scope':<6}  created")
+                for t in tokens:
+                    print(f"{t.name:<{width}}  {t.scope:<6}  {t.created}")
+    except TokenError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
 COMMANDS = {
     "ingest": cmd_ingest,
     "build": cmd_build,
@@ -347,6 +384,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "dev": cmd_dev,
     "alerts": cmd_alerts,
+    "tokens": cmd_tokens,
 }
 
 
