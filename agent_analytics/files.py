@@ -41,7 +41,7 @@ def write_atomically(path: Path, content: str | bytes) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
     return path
 
 
@@ -73,7 +73,7 @@ def _pid_exists(pid: int) -> bool:
     return True
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Make the rename itself durable (POSIX: the folder's entry list is flushed separately)."""
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -11,7 +11,9 @@ quarantine. Other entries are left alone and named in the log.
 A file changed within the last `quiet_s` seconds that looks unfinished (a plain file not
 ending with a line end, a gzip file ending before its end-of-stream marker) is being written
 or copied: it waits for a later run instead of being loaded in part or rejected. Producers
-should still write under another name and rename into `landing/` (a rename is atomic).
+should still write under another name and rename into `landing/` (a rename is atomic), as
+`write_landing_file` does for the HTTP service: entries whose name starts with a dot are such
+writes in progress and are skipped without a word.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import logging
 import os
 import stat
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from agent_analytics.files import sync_folder
 from agent_analytics.sql import stored_text
 from ingestion.validate import AcceptedTimes
 
@@ -31,6 +35,7 @@ SUFFIXES = (".jsonl", ".jsonl.gz")
 LOADED_DIR = "loaded"
 REJECTED_DIR = "rejected"
 QUIET_S = 300.0  # default of AGENT_ANALYTICS_LANDING_QUIET_S
+INCOMING_PREFIX = ".incoming-"
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,8 @@ def scan(landing_dir: Path) -> tuple[list[Path], list[str]]:
     candidates, ignored = [], []
     with os.scandir(landing_dir) as entries:
         for entry in entries:
+            if entry.name.startswith("."):  # a write in progress (or a writer's leftover): not ours yet
+                continue
             if _is_candidate(entry):
                 candidates.append(Path(entry.path))
             elif entry.name in (LOADED_DIR, REJECTED_DIR) and entry.is_dir(follow_symlinks=False):
@@ -73,6 +80,43 @@ def scan(landing_dir: Path) -> tuple[list[Path], list[str]]:
             else:
                 ignored.append(f"{stored_text(entry.name)}: not a .jsonl or .jsonl.gz file")
     return sorted(candidates), sorted(ignored)
+
+
+def write_landing_file(landing_dir: Path, prefix: str, data: bytes) -> Path:
+    """Write `data` as the new landing file `<prefix>-<UTC yyyymmddThhmmss>-<uuid>.jsonl`, durably:
+    under a dot-name that `scan` skips, fsynced, renamed, and the folder fsynced. Once it
+    returns, the file survives a crash of the process or the machine, and no reader ever saw
+    a part of it."""
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{prefix}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.jsonl"
+    tmp = landing_dir / f"{INCOMING_PREFIX}{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, landing_dir / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    sync_folder(landing_dir)
+    return landing_dir / name
+
+
+def remove_stale_incoming(landing_dir: Path, older_than_s: float) -> list[str]:
+    """Remove the temporaries of `write_landing_file` untouched for `older_than_s` seconds (a
+    writer killed mid-write never acknowledged them); the names removed."""
+    removed = []
+    if not landing_dir.is_dir():
+        return removed
+    for path in landing_dir.glob(INCOMING_PREFIX + "*"):
+        try:
+            if time.time() - path.lstat().st_mtime >= older_than_s:
+                path.unlink()
+                removed.append(path.name)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    return removed
 
 
 def landing_files(landing_dir: Path) -> list[Path]:
