@@ -1,15 +1,19 @@
-"""The daily CSV and the full JSON export: two renderings of the metrics document."""
+"""The metrics document of a period as a user asks for it, and its two renderings: the daily
+CSV and the full JSON export. The command line and the HTTP service both call
+`metrics_document`, so they answer the same document for the same question."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from agent_analytics.json_text import dumps
+from agent_analytics.settings import Settings
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "analytics_export.schema.json"
 CSV_COLUMNS = (
@@ -21,6 +25,43 @@ CSV_COLUMNS = (
 
 class ExportError(ValueError):
     """An export request we cannot answer (e.g. an unknown agent); one line for the user."""
+
+
+class NoWarehouseError(LookupError):
+    """There is no warehouse to read yet; one line for the user."""
+
+
+@dataclass(frozen=True)
+class MetricsQuery:
+    """A period and an agent scope as a user gives them (command options, API parameters): at
+    most one of `period`, `start`/`end`, `month`; None means the default (30d, every agent,
+    the company time zone, now)."""
+
+    period: str | None = None
+    start: str | None = None
+    end: str | None = None
+    month: str | None = None
+    agents: list[str] | None = None
+    tz: str | None = None
+    as_of: str | None = None
+
+
+def metrics_document(settings: Settings, query: MetricsQuery, *, lock_timeout_s: float = 3600.0) -> dict:
+    """The metrics document for `query`, read from the warehouse opened read-only. PeriodError
+    for a bad period or time zone, ExportError for an unknown agent, NoWarehouseError before the
+    first build, TimeoutError when a build held the warehouse for `lock_timeout_s`."""
+    from agent_analytics.metrics import MetricsRequest, compute_metrics
+    from agent_analytics.periods import check_tz, parse_as_of, parse_period
+    from agent_analytics.warehouse import open_warehouse
+
+    tz = check_tz(query.tz or settings.company_tz)
+    as_of = parse_as_of(query.as_of, tz)
+    period = parse_period(query.period, query.start, query.end, query.month, as_of, tz)
+    if not settings.warehouse_path.exists():
+        raise NoWarehouseError(f"no warehouse at {settings.warehouse_path}: run 'agent-analytics build' first")
+    with open_warehouse(settings.warehouse_path, read_only=True, lock_timeout_s=lock_timeout_s) as con:
+        agents = check_agents(con, query.agents)
+        return compute_metrics(con, MetricsRequest(period=period, agents=agents, as_of=as_of), settings)
 
 
 def known_agents(con: duckdb.DuckDBPyConnection) -> list[str]:

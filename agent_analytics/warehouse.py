@@ -56,9 +56,12 @@ def warehouse_lock(warehouse_path: Path, timeout_s: float = 3600.0) -> Iterator[
 
 
 @contextmanager
-def open_warehouse(warehouse_path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection to the warehouse, holding the warehouse lock while it is open."""
-    with warehouse_lock(warehouse_path):
+def open_warehouse(
+    warehouse_path: Path, *, read_only: bool = False, lock_timeout_s: float = 3600.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the warehouse, holding the warehouse lock while it is open; TimeoutError
+    when another process held the lock for `lock_timeout_s` (the HTTP service waits briefly)."""
+    with warehouse_lock(warehouse_path, lock_timeout_s):
         try:
             con = duckdb.connect(str(warehouse_path), read_only=read_only)
         except duckdb.IOException as exc:

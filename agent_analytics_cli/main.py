@@ -177,25 +177,15 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _metrics_document(args: argparse.Namespace, settings: Settings) -> dict:
-    from agent_analytics.exports import ExportError, check_agents
-    from agent_analytics.metrics import MetricsRequest, compute_metrics
-    from agent_analytics.periods import PeriodError, check_tz, parse_as_of, parse_period
-    from agent_analytics.warehouse import open_warehouse
+    from agent_analytics.exports import ExportError, MetricsQuery, NoWarehouseError, metrics_document
+    from agent_analytics.periods import PeriodError
 
+    query = MetricsQuery(period=args.period, start=args.start, end=args.end, month=args.month, agents=args.agents,
+                         tz=args.tz, as_of=args.as_of)
     try:
-        tz = check_tz(args.tz or settings.company_tz)
-        as_of = parse_as_of(args.as_of, tz)
-        period = parse_period(args.period, args.start, args.end, args.month, as_of, tz)
-    except PeriodError as exc:
+        return metrics_document(settings, query)
+    except (PeriodError, ExportError, NoWarehouseError) as exc:
         raise UsageError(str(exc)) from None
-    if not settings.warehouse_path.exists():
-        raise UsageError(f"no warehouse at {settings.warehouse_path}: run '{PROG} build' first")
-    with open_warehouse(settings.warehouse_path, read_only=True) as con:
-        try:
-            agents = check_agents(con, args.agents)
-        except ExportError as exc:
-            raise UsageError(str(exc)) from None
-        return compute_metrics(con, MetricsRequest(period=period, agents=agents, as_of=as_of), settings)
 
 
 def _write(text: str, output: Path | None) -> None:
