@@ -63,6 +63,19 @@ def _path_arg(text: str) -> Path:
     return Path(text)
 
 
+def _port(text: str) -> int:
+    if not (text.isdigit() and 0 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
+
+
+def _existing_file(text: str) -> Path:
+    path = _path_arg(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
 def _event_count(text: str) -> int:
     value = _positive_int(text)
     if value > MAX_GENERATE_EVENTS:
@@ -129,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="generate a 30-day sample, build everything, print where the outputs are")
     sub.add_parser("dev", help="open the Dagster UI on this warehouse")
     add_alerts_parser(sub, _Parser)
+
+    serve = sub.add_parser("serve", help="the HTTP service: OTLP traces and events in, metrics out (docs/service.md)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=_port, default=8000, help="default 8000")
+    serve.add_argument("--ssl-certfile", type=_existing_file, help="TLS certificate (PEM): serve HTTPS")
+    serve.add_argument("--ssl-keyfile", type=_existing_file, help="TLS private key (PEM), with --ssl-certfile")
 
     tokens = sub.add_parser("tokens", help="bearer tokens of the HTTP service: create, list, revoke")
     tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True, parser_class=_Parser)
@@ -338,6 +357,32 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(str(exc)) from None
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
+    import uvicorn
+
+    from agent_analytics.tokens import TokenError, load_tokens, tokens_path
+    from service.app import create_app
+
+    if args.ssl_keyfile and not args.ssl_certfile:
+        raise UsageError("--ssl-keyfile needs --ssl-certfile")
+    try:
+        tokens = load_tokens(tokens_path(settings.home))
+    except TokenError as exc:
+        raise UsageError(str(exc)) from None
+    if not tokens:
+        print(f"{PROG}: warning: no tokens exist yet, so every request but /healthz and /readyz gets 401 "
+              f"(create one with '{PROG} tokens create --scope ingest|read --name NAME')", file=sys.stderr)
+    settings.ensure_dirs()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # No access log: every error is logged once by the service itself, and successes need no line each.
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, access_log=False,
+                ssl_certfile=str(args.ssl_certfile) if args.ssl_certfile else None,
+                ssl_keyfile=str(args.ssl_keyfile) if args.ssl_keyfile else None)
+    return 0
+
+
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     from agent_analytics.tokens import TokenError, create_token, load_tokens, revoke_token, tokens_path
 
@@ -374,6 +419,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "dev": cmd_dev,
     "alerts": cmd_alerts,
+    "serve": cmd_serve,
     "tokens": cmd_tokens,
 }
 

@@ -11,7 +11,7 @@ import agent_analytics
 
 REPO = Path(__file__).resolve().parents[1]
 # Lowest first.
-LAYERS = ["agent_analytics", "ingestion", "orchestration", "agent_analytics_cli"]
+LAYERS = ["agent_analytics", "ingestion", "orchestration", "service", "agent_analytics_cli"]
 
 
 def imported_modules(path: Path) -> list[tuple[int, str]]:

@@ -1,0 +1,69 @@
+"""GET /healthz (the process answers) and GET /readyz (the warehouse can be read), no token."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from agent_analytics.exports import NoWarehouseError
+from agent_analytics.periods import iso
+from agent_analytics.warehouse import open_warehouse
+from ingestion.landing import scan
+from service.errors import error_responses
+from service.read_routes import LOCK_WAIT_S, warehouse_unavailable_as_503
+
+router = APIRouter()
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    last_build: str | None  # when the last successful build or refresh wrote exports/analytics.json
+    waiting_files: int  # files in landing/ not loaded yet
+    newest_waiting_file_age_s: float | None
+    oldest_waiting_file_age_s: float | None
+
+
+@router.get("/healthz", summary="liveness: the process answers", response_model=Health)
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/readyz", summary="readiness: the warehouse can be read", response_model=Ready,
+            responses=error_responses(503))
+def readyz(request: Request) -> Ready:
+    settings = request.app.state.settings
+    with warehouse_unavailable_as_503():
+        if not settings.warehouse_path.exists():
+            raise NoWarehouseError(settings.warehouse_path)
+        with open_warehouse(settings.warehouse_path, read_only=True, lock_timeout_s=LOCK_WAIT_S) as con:
+            con.execute("select count(*) from dim_agents").fetchone()  # the marts are there
+    ages = []
+    now = time.time()
+    for path in scan(settings.landing_dir)[0]:
+        try:
+            ages.append(max(now - os.lstat(path).st_mtime, 0.0))
+        except OSError:
+            continue  # loaded and moved away meanwhile
+    return Ready(
+        status="ready",
+        last_build=_last_build(settings),
+        waiting_files=len(ages),
+        newest_waiting_file_age_s=round(min(ages), 3) if ages else None,
+        oldest_waiting_file_age_s=round(max(ages), 3) if ages else None,
+    )
+
+
+def _last_build(settings) -> str | None:
+    try:
+        mtime = (settings.exports_dir / "analytics.json").stat().st_mtime
+    except OSError:
+        return None
+    return iso(datetime.fromtimestamp(mtime, timezone.utc))

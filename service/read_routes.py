@@ -1,0 +1,127 @@
+"""POST /v1/analytics/export and GET /v1/metrics: the metrics document of a period, as
+`agent-analytics metrics --format json` prints it, or its daily rows as the export CSV.
+
+The warehouse is opened read-only under its lock, waiting at most LOCK_WAIT_S for a build
+that holds it; then the answer is 503 with Retry-After, never a wait as long as the build.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Literal
+
+import duckdb
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from agent_analytics.exports import ExportError, MetricsQuery, NoWarehouseError, metrics_document, to_csv, to_json
+from agent_analytics.periods import PeriodError
+from agent_analytics.warehouse import WarehouseOpenError
+from service.auth import require
+from service.bodies import read_body
+from service.errors import ApiError, error_responses, unavailable
+
+router = APIRouter()
+LOCK_WAIT_S = 2.0
+RETRY_AFTER_S = 5
+EXPORT_SCHEMA_REF = {"$ref": "#/components/schemas/AnalyticsExport"}
+_DOCUMENT = {
+    200: {
+        "description": "the metrics document (format json) or its daily rows (format csv)",
+        "content": {"application/json": {"schema": EXPORT_SCHEMA_REF}, "text/csv": {"schema": {"type": "string"}}},
+    },
+    **error_responses(400, 401, 403, 503),
+}
+
+
+class ExportRequest(BaseModel):
+    """At most one of period, start/end, month (default period 30d)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    period: str | None = None
+    start: str | None = None
+    end: str | None = None
+    month: str | None = None
+    agents: list[str] | None = None
+    tz: str | None = None
+    as_of: str | None = None
+    format: Literal["json", "csv"] = "json"
+
+
+_EXPORT_OPENAPI = {
+    "requestBody": {
+        "required": False,
+        "description": "a JSON object, whatever the Content-Type (curl -d sends a form type); empty: the defaults",
+        "content": {"application/json": {"schema": ExportRequest.model_json_schema()}},
+    }
+}
+
+
+@router.post("/v1/analytics/export", summary="the metrics document of a period, JSON or CSV",
+             dependencies=[Depends(require("read"))], response_class=Response, responses=_DOCUMENT,
+             openapi_extra=_EXPORT_OPENAPI)
+async def post_export(request: Request) -> Response:
+    settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes)
+    try:
+        fields = json.loads(body) if body.strip() else {}
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, f"the body is not JSON ({exc})") from None
+    if not isinstance(fields, dict):
+        raise ApiError(400, "the body must be one JSON object, e.g. {\"period\": \"30d\", \"format\": \"json\"}")
+    asked = ExportRequest.model_validate(fields)  # a ValidationError is answered 400
+    query = MetricsQuery(**asked.model_dump(exclude={"format"}))
+    return await run_in_threadpool(_answer, settings, query, asked.format)
+
+
+METRICS_PARAMETERS = {"period", "start", "end", "month", "agent", "tz", "as_of", "format"}
+
+
+@router.get("/v1/metrics", summary="the same as POST /v1/analytics/export, for tools that only GET",
+            dependencies=[Depends(require("read"))], response_class=Response, responses=_DOCUMENT)
+def get_metrics(
+    request: Request,
+    period: Annotated[str | None, Query(description="today, week, month or Nd (default 30d)")] = None,
+    start: Annotated[str | None, Query(description="first local day YYYY-MM-DD (with end)")] = None,
+    end: Annotated[str | None, Query(description="last local day YYYY-MM-DD (with start)")] = None,
+    month: Annotated[str | None, Query(description="a calendar month YYYY-MM")] = None,
+    agent: Annotated[list[str] | None, Query(description="only this agent (repeatable)")] = None,
+    tz: Annotated[str | None, Query(description="IANA time zone (default AGENT_ANALYTICS_TZ)")] = None,
+    as_of: Annotated[str | None, Query(description="count up to this time: YYYY-MM-DD or an ISO time (default now)")] = None,
+    format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
+) -> Response:
+    unknown = sorted(set(request.query_params) - METRICS_PARAMETERS)
+    if unknown:
+        raise ApiError(400, f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(METRICS_PARAMETERS))})")
+    query = MetricsQuery(period=period, start=start, end=end, month=month, agents=agent, tz=tz, as_of=as_of)
+    return _answer(request.app.state.settings, query, format)
+
+
+@contextmanager
+def warehouse_unavailable_as_503() -> Iterator[None]:
+    """Whatever keeps the warehouse from being read now, answered 503 with Retry-After."""
+    try:
+        yield
+    except NoWarehouseError:
+        raise unavailable("no warehouse yet: run a build first", 60) from None
+    except TimeoutError:
+        raise unavailable("a build is writing the warehouse; retry shortly", RETRY_AFTER_S) from None
+    except duckdb.CatalogException:
+        raise unavailable("the warehouse has no marts yet: run a build first", 60) from None
+    except (WarehouseOpenError, duckdb.IOException) as exc:
+        raise unavailable(f"the warehouse cannot be read now ({type(exc).__name__})", RETRY_AFTER_S) from None
+
+
+def _answer(settings, query: MetricsQuery, format: str) -> Response:
+    try:
+        with warehouse_unavailable_as_503():
+            document = metrics_document(settings, query, lock_timeout_s=LOCK_WAIT_S)
+    except (PeriodError, ExportError) as exc:
+        raise ApiError(400, str(exc)) from None
+    if format == "csv":
+        return Response(to_csv(document), media_type="text/csv; charset=utf-8")
+    return Response(to_json(document), media_type="application/json")
