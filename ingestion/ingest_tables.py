@@ -16,7 +16,10 @@ create table if not exists ingest.ledger (
     loaded bigint not null,
     duplicates bigint not null,
     quarantined bigint not null,
-    ingested_at timestamp not null
+    ingested_at timestamp not null,
+    record_type varchar default 'event',  -- event (native JSONL) or span (OTLP/JSON)
+    records bigint,  -- events or spans: loaded + duplicates + quarantined
+    traces bigint  -- OTLP files: distinct traces among the loaded spans
 );
 create table if not exists ingest.quarantine (
     batch_id varchar not null,
@@ -58,9 +61,61 @@ ID_HASH_PROBE = """
     from (values ('a'), ('evt-0001'), ('msg-0f8e4c1a-5b7d-4e2f-9a3c-6d1b8e7f0a25')) probes(p)"""
 
 
+# OpenTelemetry spans kept for trace assembly across batches, and each assembled trace's
+# latest revision (ingestion/traces.py).
+OTEL_TABLES_DDL = """
+create table if not exists ingest.otel_spans (
+    trace_id varchar not null,
+    span_id varchar not null,
+    parent_span_id varchar,
+    span_kind varchar not null,  -- llm, tool or other
+    occurred_at timestamp not null,
+    start_ns bigint not null,
+    duration_ms double not null,
+    is_error boolean not null,
+    error_type varchar,
+    span_name varchar,
+    provider_raw varchar,
+    model varchar,
+    input_tokens bigint,
+    output_tokens bigint,
+    cache_read_tokens bigint,
+    tool_name varchar,
+    agent_id varchar,
+    agent_name varchar,
+    agent_version varchar,
+    conversation_id varchar,
+    user_id varchar,
+    service_name varchar,
+    batch_id varchar not null,
+    file_name varchar not null,
+    line_number bigint not null,
+    loaded_at timestamp not null,
+    state varchar not null,  -- pending, assembled or orphaned
+    span_json varchar  -- kept while pending: the quarantine's raw record if the span is orphaned
+);
+create table if not exists ingest.otel_traces (
+    trace_id varchar not null,
+    revision integer not null,
+    batch_id varchar not null
+);
+"""
+
+
+# Columns added since the first release, for warehouses created before them.
+LEDGER_ADDED_COLUMNS = """
+alter table ingest.ledger add column if not exists record_type varchar default 'event';
+alter table ingest.ledger add column if not exists records bigint;
+alter table ingest.ledger add column if not exists traces bigint;
+update ingest.ledger set records = lines where records is null;
+"""
+
+
 def ensure_ingest_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ingest tables; fill `event_ids.id_hash` where it is missing or out of date."""
     con.execute(INGEST_SCHEMA_DDL)
+    con.execute(LEDGER_ADDED_COLUMNS)
+    con.execute(OTEL_TABLES_DDL)
     columns = {
         row[0]
         for row in con.execute(

@@ -47,7 +47,7 @@ import pyarrow as pa
 
 from agent_analytics.sql import literal, stored_text
 from agent_analytics.warehouse import open_warehouse
-from ingestion import pricing, raw_layer
+from ingestion import otlp, pricing, raw_layer, traces
 from ingestion.ingest_tables import ID_HASH, ensure_ingest_schema
 from ingestion.validate import PARSE_SQL, AcceptedTimes, reason_sql, set_accepted_times
 
@@ -79,6 +79,10 @@ MAX_CARRY_BYTES = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class FileResult:
+    """One file's accounting. `loaded`, `duplicates` and `quarantined` count records: events
+    in a native file (one per line), spans in an OTLP file (a line that holds no readable
+    request is one quarantined record), so records = loaded + duplicates + quarantined."""
+
     file_name: str
     content_hash: str
     lines: int
@@ -87,6 +91,13 @@ class FileResult:
     quarantined: int
     batch_id: str
     already_loaded: bool = False
+    record_type: str = "event"  # event (native JSONL) or span (OTLP/JSON)
+    records: int | None = None  # None: one per line
+    traces: int | None = None  # distinct traces among the loaded spans (OTLP files)
+
+    @property
+    def record_count(self) -> int:
+        return self.lines if self.records is None else self.records
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
@@ -278,16 +289,17 @@ def _calls_sql() -> str:
            {_json_number("c.output_tokens", "bigint")} as output_tokens,
            coalesce({_json_number("c.cache_read_tokens", "bigint")}, 0) as cache_read_tokens,
            cast({_json_number("c.cost_usd", "double")} as decimal(18, 10)) as reported_cost_usd,
-           {_json_number("c.latency_ms", "double")} as latency_ms
+           {_json_number("c.latency_ms", "double")} as latency_ms,
+           0 as revision
     from items"""
 
 
-def _create_rates(con: duckdb.DuckDBPyConnection) -> None:
+def _create_rates(con: duckdb.DuckDBPyConnection, calls: str) -> None:
     """The table `ingest_work.rates`: genai-prices rate segments of every (provider, model, day)
-    of an LLM call without a reported cost, in integer atto-dollars."""
+    of an LLM call of the query `calls` without a reported cost, in integer atto-dollars."""
     keys = con.execute(
         f"""select distinct provider, model, cast(occurred_at as date)
-            from ({_calls_sql()}) where reported_cost_usd is null"""
+            from ({calls}) where reported_cost_usd is null"""
     ).fetchall()
     rows = []
     for r in (r for key in keys for r in _rates(*key)):
@@ -326,6 +338,21 @@ _ESTIMATE_SQL = "cast(cast(units as decimal(18, 0)) * 0.0000000001 as decimal(18
 def _provider_case(column: str) -> str:
     branches = " ".join(f"when '{alias}' then '{name}'" for alias, name in pricing.PROVIDER_ALIASES.items())
     return f"case lower(trim({column})) {branches} else lower(trim({column})) end"
+
+
+def _parse_spans(con: duckdb.DuckDBPyConnection, lines: Lines) -> None:
+    """Read one chunk of an OTLP file into `ingest_work.spans` (otlp.py)."""
+    _lines_relation(con, lines)
+    try:
+        otlp.parse_chunk(con, int(lines.first_line_number))
+    finally:
+        con.execute("drop view if exists lines")
+        con.unregister("lines_arrow")
+
+
+def _is_otlp(lines: Lines) -> bool:
+    column = lines.table.column(1).slice(0, 20).to_pylist()
+    return otlp.is_otlp([line.encode() if isinstance(line, str) else line for line in column])
 
 
 def _parse(con: duckdb.DuckDBPyConnection, lines: Lines) -> None:
@@ -439,19 +466,13 @@ def _classify(con: duckdb.DuckDBPyConnection, batch_id: str) -> dict[str, int]:
             "loaded": lines - quarantined - duplicates}
 
 
-def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, batch_id: str, loaded_at: datetime) -> None:
-    meta = f"'{batch_id}' as batch_id, timestamp '{loaded_at:%Y-%m-%d %H:%M:%S.%f}' as loaded_at"
-    _create_rates(con)
-    tables = {
-        "messages": f"""
-            select event_id, occurred_at, user_id, agent_id, agent_name, agent_version, conversation_id, status,
-                   error_type, response_time_ms, llm_call_count, tool_call_count,
-                   {literal(file_name)} as source_file, line_number, {meta}
-            from ingest_work.loaded where event_type = 'message'""",
-        "llm_calls": f"""
+def _priced_calls_sql(calls: str, meta: str) -> str:
+    """The llm_calls raw table from the query `calls` (one row per call, provider normalised):
+    a reported cost wins; otherwise the estimate from `ingest_work.rates` (see _create_rates)."""
+    return f"""
             with rated as (
                 select c.*, {_ATTO_SQL} as atto
-                from ({_calls_sql()}) c
+                from ({calls}) c
                 left join ingest_work.rates r
                   on c.reported_cost_usd is null and r.provider = c.provider and r.model = c.model
                  and r.price_date = cast(c.occurred_at as date) and c.input_tokens >= r.min_input_tokens
@@ -468,8 +489,20 @@ def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, b
                    coalesce(reported_cost_usd, estimated_cost_usd) as cost_usd,
                    case when reported_cost_usd is not null then 'reported'
                         when estimated_cost_usd is not null then 'estimated' else 'unpriced' end as cost_source,
-                   latency_ms, {meta}
-            from priced""",
+                   latency_ms, {meta}, revision
+            from priced"""
+
+
+def _native_tables(con: duckdb.DuckDBPyConnection, file_name: str, meta: str) -> dict[str, str]:
+    """The raw tables of a native batch, as queries over `ingest_work.loaded`."""
+    _create_rates(con, _calls_sql())
+    return {
+        "messages": f"""
+            select event_id, occurred_at, user_id, agent_id, agent_name, agent_version, conversation_id, status,
+                   error_type, response_time_ms, llm_call_count, tool_call_count,
+                   {literal(file_name)} as source_file, line_number, {meta}, 0 as revision
+            from ingest_work.loaded where event_type = 'message'""",
+        "llm_calls": _priced_calls_sql(_calls_sql(), meta),
         "tool_calls": f"""
             with items as (
                 select event_id, occurred_at, unnest(tool_calls) as c, generate_subscripts(tool_calls, 1) as call_index
@@ -477,7 +510,7 @@ def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, b
             )
             select event_id, cast(call_index as integer) as call_index, occurred_at,
                    c.name as tool_name, {_json_number("c.latency_ms", "double")} as latency_ms,
-                   coalesce(c.status, 'ok') as status, {meta}
+                   coalesce(c.status, 'ok') as status, {meta}, 0 as revision
             from items""",
         "health_checks": f"""
             select event_id, occurred_at, coalesce(component, 'default') as component,
@@ -490,6 +523,21 @@ def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, b
             select event_id, occurred_at, agent_id, agent_version, description, {meta}
             from ingest_work.loaded where event_type = 'deployment'""",
     }
+
+
+def _trace_tables(con: duckdb.DuckDBPyConnection, meta: str) -> dict[str, str]:
+    """The raw tables of an OTLP batch: the messages its spans completed (traces.py)."""
+    calls = traces.llm_calls_sql(_provider_case)
+    _create_rates(con, calls)
+    return {"messages": traces.messages_sql(meta), "llm_calls": _priced_calls_sql(calls, meta),
+            "tool_calls": traces.tool_calls_sql(meta)}
+
+
+def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, batch_id: str, loaded_at: datetime,
+                 spans: bool) -> None:
+    meta = f"'{batch_id}' as batch_id, timestamp '{loaded_at:%Y-%m-%d %H:%M:%S.%f}' as loaded_at"
+    tables = _trace_tables(con, meta) if spans else _native_tables(con, file_name, meta)
+
     # One COPY writes one Parquet file on one thread: run them side by side, biggest first.
     def write(table: str) -> None:
         cursor = con.cursor()
@@ -507,39 +555,47 @@ def _write_batch(con: duckdb.DuckDBPyConnection, folder: Path, file_name: str, b
 
 def _commit(con: duckdb.DuckDBPyConnection, result: FileResult, path: Path, now: datetime) -> None:
     ts = f"timestamp '{now:%Y-%m-%d %H:%M:%S.%f}'"
+    spans = result.record_type == "span"
     con.execute(
-        "insert into ingest.ledger values (?, ?, ?, ?, ?, ?, ?, ?, " + ts + ")",
+        """insert into ingest.ledger (batch_id, file_name, file_path, content_hash, lines, loaded, duplicates,
+               quarantined, ingested_at, record_type, records, traces)
+           values (?, ?, ?, ?, ?, ?, ?, ?, """ + ts + ", ?, ?, ?)",
         [result.batch_id, result.file_name, stored_text(str(path)), result.content_hash, result.lines, result.loaded,
-         result.duplicates, result.quarantined],
+         result.duplicates, result.quarantined, result.record_type, result.record_count, result.traces],
     )
+    quarantined = (
+        "select line_number, reason, span_json as raw_line from ingest_work.spans where reason is not null "
+        "order by line_number, span_index" if spans else
+        "select line_number, reason, raw_line from ingest_work.parsed where reason is not null order by line_number"
+    )
+    con.execute(f"insert into ingest.quarantine select ?, ?, line_number, reason, raw_line, {ts} from ({quarantined})",
+                [result.batch_id, result.file_name])
+    duplicates = "ingest_work.span_duplicates" if spans else "ingest_work.duplicates_found"
     con.execute(
-        f"""insert into ingest.quarantine
-            select ?, ?, line_number, reason, raw_line, {ts}
-            from ingest_work.parsed where reason is not null order by line_number""",
+        f"""insert into ingest.duplicates
+           select ?, ?, line_number, event_id, first_batch_id from {duplicates} order by line_number""",
         [result.batch_id, result.file_name],
     )
-    con.execute(
-        """insert into ingest.duplicates
-           select ?, ?, line_number, event_id, first_batch_id from ingest_work.duplicates_found
-           order by line_number""",
-        [result.batch_id, result.file_name],
-    )
-    con.execute(
-        f"insert into ingest.event_ids (event_id, batch_id, id_hash) select event_id, ?, {ID_HASH} from ingest_work.loaded",
-        [result.batch_id],
-    )
+    if spans:
+        traces.commit(con, result.batch_id, now)
+    else:
+        con.execute(
+            f"insert into ingest.event_ids (event_id, batch_id, id_hash) select event_id, ?, {ID_HASH} from ingest_work.loaded",
+            [result.batch_id],
+        )
 
 
 def _already_loaded(con: duckdb.DuckDBPyConnection, content_hash: str, file_name: str) -> FileResult | None:
     """The first batch that loaded this content, reported under the name the file has now."""
     row = con.execute(
-        """select lines, loaded, duplicates, quarantined, batch_id from ingest.ledger
+        """select lines, loaded, duplicates, quarantined, batch_id, record_type, records, traces from ingest.ledger
            where content_hash = ? order by ingested_at limit 1""",
         [content_hash],
     ).fetchone()
     if row is None:
         return None
-    return FileResult(file_name, content_hash, row[0], row[1], row[2], row[3], row[4], already_loaded=True)
+    return FileResult(file_name, content_hash, *row[:5], already_loaded=True, record_type=row[5], records=row[6],
+                      traces=row[7])
 
 
 def _attach_work(con: duckdb.DuckDBPyConnection) -> None:
@@ -604,6 +660,8 @@ def load_file(
             prepared: Lines | None = opening.prepared
             following = opening.following
             hashed = opening.hashed
+            spans = _is_otlp(prepared)
+            line_count = 0
             if following is None and _name_in_ledger(con, name):
                 # A file of one chunk loaded again under its name: skip it before validating.
                 # (Content loaded under another name is found by the check after validation.)
@@ -618,7 +676,8 @@ def load_file(
                     hashed.result()  # hash the chunks in order
                     hashed = pool.submit(hasher.update, following)
                     upcoming = pool.submit(prepare_lines, following, prepared.first_line_number + prepared.count)
-                _parse(con, prepared)
+                (_parse_spans if spans else _parse)(con, prepared)
+                line_count += prepared.count
                 prepared = upcoming.result() if upcoming is not None else None
                 following = next(chunks, None) if upcoming is not None else None
             hashed.result()
@@ -628,11 +687,16 @@ def load_file(
             return previous
         batch_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        counts = _classify(con, batch_id)
-        result = FileResult(file_name=name, content_hash=content_hash, batch_id=batch_id, **counts)
+        if spans:
+            counts = traces.classify(con, batch_id, name)
+            traces.assemble(con)
+            result = FileResult(file_name=name, content_hash=content_hash, batch_id=batch_id, lines=line_count,
+                                record_type="span", **counts)
+        else:
+            result = FileResult(file_name=name, content_hash=content_hash, batch_id=batch_id, **_classify(con, batch_id))
         staging = raw_layer.tmp_dir(raw_dir) / batch_id
         staging.mkdir(parents=True)
-        _write_batch(con, staging, name, batch_id, now)
+        _write_batch(con, staging, name, batch_id, now, spans)
         published = raw_layer.publish(staging, raw_dir, batch_id)
         con.execute("begin transaction")
         try:
@@ -718,13 +782,17 @@ def load_files(
 
 def ingest_paths(
     paths: list[Path], warehouse_path: Path, raw_dir: Path, *,
-    accepted: AcceptedTimes = AcceptedTimes(),
+    accepted: AcceptedTimes = AcceptedTimes(), orphan_after_s: float | None = None,
 ) -> list[FileResult]:
-    """Load every file under `paths`; raises IngestError before loading anything if a path is bad."""
+    """Load every file under `paths`; raises IngestError before loading anything if a path is bad.
+    With `orphan_after_s`, spans that waited longer for their root are then quarantined."""
     files = expand_paths(paths)
     for file in files:
         if not file.is_file():
             raise IngestError(f"{file}: not a regular file")
     with open_warehouse(warehouse_path) as con:
         recover(con, raw_dir)
-        return load_files(con, files, raw_dir, accepted=accepted)
+        results = load_files(con, files, raw_dir, accepted=accepted)
+        if orphan_after_s is not None:
+            traces.quarantine_orphans(con, orphan_after_s, datetime.now(timezone.utc).replace(tzinfo=None))
+        return results

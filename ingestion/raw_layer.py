@@ -14,6 +14,10 @@ before anything else reads or writes the raw layer.
 Rows are not re-sorted: platforms write their files in time order, so row groups already
 cover narrow time ranges, and a sort cost more than writing the Parquet itself (ingest budget).
 
+`revision` (messages, llm_calls, tool_calls) is 0 except for a message assembled from
+OpenTelemetry spans that gained spans after its first batch: each batch that adds to it
+writes the whole message again with the next revision, and readers keep the latest.
+
 Any engine reads a table as `raw/batches/*/<table>.parquet` (DuckDB `read_parquet`,
 Spark `spark.read.parquet`), which is why the raw layer is plain Parquet, not DuckDB tables.
 """
@@ -36,16 +40,16 @@ RAW_TABLES: dict[str, str] = {
         event_id varchar, occurred_at timestamp, user_id varchar, agent_id varchar,
         agent_name varchar, agent_version varchar, conversation_id varchar, status varchar,
         error_type varchar, response_time_ms double, llm_call_count integer, tool_call_count integer,
-        source_file varchar, line_number bigint, batch_id varchar, loaded_at timestamp""",
+        source_file varchar, line_number bigint, batch_id varchar, loaded_at timestamp, revision integer""",
     "llm_calls": """
         event_id varchar, call_index integer, occurred_at timestamp, provider varchar,
         provider_raw varchar, model varchar, input_tokens bigint, output_tokens bigint,
         cache_read_tokens bigint, reported_cost_usd decimal(18,10), estimated_cost_usd decimal(18,10),
         cost_usd decimal(18,10), cost_source varchar, latency_ms double,
-        batch_id varchar, loaded_at timestamp""",
+        batch_id varchar, loaded_at timestamp, revision integer""",
     "tool_calls": """
         event_id varchar, call_index integer, occurred_at timestamp, tool_name varchar,
-        latency_ms double, status varchar, batch_id varchar, loaded_at timestamp""",
+        latency_ms double, status varchar, batch_id varchar, loaded_at timestamp, revision integer""",
     "health_checks": """
         event_id varchar, occurred_at timestamp, component varchar, is_up boolean,
         latency_ms double, batch_id varchar, loaded_at timestamp""",
@@ -66,10 +70,30 @@ def tmp_dir(raw_dir: Path) -> Path:
     return raw_dir / "_tmp"
 
 
+def _schema_current(folder: Path) -> bool:
+    """The schema files exist and have this version's columns (a column added since rewrites them)."""
+    try:
+        con = duckdb.connect()
+        try:
+            for table, columns in RAW_TABLES.items():
+                con.execute(f"create table {table} ({columns})")
+                expected = [row[0] for row in con.execute(f"describe {table}").fetchall()]
+                found = [row[0] for row in con.execute(
+                    f"describe select * from read_parquet({literal(folder / (table + '.parquet'))})").fetchall()]
+                if found != expected:
+                    return False
+        finally:
+            con.close()
+    except duckdb.IOException:
+        return False
+    return True
+
+
 def ensure_schema_files(raw_dir: Path) -> None:
-    """Write the empty per-table files once, so readers work before the first load."""
+    """Write the empty per-table files, so readers work before the first load and see every
+    column of this version (older batches lack the newer columns: readers take them as NULL)."""
     folder = batches_dir(raw_dir) / SCHEMA_BATCH
-    if all((folder / f"{t}.parquet").exists() for t in RAW_TABLES):
+    if _schema_current(folder):
         return
     staging = tmp_dir(raw_dir) / SCHEMA_BATCH
     shutil.rmtree(staging, ignore_errors=True)

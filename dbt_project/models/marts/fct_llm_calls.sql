@@ -1,11 +1,13 @@
 {#- Grain: one row per LLM call, with the message's agent and user and the call's cost.
     Incremental: each run appends the calls of batches loaded after the newest loaded_at it
-    holds (strategy append). Ingest loads an event id once, so those rows are new: no key
-    needs deleting first. -#}
+    holds (strategy append_revisions, macros/revisions.sql). Ingest loads an event id once, except
+    a message assembled from OpenTelemetry spans that gained spans later: its newer revision
+    replaces its rows. -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=revision_strategy(),
+        unique_key='message_id',
         on_schema_change='fail',
     )
 }}
@@ -47,7 +49,8 @@ final as (
         llm_calls.is_priced,
         llm_calls.occurred_at,
         messages.message_date,
-        llm_calls.loaded_at
+        llm_calls.loaded_at,
+        llm_calls.revision
     from llm_calls
     inner join messages on llm_calls.message_id = messages.message_id
 

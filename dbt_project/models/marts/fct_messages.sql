@@ -1,11 +1,13 @@
 {#- Grain: one row per message event, with its call totals and cost.
     Incremental: each run appends the messages of batches loaded after the newest loaded_at it
-    holds (strategy append). Ingest loads an event id once, so those rows are new: no key
-    needs deleting first. -#}
+    holds (strategy append_revisions, macros/revisions.sql). Ingest loads an event id once, except
+    a message assembled from OpenTelemetry spans that gained spans later: its newer revision
+    replaces its rows. -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=revision_strategy(),
+        unique_key='message_id',
         on_schema_change='fail',
     )
 }}
@@ -64,7 +66,8 @@ final as (
         messages.occurred_at,
         messages.message_date,
         extract(hour from {{ to_company_time('messages.occurred_at') }}) as message_hour,
-        messages.loaded_at
+        messages.loaded_at,
+        messages.revision
     from messages
     left join call_totals on messages.message_id = call_totals.message_id
 

@@ -1,11 +1,13 @@
 {#- Grain: one row per tool call, with its message's agent and user.
     Incremental: each run appends the calls of batches loaded after the newest loaded_at it
-    holds (strategy append). Ingest loads an event id once, so those rows are new: no key
-    needs deleting first. -#}
+    holds (strategy append_revisions, macros/revisions.sql). Ingest loads an event id once, except
+    a message assembled from OpenTelemetry spans that gained spans later: its newer revision
+    replaces its rows. -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=revision_strategy(),
+        unique_key='message_id',
         on_schema_change='fail',
     )
 }}
@@ -38,7 +40,8 @@ final as (
         tool_calls.is_error,
         tool_calls.occurred_at,
         messages.message_date,
-        tool_calls.loaded_at
+        tool_calls.loaded_at,
+        tool_calls.revision
     from tool_calls
     inner join messages on tool_calls.message_id = messages.message_id
 

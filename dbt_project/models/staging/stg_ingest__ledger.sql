@@ -16,12 +16,15 @@ renamed as (
         ---------- strings
         file_name,
         file_path,
+        record_type,
 
         ---------- numerics
         lines,
+        records,
         loaded,
         duplicates,
         quarantined,
+        traces,
 
         ---------- timestamps
         ingested_at

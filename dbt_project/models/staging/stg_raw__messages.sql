@@ -7,6 +7,12 @@ source as (
 
 ),
 
+latest as (
+
+    {{ latest_revision_rows('source') }}
+
+),
+
 renamed as (
 
     select
@@ -16,6 +22,7 @@ renamed as (
         agent_id,
         conversation_id,
         batch_id,
+        coalesce(revision, 0) as revision,
 
         ---------- strings
         agent_name,
@@ -38,7 +45,7 @@ renamed as (
         {{ to_company_date('occurred_at') }} as message_date,
         loaded_at
 
-    from source
+    from latest
 
 )
 

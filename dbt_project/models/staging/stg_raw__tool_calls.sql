@@ -7,6 +7,12 @@ source as (
 
 ),
 
+latest as (
+
+    {{ latest_revision_rows('source') }}
+
+),
+
 renamed as (
 
     select
@@ -17,6 +23,7 @@ renamed as (
         event_id as message_id,
         call_index,
         batch_id,
+        coalesce(revision, 0) as revision,
 
         ---------- strings
         tool_name,
@@ -33,7 +40,7 @@ renamed as (
         {{ to_company_date('occurred_at') }} as call_date,
         loaded_at
 
-    from source
+    from latest
 
 )
 

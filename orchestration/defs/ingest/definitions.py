@@ -3,11 +3,14 @@
 
 import hashlib
 import os
+from datetime import datetime, timezone
 
 import dagster as dg
 
+from agent_analytics.warehouse import open_warehouse
 from ingestion.landing import ingest_landing, landing_files
 from ingestion.raw_layer import RAW_TABLES
+from ingestion.traces import quarantine_orphans
 from ingestion.validate import AcceptedTimes
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.resources import AnalyticsSettings
@@ -43,6 +46,11 @@ def raw_events(context: dg.AssetExecutionContext, analytics: AnalyticsSettings):
     settings.ensure_dirs()
     run = ingest_landing(settings.landing_dir, settings.warehouse_path, settings.raw_dir,
                          accepted=AcceptedTimes.of(settings), quiet_s=settings.landing_quiet_s)
+    with open_warehouse(settings.warehouse_path) as con:
+        orphans = quarantine_orphans(con, settings.otel_orphan_after_s, datetime.now(timezone.utc).replace(tzinfo=None))
+    if orphans:
+        context.log.warning(f"{orphans} spans quarantined as 'orphan span': their trace's root span did not arrive "
+                            f"within {settings.otel_orphan_after_s:g} s (AGENT_ANALYTICS_OTEL_ORPHAN_AFTER_S)")
     for entry in run.ignored:
         context.log.info(f"landing/{entry}: left alone")
     for entry in run.waiting:
@@ -53,19 +61,24 @@ def raw_events(context: dg.AssetExecutionContext, analytics: AnalyticsSettings):
     results = run.results
     for r in results:
         state = "already loaded" if r.already_loaded else "loaded"
+        records = f"lines={r.lines} spans={r.records} traces={r.traces}" if r.record_type == "span" else f"lines={r.lines}"
         context.log.info(
-            f"{r.file_name}: {state}: lines={r.lines} loaded={r.loaded} duplicates={r.duplicates} quarantined={r.quarantined}"
+            f"{r.file_name}: {state}: {records} loaded={r.loaded} duplicates={r.duplicates} quarantined={r.quarantined}"
         )
     fresh = [r for r in results if not r.already_loaded]
     accounting = {
         "files": len(results),
         "new_files": len(fresh),
         "lines": sum(r.lines for r in fresh),
+        "events": sum(r.record_count for r in fresh if r.record_type == "event"),
+        "spans": sum(r.record_count for r in fresh if r.record_type == "span"),
+        "traces": sum(r.traces or 0 for r in fresh),
         "loaded": sum(r.loaded for r in fresh),
         "duplicates": sum(r.duplicates for r in fresh),
         "quarantined": sum(r.quarantined for r in fresh),
         "rejected_files": len(run.rejected),
         "waiting_files": len(run.waiting),
+        "orphan_spans_quarantined": orphans,
     }
     for key in RAW_TABLE_KEYS:
         yield dg.MaterializeResult(asset_key=key, metadata=accounting if key == LEDGER_KEY else None)
