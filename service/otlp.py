@@ -35,7 +35,8 @@ def media_type(content_type: str | None) -> str:
     """PROTOBUF or JSON from a Content-Type header (parameters such as charset ignored); 415 else."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media not in (PROTOBUF, JSON):
-        raise ApiError(415, f"Content-Type {content_type!r} is not supported: send {PROTOBUF} or {JSON}")
+        given = f"Content-Type {content_type!r} is not supported" if content_type else "no Content-Type"
+        raise ApiError(415, f"{given}: send {PROTOBUF} or {JSON}")
     return media
 
 
