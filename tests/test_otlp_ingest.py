@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -233,6 +234,8 @@ def test_each_span_rule_quarantines_only_its_span(tmp_path):
     assert (result.lines, result.records, result.loaded, result.quarantined) == (5, len(expected) + 1, 1, len(expected))
     got = query(tmp_path, "select line_number, reason from ingest.quarantine order by line_number, rowid")
     assert sorted(r for _, r in got) == sorted(expected)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "opentelemetry.md").read_text(encoding="utf-8")
+    assert [reason for reason in expected if f"`{reason}`" not in page] == []  # the page lists every reason
     assert [n for n, _ in got][-3:] == [3, 4, 5]
     assert query(tmp_path, "select event_id, user_id, agent_id from messages") == [(trace_id(0x999), "u-1", "a")]
 
@@ -259,3 +262,12 @@ def test_a_gzip_otlp_file_is_recognised_by_its_content(tmp_path):
     [result] = ingest_paths([path], tmp_path / "home" / "warehouse.duckdb", tmp_path / "home" / "raw")
     assert (result.record_type, result.loaded) == ("span", 2)
     assert query(tmp_path, "select record_type, records, traces from ingest.ledger") == [("span", 2, 1)]
+
+
+def test_the_example_of_docs_opentelemetry_is_the_native_message_it_shows(tmp_path):
+    page = (Path(__file__).resolve().parents[1] / "docs" / "opentelemetry.md").read_text(encoding="utf-8")
+    trace, native = (json.loads(block) for block in re.findall(r"^```json\n(.*?)^```$", page, re.S | re.M))
+    [result] = load(tmp_path, "example.jsonl", lines(trace))
+    assert (result.records, result.loaded, result.quarantined, result.traces) == (3, 3, 0, 1)
+    load(tmp_path, "native.jsonl", json.dumps(native) + "\n", home="native")
+    assert rows(tmp_path) == rows(tmp_path, "native")
