@@ -25,10 +25,11 @@ class Server:
     port: int
     process: subprocess.Popen
     log_path: Path
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -54,21 +55,25 @@ def make_tokens(home: Path, **scopes: str) -> dict[str, str]:
     return {name: create_token(tokens_path(home), name, scope) for name, scope in scopes.items()}
 
 
-def start_server(home: Path, log_path: Path, env: dict[str, str] | None = None, port: int | None = None) -> Server:
+def start_server(home: Path, log_path: Path, env: dict[str, str] | None = None, port: int | None = None,
+                 certificate: tuple[Path, Path] | None = None) -> Server:
+    """The server of `home`, answering /healthz; with `certificate` (certificate file, key file), over HTTPS."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_ANALYTICS_")}
     environ["AGENT_ANALYTICS_HOME"] = str(home)
     environ.update(env or {})
     port = port or free_port()
+    tls = ["--ssl-certfile", str(certificate[0]), "--ssl-keyfile", str(certificate[1])] if certificate else []
     with open(log_path, "ab") as log:
-        process = subprocess.Popen([str(SCRIPT), "serve", "--port", str(port)], env=environ,
+        process = subprocess.Popen([str(SCRIPT), "serve", "--port", str(port), *tls], env=environ,
                                    stdout=log, stderr=subprocess.STDOUT)
-    server = Server(home, port, process, log_path)
+    server = Server(home, port, process, log_path, "https" if certificate else "http")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log()}")
         try:
-            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
+            verify = str(certificate[0]) if certificate else True
+            if httpx.get(f"{server.url}/healthz", timeout=2, verify=verify).status_code == 200:
                 return server
         except httpx.TransportError:
             time.sleep(0.1)

@@ -115,6 +115,15 @@ CASES = [
     ("alerts-limit-huge", ["alerts", "history", "--limit", "9" * 25], {}, "argument --limit: '" + "9" * 25 + "' is more than 1,000,000"),
     ("alerts-no-subcommand", ["alerts"], {}, "the following arguments are required: alerts_command"),
     ("alerts-test-no-rules", ["alerts", "test", "nope"], {}, "no alert rules file at "),
+    # serve (checked before the server starts)
+    ("serve-port-word", ["serve", "--port", "http"], {}, "argument --port: 'http' is not a port number (0 to 65535)"),
+    ("serve-port-huge", ["serve", "--port", "70000"], {}, "argument --port: '70000' is not a port number (0 to 65535)"),
+    ("serve-certfile-missing", ["serve", "--ssl-certfile", "{tmp}/missing.pem"], {}, "argument --ssl-certfile: {tmp}/missing.pem: no such file"),
+    ("serve-keyfile-alone", ["serve", "--ssl-keyfile", "{file}"], {}, "--ssl-keyfile needs --ssl-certfile"),
+    ("serve-max-body-zero", ["serve"], {"AGENT_ANALYTICS_MAX_BODY_MB": "0"}, "AGENT_ANALYTICS_MAX_BODY_MB='0' must be a positive number"),
+    ("serve-token-store-corrupt", ["serve"], {"AGENT_ANALYTICS_HOME": "{tokens_home}"},
+     "the token store {tokens_home}/tokens.json is not a token file written by agent-analytics"),
+    ("tokens-revoke-unknown", ["tokens", "revoke", "nobody"], {}, "no token named 'nobody' (tokens: none)"),
     # the command itself
     ("no-command", [], {}, "the following arguments are required: command"),
     ("unknown-command", ["frobnicate"], {}, "argument command: invalid choice: 'frobnicate'"),
@@ -169,9 +178,12 @@ def places(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "folder-home" / "warehouse.duckdb").mkdir(parents=True)
     (tmp_path / "lock-home" / "warehouse.duckdb.lock").mkdir(parents=True)
     (tmp_path / "lock-home" / "warehouse.duckdb").touch()
+    (tmp_path / "tokens-home").mkdir()
+    (tmp_path / "tokens-home" / "tokens.json").write_text("[]\n")
     return {"tmp": str(tmp_path), "file": str(tmp_path / "a-file"), "dir": str(tmp_path / "a-folder"),
             "fifo": str(tmp_path / "a-fifo"), "foreign": str(tmp_path / "foreign-home"),
-            "folder_home": str(tmp_path / "folder-home"), "lock_home": str(tmp_path / "lock-home")}
+            "folder_home": str(tmp_path / "folder-home"), "lock_home": str(tmp_path / "lock-home"),
+            "tokens_home": str(tmp_path / "tokens-home")}
 
 
 def _clean_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:

@@ -507,6 +507,35 @@ def test_healthz_and_readyz(built, fresh):
     assert response.status_code == 503 and error_of(response) == "no warehouse yet: run a build first"
 
 
+def test_serving_without_tokens_warns_that_every_request_gets_401(tmp_path):
+    server = start_server(tmp_path / "home", tmp_path / "server.log")
+    try:
+        response = httpx.get(f"{server.url}/v1/metrics")
+        assert response.status_code == 401
+    finally:
+        server.stop()
+    assert ("agent-analytics: warning: no tokens exist yet, so every request but /healthz and /readyz gets 401 "
+            "(create one with 'agent-analytics tokens create --scope ingest|read --name NAME')") in server.log().splitlines()
+
+
+def test_https_with_a_certificate(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    home = tmp_path / "home"
+    token = make_tokens(home, sender="ingest")["sender"]
+    server = start_server(home, tmp_path / "server.log", certificate=(cert, key))
+    try:
+        assert server.url.startswith("https://")
+        response = httpx.post(f"{server.url}/v1/events", content=b'{"event_id":"tls"}\n', headers=bearer(token), verify=str(cert))
+        assert response.status_code == 202
+        with pytest.raises(httpx.TransportError):  # plain HTTP is not served on that port
+            httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5)
+    finally:
+        server.stop()
+
+
 # ----------------------------------------------------------------- the log (runs last in this file)
 
 
