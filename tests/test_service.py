@@ -536,6 +536,27 @@ def test_https_with_a_certificate(tmp_path):
         server.stop()
 
 
+def test_an_unexpected_exception_is_500_without_details_logged_once(tmp_path, caplog):
+    """In process: a route that fails as a bug would; the client sees no traceback."""
+    from starlette.testclient import TestClient
+
+    from agent_analytics.settings import load_settings
+    from service.app import create_app
+
+    app = create_app(load_settings({"AGENT_ANALYTICS_HOME": str(tmp_path / "home")}))
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("internal detail /secret/path")
+
+    with TestClient(app) as client, caplog.at_level("INFO", logger="agent_analytics.service"):
+        response = client.get("/boom")
+    assert response.status_code == 500 and response.json() == {"error": "internal error"}
+    assert "secret" not in response.text
+    records = [r for r in caplog.records if r.name == "agent_analytics.service"]
+    assert [r.getMessage() for r in records] == ["500 GET /boom: unexpected error"] and records[0].exc_info
+
+
 # ----------------------------------------------------------------- the log (runs last in this file)
 
 
