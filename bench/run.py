@@ -14,7 +14,12 @@ Then, on a fresh AGENT_ANALYTICS_HOME under `--workdir`, it times separately:
    30-day exports; target: at most 90 s together;
 4. one more day: ingest of its file, then the incremental dbt build + checks + exports;
    target: at most 15 s for the build;
-5. `agent-analytics build` end to end through Dagster with no new data (informational).
+5. `agent-analytics build` end to end through Dagster with no new data (informational);
+6. after the first build, the HTTP service (`bench/service_bench.py`, one `agent-analytics
+   serve` process on the bench home): `POST /v1/events` from 8 clients in 1,000-event batches
+   (target: at least 50,000 events/s accepted, which is durable), `POST /v1/traces` in spans/s
+   and the ingest of the OTLP files it wrote (informational), and the latency of
+   `POST /v1/analytics/export` for 30d JSON on the whole warehouse (target: p95 at most 2 s).
 
 Every step runs in its own process; its peak memory is the larger of the sampled RSS
 of its whole process tree (/proc, every 0.2 s) and the kernel's maximum RSS of the
@@ -438,11 +443,12 @@ def report(bench: Bench, meta: dict) -> dict:
     pipeline_peak = peak(*pipeline)
     gen = s.get("generate", {}).get("result", {})
 
-    def row(what, seconds=None, peak_gb=None, value="", target="", ok=None, keys=()):
+    def row(what, seconds=None, peak_gb=None, value="", target="", ok=None, keys=(), cpu=None):
         status = "" if ok is None else ("PASS" if ok else "MISS")
         if any(k in s and not s[k]["ok"] for k in keys):
             status = "FAILED"  # a step that failed has no meaningful time
-        cpu = round(sum(s[k]["cpu_s"] for k in keys if k in s), 1) if any(k in s for k in keys) else None
+        if cpu is None and any(k in s for k in keys):
+            cpu = round(sum(s[k]["cpu_s"] for k in keys if k in s), 1)
         return {"what": what, "seconds": seconds, "cpu_s": cpu, "peak_gb": peak_gb, "value": value, "target": target,
                 "status": status}
 
@@ -486,6 +492,7 @@ def report(bench: Bench, meta: dict) -> dict:
         row("dashboard: 5 pages (after +1 day)", sec("more.dashboard"), peak("more.dashboard"),
             "informational", keys=["more.dashboard"]),
         row("agent-analytics build via Dagster, no new data", sec("dagster"), peak("dagster"), keys=["dagster"]),
+        *service_rows(s.get("service"), row),
         row("peak memory, any pipeline step", None, pipeline_peak,
             "" if all(k in s and s[k]["ok"] for k in pipeline[:-1]) else "(incomplete run)", f"<= {TARGET_PEAK_GB:g} GB",
             None if pipeline_peak is None else pipeline_peak <= TARGET_PEAK_GB),
@@ -516,6 +523,33 @@ def report(bench: Bench, meta: dict) -> dict:
     return {"meta": meta, "table": rows, "steps": s}
 
 
+def service_rows(step: dict | None, row) -> list[dict]:
+    """The HTTP service's rows (bench/service_bench.py); CPU is the server's plus the clients'
+    during each phase (the ingest's: that command's)."""
+    from bench.service_bench import TARGET_EVENTS_PER_S, TARGET_EXPORT_P95_S
+
+    if step is None:
+        return []
+    r = step.get("result")
+    if not r:
+        return [row("HTTP service (bench/service_bench.py)", step["seconds"], step["peak_rss_gb"], keys=["service"])]
+    ev, tr, ex = r["events"], r["traces"], r["export"]
+    ingest = tr["ingest"]
+    return [
+        row(f"HTTP POST /v1/events ({ev['clients']} clients, {ev['events_per_batch']:,}/batch)", ev["seconds"], None,
+            f"{ev['events_per_s']:,} events/s", f">= {TARGET_EVENTS_PER_S:,}/s", ev["events_per_s"] >= TARGET_EVENTS_PER_S,
+            keys=["service"], cpu=round(ev["server_cpu_s"] + ev["client_cpu_s"], 1)),
+        row(f"HTTP POST /v1/traces ({tr['clients']} clients, {tr['spans_per_request']} spans/req)", tr["seconds"], None,
+            f"{tr['spans_per_s']:,} spans/s", "informational", keys=["service"],
+            cpu=round(tr["server_cpu_s"] + tr["client_cpu_s"], 1)),
+        row("  ingest of those OTLP files (CLI, whole)", ingest["seconds"], None, f"{ingest['spans_per_s']:,} spans/s",
+            "informational", keys=["service"], cpu=ingest["cpu_s"]),
+        row(f"HTTP export 30d JSON, p95 of {ex['requests']} sequential", ex["p95_s"], None,
+            f"p50 {ex['p50_s']:.2f} s, p95 {ex['p95_s']:.2f} s", f"p95 <= {TARGET_EXPORT_P95_S:g} s",
+            ex["p95_s"] <= TARGET_EXPORT_P95_S, keys=["service"], cpu=ex["server_cpu_s"]),
+    ]
+
+
 def _code_version() -> dict:
     """The commit benchmarked and the files that differed from it (read-only git calls)."""
 
@@ -530,7 +564,7 @@ def _code_version() -> dict:
 
 
 def _remove_data(workdir: Path) -> None:
-    for name in ("in", "extra", "home", "dbt"):
+    for name in ("in", "extra", "home", "dbt", "service"):
         shutil.rmtree(workdir / name, ignore_errors=True)
 
 
@@ -601,6 +635,11 @@ def bench_main(args: argparse.Namespace) -> int:
                 ok(bench.py("first.exports", "exports", end=str(last_day)))
                 ok(bench.py("first.dashboard", "dashboard", end=str(last_day)))
                 ok(bench.py("queries", "metrics queries", end=str(last_day)))
+                if args.service:
+                    print("HTTP service")
+                    ok(bench.run("service", "serve: events, traces, export (one server process)",
+                                 [sys.executable, "-m", "bench.service_bench", "--workdir", str(workdir),
+                                  "--result", str(bench.logs / "service.result.json")]))
                 print("one more day")
                 if ok(bench.py("more.ingest", "ingest 1 file", paths=[str(extra_dir)])):
                     # as the 5-minute refresh runs it: the staging-view tests are left to the nightly rebuild,
@@ -649,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
                              "order, as concurrent writers produce)")
     parser.add_argument("--no-dagster", dest="dagster", action="store_false",
                         help="skip the final end-to-end run through Dagster")
+    parser.add_argument("--no-service", dest="service", action="store_false",
+                        help="skip the HTTP service's steps (bench/service_bench.py)")
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--step-args", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--step-result", type=Path, help=argparse.SUPPRESS)
