@@ -477,6 +477,7 @@ def report(bench: Bench, meta: dict) -> dict:
             ", ".join(f"{k} {v}s" for k, v in s.get("queries", {}).get("result", {}).get("per_query_s", {}).items())[:28],
             f"<= {TARGET_QUERY_S:g} s", None if sec("queries") is None else sec("queries") <= TARGET_QUERY_S,
             keys=["queries"]),
+        *service_rows(s.get("service"), row),
         row("+1 day: ingest", sec("more.ingest"), peak("more.ingest"), keys=["more.ingest"]),
         row("+1 day: dbt build (incremental)", sec("more.dbt"), peak("more.dbt"), keys=["more.dbt"]),
         row("+1 day: GX checks", sec("more.checks"), peak("more.checks"), keys=["more.checks"]),
@@ -492,7 +493,6 @@ def report(bench: Bench, meta: dict) -> dict:
         row("dashboard: 5 pages (after +1 day)", sec("more.dashboard"), peak("more.dashboard"),
             "informational", keys=["more.dashboard"]),
         row("agent-analytics build via Dagster, no new data", sec("dagster"), peak("dagster"), keys=["dagster"]),
-        *service_rows(s.get("service"), row),
         row("peak memory, any pipeline step", None, pipeline_peak,
             "" if all(k in s and s[k]["ok"] for k in pipeline[:-1]) else "(incomplete run)", f"<= {TARGET_PEAK_GB:g} GB",
             None if pipeline_peak is None else pipeline_peak <= TARGET_PEAK_GB),
@@ -524,8 +524,8 @@ def report(bench: Bench, meta: dict) -> dict:
 
 
 def service_rows(step: dict | None, row) -> list[dict]:
-    """The HTTP service's rows (bench/service_bench.py); CPU is the server's plus the clients'
-    during each phase (the ingest's: that command's)."""
+    """The HTTP service's rows (bench/service_bench.py). CPU: the server's plus the clients' during
+    each ingest phase, that command's for the OTLP ingest, the server's per request for the export."""
     from bench.service_bench import TARGET_EVENTS_PER_S, TARGET_EXPORT_P95_S
 
     if step is None:
@@ -546,7 +546,7 @@ def service_rows(step: dict | None, row) -> list[dict]:
             "informational", keys=["service"], cpu=ingest["cpu_s"]),
         row(f"HTTP export 30d JSON, p95 of {ex['requests']} sequential", ex["p95_s"], None,
             f"p50 {ex['p50_s']:.2f} s, p95 {ex['p95_s']:.2f} s", f"p95 <= {TARGET_EXPORT_P95_S:g} s",
-            ex["p95_s"] <= TARGET_EXPORT_P95_S, keys=["service"], cpu=ex["server_cpu_s"]),
+            ex["p95_s"] <= TARGET_EXPORT_P95_S, keys=["service"], cpu=ex["server_cpu_s_per_request"]),
     ]
 
 
