@@ -83,12 +83,13 @@ def scan(landing_dir: Path) -> tuple[list[Path], list[str]]:
 
 
 def write_landing_file(landing_dir: Path, prefix: str, data: bytes) -> Path:
-    """Write `data` as the new landing file `<prefix>-<UTC yyyymmddThhmmss>-<uuid>.jsonl`, durably:
+    """Write `data` as the new landing file `<prefix>-<UTC yyyymmddThhmmss.ffffff>-<uuid>.jsonl`
+    (names sort in the order of the writes, so the landing loads files in that order), durably:
     under a dot-name that `scan` skips, fsynced, renamed, and the folder fsynced. Once it
     returns, the file survives a crash of the process or the machine, and no reader ever saw
     a part of it."""
     landing_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{prefix}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.jsonl"
+    name = f"{prefix}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%f}-{uuid.uuid4().hex}.jsonl"
     tmp = landing_dir / f"{INCOMING_PREFIX}{uuid.uuid4().hex}"
     try:
         with open(tmp, "xb") as handle:

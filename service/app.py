@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from agent_analytics.exports import load_schema
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tokens = TokenStore(tokens_path(settings.home))
+    app.state.warehouse_turn = anyio.Lock()  # see read_routes.warehouse_turn
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)
     for module in (ingest_routes, read_routes, health_routes):

@@ -8,13 +8,14 @@ from datetime import datetime, timezone
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from agent_analytics.exports import NoWarehouseError
 from agent_analytics.periods import iso
 from agent_analytics.warehouse import open_warehouse
 from ingestion.landing import scan
 from service.errors import error_responses
-from service.read_routes import LOCK_WAIT_S, warehouse_unavailable_as_503
+from service.read_routes import LOCK_WAIT_S, warehouse_turn, warehouse_unavailable_as_503
 
 router = APIRouter()
 
@@ -38,13 +39,22 @@ def healthz() -> Health:
 
 @router.get("/readyz", summary="readiness: the warehouse can be read", response_model=Ready,
             responses=error_responses(503))
-def readyz(request: Request) -> Ready:
+async def readyz(request: Request) -> Ready:
     settings = request.app.state.settings
+    async with warehouse_turn(request):
+        await run_in_threadpool(_check_warehouse, settings)
+    return await run_in_threadpool(_ready, settings)
+
+
+def _check_warehouse(settings) -> None:
     with warehouse_unavailable_as_503():
         if not settings.warehouse_path.exists():
             raise NoWarehouseError(settings.warehouse_path)
         with open_warehouse(settings.warehouse_path, read_only=True, lock_timeout_s=LOCK_WAIT_S) as con:
             con.execute("select count(*) from dim_agents").fetchone()  # the marts are there
+
+
+def _ready(settings) -> Ready:
     ages = []
     now = time.time()
     for path in scan(settings.landing_dir)[0]:

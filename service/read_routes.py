@@ -1,17 +1,21 @@
 """POST /v1/analytics/export and GET /v1/metrics: the metrics document of a period, as
 `agent-analytics metrics --format json` prints it, or its daily rows as the export CSV.
 
-The warehouse is opened read-only under its lock, waiting at most LOCK_WAIT_S for a build
-that holds it; then the answer is 503 with Retry-After, never a wait as long as the build.
+The warehouse is opened read-only under its lock, which one process and one connection hold
+at a time. Reads of this server take turns (`warehouse_turn`) before they reach for it, waiting
+without holding a thread, so a read waiting behind another read is never mistaken for one
+blocked by a build; a build (another process) holding the lock makes a read give up after
+LOCK_WAIT_S with 503 and Retry-After, never wait as long as the build.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Literal
 
+import anyio
 import duckdb
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
@@ -26,6 +30,7 @@ from service.errors import ApiError, error_responses, unavailable
 
 router = APIRouter()
 LOCK_WAIT_S = 2.0
+TURN_WAIT_S = 60.0
 RETRY_AFTER_S = 5
 EXPORT_SCHEMA_REF = {"$ref": "#/components/schemas/AnalyticsExport"}
 _DOCUMENT = {
@@ -75,7 +80,8 @@ async def post_export(request: Request) -> Response:
         raise ApiError(400, "the body must be one JSON object, e.g. {\"period\": \"30d\", \"format\": \"json\"}")
     asked = ExportRequest.model_validate(fields)  # a ValidationError is answered 400
     query = MetricsQuery(**asked.model_dump(exclude={"format"}))
-    return await run_in_threadpool(_answer, settings, query, asked.format)
+    async with warehouse_turn(request):
+        return await run_in_threadpool(_answer, settings, query, asked.format)
 
 
 METRICS_PARAMETERS = {"period", "start", "end", "month", "agent", "tz", "as_of", "format"}
@@ -83,7 +89,7 @@ METRICS_PARAMETERS = {"period", "start", "end", "month", "agent", "tz", "as_of",
 
 @router.get("/v1/metrics", summary="the same as POST /v1/analytics/export, for tools that only GET",
             dependencies=[Depends(require("read"))], response_class=Response, responses=_DOCUMENT)
-def get_metrics(
+async def get_metrics(
     request: Request,
     period: Annotated[str | None, Query(description="today, week, month or Nd (default 30d)")] = None,
     start: Annotated[str | None, Query(description="first local day YYYY-MM-DD (with end)")] = None,
@@ -98,7 +104,24 @@ def get_metrics(
     if unknown:
         raise ApiError(400, f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(METRICS_PARAMETERS))})")
     query = MetricsQuery(period=period, start=start, end=end, month=month, agents=agent, tz=tz, as_of=as_of)
-    return _answer(request.app.state.settings, query, format)
+    async with warehouse_turn(request):
+        return await run_in_threadpool(_answer, request.app.state.settings, query, format)
+
+
+@asynccontextmanager
+async def warehouse_turn(request: Request) -> AsyncIterator[None]:
+    """This request's turn to read the warehouse among the server's requests."""
+    turn = request.app.state.warehouse_turn
+    acquired = False
+    with anyio.move_on_after(TURN_WAIT_S):
+        await turn.acquire()
+        acquired = True
+    if not acquired:
+        raise unavailable(f"reads have queued for over {TURN_WAIT_S:.0f} s; retry shortly", RETRY_AFTER_S)
+    try:
+        yield
+    finally:
+        turn.release()
 
 
 @contextmanager

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -235,7 +236,7 @@ def test_events_are_written_as_sent_and_the_ingest_loads_them(fresh, tmp_path):
         expected = (FIXTURES / name).read_bytes()
         expected += b"" if expected.endswith(b"\n") else b"\n"
         assert answer["lines"] == expected.count(b"\n")
-        assert re.fullmatch(r"events-\d{8}T\d{6}-[0-9a-f]{32}\.jsonl", answer["file"])
+        assert re.fullmatch(r"events-\d{8}T\d{6}\.\d{6}-[0-9a-f]{32}\.jsonl", answer["file"])
         assert (landing / answer["file"]).read_bytes() == expected
         sent[answer["file"]] = name
     reference = tmp_path / "reference"
@@ -308,7 +309,7 @@ REJECTED_MESSAGE = ("3 spans rejected (1 no startTimeUnixNano, 1 spanId not 8 by
 
 def _landed_line(landing: Path, before: set[str]) -> dict:
     new = sorted(set(os.listdir(landing)) - before)
-    assert len(new) == 1 and re.fullmatch(r"otlp-\d{8}T\d{6}-[0-9a-f]{32}\.jsonl", new[0]), new
+    assert len(new) == 1 and re.fullmatch(r"otlp-\d{8}T\d{6}\.\d{6}-[0-9a-f]{32}\.jsonl", new[0]), new
     data = (landing / new[0]).read_bytes()
     assert data.endswith(b"\n") and data.count(b"\n") == 1
     return json.loads(data)
@@ -475,6 +476,25 @@ def test_while_a_build_holds_the_warehouse_reads_are_503_with_retry_after(built)
         assert error_of(response) == "a build is writing the warehouse; retry shortly"
         assert calls.get("/readyz").status_code == 503
     assert calls.get("/v1/metrics", headers=bearer(tokens["reader"]), params={"as_of": AS_OF}).status_code == 200
+
+
+def test_reads_at_once_take_turns_instead_of_failing(built):
+    """Eight long reads at once (ten years each, about a second here): each waits for the one
+    before it, however long, and none is answered 503 as if a build held the warehouse."""
+    server, tokens, calls = built
+    answers: list[httpx.Response] = []
+
+    def read() -> None:
+        answers.append(httpx.get(f"{server.url}/v1/metrics", params={"period": "3660d", "as_of": AS_OF},
+                                 headers=bearer(tokens["reader"]), timeout=300))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a.status_code for a in answers] == [200] * 8
+    assert len({json.dumps(_without_generated_at(a.json()), sort_keys=True) for a in answers}) == 1
 
 
 def test_without_a_warehouse_reads_are_503(fresh):

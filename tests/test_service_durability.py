@@ -23,10 +23,10 @@ def test_the_writer_publishes_the_exact_bytes_under_a_new_name(tmp_path):
     data = b'{"event_id":"a"}\n{"event_id":"b"}\n'
     first = write_landing_file(landing, "events", data)
     second = write_landing_file(landing, "events", data)
-    assert first != second and first.parent == second.parent == landing
+    assert first.name < second.name and first.parent == second.parent == landing  # in the order written
     for path in (first, second):
         prefix, stamp, rest = path.name.split("-", 2)
-        assert prefix == "events" and len(stamp) == len("20261130T051333") and stamp[8] == "T"
+        assert prefix == "events" and len(stamp) == len("20261130T051333.123456") and stamp[8] == "T"
         assert rest.endswith(".jsonl") and len(rest) == 32 + len(".jsonl")
         assert path.read_bytes() == data
     assert sorted(os.listdir(landing)) == sorted([first.name, second.name])  # no temporary left behind
