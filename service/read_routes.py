@@ -38,7 +38,6 @@ _DOCUMENT = {
         "description": "the metrics document (format json) or its daily rows (format csv)",
         "content": {"application/json": {"schema": EXPORT_SCHEMA_REF}, "text/csv": {"schema": {"type": "string"}}},
     },
-    **error_responses(400, 401, 403, 503),
 }
 
 
@@ -67,8 +66,8 @@ _EXPORT_OPENAPI = {
 
 
 @router.post("/v1/analytics/export", summary="the metrics document of a period, JSON or CSV",
-             dependencies=[Depends(require("read"))], response_class=Response, responses=_DOCUMENT,
-             openapi_extra=_EXPORT_OPENAPI)
+             dependencies=[Depends(require("read"))], response_class=Response,
+             responses={**_DOCUMENT, **error_responses(400, 401, 403, 413, 503)}, openapi_extra=_EXPORT_OPENAPI)
 async def post_export(request: Request) -> Response:
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
@@ -88,7 +87,8 @@ METRICS_PARAMETERS = {"period", "start", "end", "month", "agent", "tz", "as_of",
 
 
 @router.get("/v1/metrics", summary="the same as POST /v1/analytics/export, for tools that only GET",
-            dependencies=[Depends(require("read"))], response_class=Response, responses=_DOCUMENT)
+            dependencies=[Depends(require("read"))], response_class=Response,
+            responses={**_DOCUMENT, **error_responses(400, 401, 403, 503)})
 async def get_metrics(
     request: Request,
     period: Annotated[str | None, Query(description="today, week, month or Nd (default 30d)")] = None,

@@ -147,6 +147,8 @@ def test_a_body_over_the_limit_is_413(fresh):
     response = calls.post("/v1/events", headers=bearer(tokens["sender"]), content=just_fits + b" " * (LIMIT - len(just_fits) + 1))
     assert response.status_code == 413
     assert error_of(response) == f"the body is over the limit of {LIMIT} bytes (AGENT_ANALYTICS_MAX_BODY_MB, after decompression)"
+    response = calls.post("/v1/analytics/export", headers=bearer(tokens["reader"]), content=b" " * (LIMIT + 1))
+    assert response.status_code == 413
     # a streamed body (no Content-Length) is counted as it arrives
     chunks = (b"x" * 65536 for _ in range(LIMIT // 65536 + 1))
     response = calls.post("/v1/events", headers=bearer(tokens["sender"]), content=chunks)

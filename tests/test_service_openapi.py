@@ -85,7 +85,7 @@ def test_the_document_declares_every_error_and_the_bearer_scheme(served):
     expected = {
         ("/v1/traces", "post"): {"200", "400", "401", "403", "413", "415", "503"},
         ("/v1/events", "post"): {"202", "400", "401", "403", "413", "415", "503"},
-        ("/v1/analytics/export", "post"): {"200", "400", "401", "403", "503"},
+        ("/v1/analytics/export", "post"): {"200", "400", "401", "403", "413", "503"},
         ("/v1/metrics", "get"): {"200", "400", "401", "403", "503"},
         ("/healthz", "get"): {"200"},
         ("/readyz", "get"): {"200", "503"},
