@@ -4,6 +4,8 @@ loaded by the next ingest, and a re-sent one is deduplicated there by its event 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -12,7 +14,7 @@ from ingestion.landing import write_landing_file
 from service import otlp
 from service.auth import require
 from service.bodies import decoded, read_body
-from service.errors import ApiError, error_responses
+from service.errors import ApiError, error_responses, unavailable
 
 router = APIRouter()
 INGEST_ERRORS = error_responses(400, 401, 403, 413, 415, 503)
@@ -79,7 +81,7 @@ async def post_traces(request: Request) -> Response:
 def _land_traces(settings, body: bytes, encoding: str | None, media: str) -> bytes:
     document = otlp.request_document(decoded(body, encoding, settings.max_body_bytes), media)
     if document.get("resourceSpans"):  # an empty request is answered, not written
-        write_landing_file(settings.landing_dir, "otlp", otlp.json_line(document))
+        _land(settings, "otlp", otlp.json_line(document))
     return otlp.response_body(otlp.rejections(document), media)
 
 
@@ -104,5 +106,14 @@ def _land_events(settings, body: bytes, encoding: str | None) -> EventsAccepted:
         raise ApiError(400, "the body holds no events: send JSON Lines, one event per line")
     if not data.endswith(b"\n"):
         data += b"\n"
-    path = write_landing_file(settings.landing_dir, "events", data)
+    path = _land(settings, "events", data)
     return EventsAccepted(lines=data.count(b"\n"), file=path.name)
+
+
+def _land(settings, prefix: str, data: bytes) -> Path:
+    """The body written durably into landing/; a disk that refuses it (full, read-only) is a
+    503 the client retries, not a 500."""
+    try:
+        return write_landing_file(settings.landing_dir, prefix, data)
+    except OSError as exc:
+        raise unavailable(f"cannot write into landing/ now ({exc.strerror or type(exc).__name__}); retry later", 30) from None

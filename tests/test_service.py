@@ -540,6 +540,21 @@ def test_serving_without_tokens_warns_that_every_request_gets_401(tmp_path):
             "(create one with 'agent-analytics tokens create --scope ingest|read --name NAME')") in server.log().splitlines()
 
 
+def test_a_landing_folder_that_cannot_be_written_is_503_not_500(tmp_path):
+    home = tmp_path / "home"
+    token = make_tokens(home, sender="ingest")["sender"]
+    server = start_server(home, tmp_path / "server.log")
+    try:
+        (home / "landing").rmdir()
+        (home / "landing").write_text("a file where the folder was\n")
+        response = httpx.post(f"{server.url}/v1/events", content=b'{"event_id":"x"}\n', headers=bearer(token))
+        assert response.status_code == 503 and response.headers["retry-after"] == "30"
+        assert error_of(response) == "cannot write into landing/ now (File exists); retry later"
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()
+
+
 def test_https_with_a_certificate(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
