@@ -20,7 +20,7 @@ DESCRIPTIONS = {
     403: "the token's scope does not allow this endpoint",
     413: "body over AGENT_ANALYTICS_MAX_BODY_MB after decompression",
     415: "unsupported Content-Type or Content-Encoding",
-    503: "the warehouse is not built yet or a build is writing it: retry after Retry-After seconds",
+    503: "not available now (no warehouse yet, a build writing it, landing/ not writable): retry after Retry-After seconds",
 }
 
 
