@@ -3,9 +3,11 @@
 
 A protobuf request is converted with `MessageToDict` (lowerCamelCase keys, enums as names,
 64-bit integers as strings, all of which the ingest accepts), then its trace and span ids from
-the base64 protobuf's JSON mapping gives to the lowercase hex OTLP/JSON requires. Spans with
-an unusable id or no start time are counted in `partial_success`; the request is still written
-whole, and the ingest quarantines those spans with file, line and reason.
+the base64 protobuf's JSON mapping gives to the lowercase hex OTLP/JSON requires. Spans whose
+shape the ingest refuses (an unusable id, no start time, no end time or one before the start)
+are counted in `partial_success`; the request is still written whole, and the ingest
+quarantines those spans with file, line and reason (and, by its further rules, possibly others:
+a token count out of range, a root span outside the accepted times).
 """
 
 from __future__ import annotations
@@ -85,16 +87,31 @@ def spans(document: dict) -> list[dict]:
 
 def rejections(document: dict) -> Counter:
     """Why spans cannot be loaded: the reason per span (its first problem), counted."""
-    reasons = Counter()
-    for span in spans(document):
-        for key, size in ID_BYTES.items():
-            if not _valid_id(span.get(key), size):
-                reasons[f"{key} not {size} bytes or all zero"] += 1
-                break
-        else:
-            if str(span.get("startTimeUnixNano", "0")) in ("0", ""):
-                reasons["no startTimeUnixNano"] += 1
-    return reasons
+    return Counter(reason for reason in map(_rejection, spans(document)) if reason)
+
+
+def _rejection(span: dict) -> str | None:
+    for key, size in ID_BYTES.items():
+        if not _valid_id(span.get(key), size):
+            return f"{key} not {size} bytes or all zero"
+    parent = span.get("parentSpanId")
+    if parent not in (None, "", "0" * 16) and not _valid_id(parent, 8):
+        return "parentSpanId not 8 bytes"
+    start, end = _nanos(span.get("startTimeUnixNano")), _nanos(span.get("endTimeUnixNano"))
+    if not start:  # zero is protobuf's "not set"
+        return "no startTimeUnixNano"
+    if end is None or end < start:
+        return "endTimeUnixNano missing or before startTimeUnixNano"
+    return None
+
+
+def _nanos(value) -> int | None:
+    """A count of nanoseconds as OTLP/JSON writes one: a number or a string of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        return int(value)
+    return None
 
 
 def response_body(reasons: Counter, media: str) -> bytes:

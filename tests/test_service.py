@@ -269,8 +269,8 @@ ROOT, CHILD = "eee19b7ec3c1b174", "3a1f0c9d2b4e5f60"
 
 
 def _trace_request() -> ExportTraceServiceRequest:
-    """A root span and a chat child (both valid), and three spans the ingest will quarantine:
-    an all-zero trace id, a 4-byte span id, no start time."""
+    """A root span and a chat child (both valid), and four spans the ingest will quarantine:
+    an all-zero trace id, a 4-byte span id, no start time, an end before the start."""
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     attribute = resource_spans.resource.attributes.add()
@@ -288,6 +288,8 @@ def _trace_request() -> ExportTraceServiceRequest:
     spans.add(trace_id=bytes(16), span_id=bytes.fromhex("0102030405060708"), start_time_unix_nano=1)
     spans.add(trace_id=bytes.fromhex(TRACE), span_id=b"\x01\x02\x03\x04", start_time_unix_nano=1)
     spans.add(trace_id=bytes.fromhex(TRACE), span_id=bytes.fromhex("0807060504030201"))
+    spans.add(trace_id=bytes.fromhex(TRACE), span_id=bytes.fromhex("0a0b0c0d0e0f1011"), start_time_unix_nano=5,
+              end_time_unix_nano=4)
     return request
 
 
@@ -303,10 +305,12 @@ EXPECTED_LINE = {"resourceSpans": [{
         {"traceId": "0" * 32, "spanId": "0102030405060708", "startTimeUnixNano": "1"},
         {"traceId": TRACE, "spanId": "01020304", "startTimeUnixNano": "1"},
         {"traceId": TRACE, "spanId": "0807060504030201"},
+        {"traceId": TRACE, "spanId": "0a0b0c0d0e0f1011", "startTimeUnixNano": "5", "endTimeUnixNano": "4"},
     ]}],
 }]}
-REJECTED_MESSAGE = ("3 spans rejected (1 no startTimeUnixNano, 1 spanId not 8 bytes or all zero, 1 traceId not 16 bytes "
-                    "or all zero); they are kept in the ingest's quarantine")
+REJECTED_MESSAGE = ("4 spans rejected (1 endTimeUnixNano missing or before startTimeUnixNano, 1 no startTimeUnixNano, "
+                    "1 spanId not 8 bytes or all zero, 1 traceId not 16 bytes or all zero); "
+                    "they are kept in the ingest's quarantine")
 
 
 def _landed_line(landing: Path, before: set[str]) -> dict:
@@ -329,9 +333,28 @@ def test_protobuf_traces_become_one_otlp_json_line_with_hex_ids(fresh, gzipped):
     response = calls.post("/v1/traces", headers=headers, content=body)
     assert response.status_code == 200 and response.headers["content-type"] == "application/x-protobuf"
     answer = ExportTraceServiceResponse.FromString(response.content)
-    assert answer.partial_success.rejected_spans == 3
+    assert answer.partial_success.rejected_spans == 4
     assert answer.partial_success.error_message == REJECTED_MESSAGE
     assert _landed_line(landing, before) == EXPECTED_LINE
+
+
+def test_the_ingest_quarantines_exactly_the_spans_partial_success_counted(fresh, tmp_path):
+    """The landed line through the OTLP ingest: its two good spans load, the four counted in
+    partial_success are quarantined (the OTLP ingest's own rules, not the service's)."""
+    server, tokens, calls = fresh
+    landing = server.home / "landing"
+    before = set(os.listdir(landing))
+    response = calls.post("/v1/traces", headers={**bearer(tokens["sender"]), **AS_PROTOBUF},
+                          content=_trace_request().SerializeToString())
+    rejected = ExportTraceServiceResponse.FromString(response.content).partial_success.rejected_spans
+    (new,) = set(os.listdir(landing)) - before
+    own_landing = tmp_path / "landing"
+    own_landing.mkdir()
+    shutil.copy2(landing / new, own_landing / new)
+    run = ingest_landing(own_landing, tmp_path / "warehouse.duckdb", tmp_path / "raw", quiet_s=0)
+    (result,) = run.results
+    assert (result.record_type, result.records, result.loaded, result.quarantined) == ("span", 6, 2, rejected)
+    assert rejected == 4
 
 
 def test_json_traces_are_written_compactly_as_sent(fresh):
@@ -347,7 +370,7 @@ def test_json_traces_are_written_compactly_as_sent(fresh):
     response = calls.post("/v1/traces", headers={**bearer(tokens["sender"]), "Content-Type": "application/json; charset=utf-8"},
                           content=body)
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
-    assert response.json() == {"partialSuccess": {"rejectedSpans": "3", "errorMessage": REJECTED_MESSAGE}}
+    assert response.json() == {"partialSuccess": {"rejectedSpans": "4", "errorMessage": REJECTED_MESSAGE}}
     new = sorted(set(os.listdir(landing)) - before)
     assert (landing / new[0]).read_bytes() == json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
