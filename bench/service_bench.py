@@ -7,12 +7,15 @@ the bench home, after the first build, measured from outside as clients see it.
    Accepted (202) means written and fsynced, so events/s accepted is events/s durable. Then
    the new `events-*.jsonl` files of the bench home's landing/ are compared with the bodies
    accepted (same count, same lines, same bytes) and removed, so later bench steps never see
-   them.
+   them. Before that, `--ingest-sample-files` of them are loaded with `agent-analytics ingest`
+   into a scratch home, as written (one file per request) and joined into one file: what the
+   next refresh pays for the files the service writes.
 2. `POST /v1/traces`: the same clients send `--trace-requests` protobuf
    `ExportTraceServiceRequest` bodies of `--traces-per-request` traces of 4 spans (an
    `invoke_agent` root, two `chat` spans, one `execute_tool` span). The OTLP files written are
    moved out of landing/ and loaded with `agent-analytics ingest <files>` into a scratch home
-   (`<workdir>/service/ingest-home`), timed as a whole command.
+   (`<workdir>/service/ingest-home`), timed as a whole command; then the same lines joined in
+   one file, likewise.
 3. `POST /v1/analytics/export` with `{"period": "30d", "format": "json"}`: one warm-up, then
    `--export-requests` sequential requests; p50 and p95 latency (nearest rank).
 
@@ -307,7 +310,31 @@ def _new_landing_files(landing: Path, before: set[str], prefix: str) -> list[Pat
     return sorted(p for p in landing.glob(f"{prefix}-*.jsonl") if p.name not in before)
 
 
-def bench_events(server: Server, landing: Path, bodies: list[bytes], clients: int) -> dict:
+def timed_ingest(env: dict[str, str], home: Path, paths: list[Path], records: int, unit: str) -> dict:
+    """`agent-analytics ingest <paths>` into the fresh home `home`, timed as a whole command
+    (interpreter start-up included); the CPU is that command's."""
+    shutil.rmtree(home, ignore_errors=True)
+    children0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    printed = _cli({**env, "AGENT_ANALYTICS_HOME": str(home)}, "ingest", *map(str, paths))
+    seconds, children = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    shutil.rmtree(home, ignore_errors=True)
+    total = _ingest_total(printed)
+    return {"files": len(paths), "seconds": round(seconds, 2),
+            "cpu_s": round(children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime, 2),
+            f"{unit}_per_s": round(records / seconds), **total, "all_loaded": total.get("loaded") == records}
+
+
+def joined(paths: list[Path], into: Path) -> Path:
+    """The files' bytes one after the other in one file `into` (the same records, one file)."""
+    into.parent.mkdir(parents=True, exist_ok=True)
+    with open(into, "wb") as out:
+        for path in paths:
+            out.write(path.read_bytes())
+    return into
+
+
+def bench_events(server: Server, landing: Path, bodies: list[bytes], clients: int, scratch: Path,
+                 env: dict[str, str], sample_files: int) -> dict:
     before = {p.name for p in landing.iterdir()}
     cpu0, client0 = server.cpu_s(), time.process_time()
     burst = post_concurrently(server.url, "/v1/events", server.ingest_token, "application/x-ndjson", bodies, clients)
@@ -325,6 +352,14 @@ def bench_events(server: Server, landing: Path, bodies: list[bytes], clients: in
         file_lines += data.count(b"\n")
         file_digests[hashlib.sha256(data).hexdigest()] += 1
     sent_digests = Counter(hashlib.sha256(bodies[i]).hexdigest() for i in accepted)
+
+    # what loading such files costs: a sample of them as written (one per request), and joined
+    sample = files[:sample_files]
+    sample_events = sum(p.read_bytes().count(b"\n") for p in sample)
+    ingest = {"as_written": timed_ingest(env, scratch / "ingest-home", sample, sample_events, "events"),
+              "joined": timed_ingest(env, scratch / "ingest-home", [joined(sample, scratch / "joined" / "events.jsonl")],
+                                     sample_events, "events")}
+    shutil.rmtree(scratch / "joined")
     for path in files:
         path.unlink()
     return {
@@ -340,11 +375,13 @@ def bench_events(server: Server, landing: Path, bodies: list[bytes], clients: in
         "landing_files": len(files), "landing_lines": file_lines, "answered_lines": answered_lines,
         "landing_matches_accepted": file_digests == sent_digests and file_lines == events == answered_lines,
         "landing_files_removed": len(files),
+        "ingest_sample": {"command": f"agent-analytics ingest <{len(sample)} of the files> (scratch home), then the same "
+                                     "lines joined in one file; wall time of the whole command", **ingest},
     }
 
 
 def bench_traces(server: Server, landing: Path, bodies: list[bytes], traces_per_request: int, clients: int,
-                 out_dir: Path, ingest_home: Path, env: dict[str, str]) -> dict:
+                 scratch: Path, env: dict[str, str]) -> dict:
     before = {p.name for p in landing.iterdir()}
     cpu0, client0 = server.cpu_s(), time.process_time()
     burst = post_concurrently(server.url, "/v1/traces", server.ingest_token, "application/x-protobuf", bodies, clients)
@@ -353,18 +390,18 @@ def bench_traces(server: Server, landing: Path, bodies: list[bytes], traces_per_
     spans = len(accepted) * traces_per_request * SPANS_PER_TRACE
     partial = sum(1 for i in accepted if burst.answers[i])  # an empty ExportTraceServiceResponse: nothing rejected
 
-    # the OTLP files leave the bench home, then load into a scratch home
+    # the OTLP files leave the bench home, then load into a scratch home: as written, and joined
     files = _new_landing_files(landing, before, "otlp")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    shutil.rmtree(ingest_home, ignore_errors=True)
-    out_dir.mkdir(parents=True)
-    moved = [Path(shutil.move(path, out_dir / path.name)) for path in files]
-    ingest_env = {**env, "AGENT_ANALYTICS_HOME": str(ingest_home)}
-    children0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    printed = _cli(ingest_env, "ingest", *map(str, moved))
-    ingest_s, children = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
-    ingest_cpu = children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime
-    total = _ingest_total(printed)
+    otlp_dir = scratch / "otlp"
+    shutil.rmtree(otlp_dir, ignore_errors=True)
+    otlp_dir.mkdir(parents=True)
+    moved = [Path(shutil.move(path, otlp_dir / path.name)) for path in files]
+    landing_mb = round(sum(p.stat().st_size for p in moved) / 2**20, 1)
+    ingest = timed_ingest(env, scratch / "ingest-home", moved, spans, "spans")
+    ingest_joined = timed_ingest(env, scratch / "ingest-home", [joined(moved, scratch / "joined" / "otlp.jsonl")],
+                                 spans, "spans")
+    shutil.rmtree(otlp_dir)
+    shutil.rmtree(scratch / "joined")
     return {
         "clients": clients, "requests": len(bodies), "traces_per_request": traces_per_request,
         "spans_per_request": traces_per_request * SPANS_PER_TRACE,
@@ -375,10 +412,10 @@ def bench_traces(server: Server, landing: Path, bodies: list[bytes], traces_per_
         "seconds": round(burst.seconds, 3), "spans_per_s": round(spans / burst.seconds),
         "request_latency": _latency_summary(burst.latencies_s),
         "server_cpu_s": round(server_cpu, 2), "client_cpu_s": round(client_cpu, 2),
-        "landing_files": len(files), "landing_mb": round(sum(p.stat().st_size for p in moved) / 2**20, 1),
-        "ingest": {"command": "agent-analytics ingest <the OTLP files> (scratch home; wall time of the whole command)",
-                   "seconds": round(ingest_s, 2), "cpu_s": round(ingest_cpu, 2), "spans_per_s": round(spans / ingest_s), **total,
-                   "all_spans_loaded": total.get("loaded") == spans},
+        "landing_files": len(files), "landing_mb": landing_mb,
+        "ingest": {"command": "agent-analytics ingest <the OTLP files> (scratch home), then the same lines joined in "
+                              "one file; wall time of the whole command",
+                   "as_written": ingest, "joined": ingest_joined},
     }
 
 
@@ -422,7 +459,7 @@ def bench_export(server: Server, requests: int) -> dict:
 
 def run(workdir: Path, clients: int = 8, event_batches_n: int = 2000, batch_events: int = 1000,
         trace_requests_n: int = 200, traces_per_request: int = 100, export_requests: int = 20,
-        seed: int = 1414) -> dict:
+        ingest_sample_files: int = 100, seed: int = 1414) -> dict:
     """The three phases against one server on `<workdir>/home`; the result (all figures)."""
     from agent_analytics.settings import load_settings
 
@@ -446,16 +483,16 @@ def run(workdir: Path, clients: int = 8, event_batches_n: int = 2000, batch_even
                     "server": "agent-analytics serve --host 127.0.0.1 --port <free> (one process), on the bench home"}
     start = time.perf_counter()
     with running_server(env, logs / "service.server.log") as server:
-        result["events"] = bench_events(server, landing, events, clients)
+        result["events"] = bench_events(server, landing, events, clients, scratch, env, ingest_sample_files)
         del events
-        result["traces"] = bench_traces(server, landing, traces, traces_per_request, clients, scratch / "otlp",
-                                        scratch / "ingest-home", env)
+        result["traces"] = bench_traces(server, landing, traces, traces_per_request, clients, scratch, env)
         result["export"] = bench_export(server, export_requests)
     result["seconds"] = round(time.perf_counter() - start, 2)
     result["ok"] = (result["events"]["landing_matches_accepted"]
                     and result["events"]["accepted_batches"] == event_batches_n
                     and result["traces"]["accepted_requests"] == trace_requests_n
-                    and result["traces"]["ingest"]["all_spans_loaded"]
+                    and all(r["all_loaded"] for r in result["events"]["ingest_sample"].values() if isinstance(r, dict))
+                    and all(r["all_loaded"] for r in result["traces"]["ingest"].values() if isinstance(r, dict))
                     and result["export"]["statuses"] == {200: export_requests})
     result["targets"] = {
         "events_per_s": {"target": TARGET_EVENTS_PER_S, "pass": result["events"]["events_per_s"] >= TARGET_EVENTS_PER_S},
@@ -474,17 +511,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace-requests", type=int, default=200, help="bodies sent to /v1/traces (default 200)")
     parser.add_argument("--traces-per-request", type=int, default=100, help="traces of 4 spans per body (default 100)")
     parser.add_argument("--export-requests", type=int, default=20, help="timed export requests after one warm-up (default 20)")
+    parser.add_argument("--ingest-sample-files", type=int, default=100,
+                        help="event files the server wrote that are also loaded by the CLI, as written and joined (default 100)")
     parser.add_argument("--result", type=Path, help="write the result JSON here (default <workdir>/logs/service.result.json)")
     args = parser.parse_args(argv)
     workdir = args.workdir.expanduser().resolve()
     result = run(workdir, args.clients, args.event_batches, args.batch_events, args.trace_requests,
-                 args.traces_per_request, args.export_requests)
+                 args.traces_per_request, args.export_requests, args.ingest_sample_files)
     out = args.result or workdir / "logs" / "service.result.json"
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     summary = {k: result[k] for k in ("seconds", "ok", "targets")}
     summary["events_per_s"] = result["events"]["events_per_s"]
     summary["spans_per_s"] = result["traces"]["spans_per_s"]
-    summary["otlp_ingest_spans_per_s"] = result["traces"]["ingest"]["spans_per_s"]
+    summary["otlp_ingest_spans_per_s"] = {k: v["spans_per_s"] for k, v in result["traces"]["ingest"].items() if k != "command"}
+    summary["events_ingest_per_s"] = {k: v["events_per_s"] for k, v in result["events"]["ingest_sample"].items()
+                                      if k != "command"}
     summary["export_p50_p95_s"] = (result["export"]["p50_s"], result["export"]["p95_s"])
     print(json.dumps(summary, indent=2))
     print(f"result: {out}")
