@@ -172,20 +172,23 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     settings.ensure_dirs()
     try:
         results = ingest_paths(list(args.paths), settings.warehouse_path, settings.raw_dir,
-                               accepted=AcceptedTimes.of(settings))
+                               accepted=AcceptedTimes.of(settings), orphan_after_s=settings.otel_orphan_after_s)
     except IngestError as exc:
         raise UsageError(str(exc)) from None
-    print(f"{'file':<40} {'lines':>9} {'loaded':>9} {'duplicates':>10} {'quarantined':>11}  note")
+    # A record is a line of a native file, a span of an OpenTelemetry file.
+    print(f"{'file':<40} {'records':>9} {'loaded':>9} {'duplicates':>10} {'quarantined':>11}  note")
     for r in results:
-        note = "already loaded (same content)" if r.already_loaded else ""
-        print(f"{r.file_name:<40} {r.lines:>9} {r.loaded:>9} {r.duplicates:>10} {r.quarantined:>11}  {note}".rstrip())
+        notes = [f"spans of {r.traces} traces (OpenTelemetry)"] if r.record_type == "span" else []
+        notes += ["already loaded (same content)"] if r.already_loaded else []
+        print(f"{r.file_name:<40} {r.record_count:>9} {r.loaded:>9} {r.duplicates:>10} {r.quarantined:>11}  "
+              f"{'; '.join(notes)}".rstrip())
     fresh = [r for r in results if not r.already_loaded]
     print(
-        f"{'total (new files)':<40} {sum(r.lines for r in fresh):>9} {sum(r.loaded for r in fresh):>9} "
+        f"{'total (new files)':<40} {sum(r.record_count for r in fresh):>9} {sum(r.loaded for r in fresh):>9} "
         f"{sum(r.duplicates for r in fresh):>10} {sum(r.quarantined for r in fresh):>11}"
     )
     if any(r.quarantined for r in fresh):
-        print(f"quarantined lines: table ingest.quarantine in {settings.warehouse_path}")
+        print(f"quarantined records: table ingest.quarantine in {settings.warehouse_path}")
     return 0
 
 

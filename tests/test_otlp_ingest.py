@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import os
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -271,3 +272,18 @@ def test_the_example_of_docs_opentelemetry_is_the_native_message_it_shows(tmp_pa
     assert (result.records, result.loaded, result.quarantined, result.traces) == (3, 3, 0, 1)
     load(tmp_path, "native.jsonl", json.dumps(native) + "\n", home="native")
     assert rows(tmp_path) == rows(tmp_path, "native")
+
+
+def test_the_ingest_command_counts_spans_and_traces(tmp_path, monkeypatch, capsys):
+    from agent_analytics_cli.main import main
+
+    for name in [n for n in os.environ if n.startswith("AGENT_ANALYTICS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path / "home"))
+    (tmp_path / "t.jsonl").write_text(lines(request(root_span(), chat1()), request(chat1())) + "oops\n")
+    assert main(["ingest", str(tmp_path / "t.jsonl")]) == 0
+    header, row, total, where = capsys.readouterr().out.splitlines()
+    assert header.split() == ["file", "records", "loaded", "duplicates", "quarantined", "note"]
+    assert row.split() == ["t.jsonl", "4", "2", "1", "1", "spans", "of", "1", "traces", "(OpenTelemetry)"]
+    assert total.split()[-4:] == ["4", "2", "1", "1"]
+    assert where.startswith("quarantined records: table ingest.quarantine")
