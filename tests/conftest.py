@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,3 +44,21 @@ def deliver(monkeypatch):
 
     run.sleeps = sleeps
     return run
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def built_fixture_home(tmp_path_factory) -> Path:
+    """A home with the fixture files (tests/fixtures/day*.jsonl) ingested and built with the
+    default settings, once per session: copy it (tests/service_server.py `copy_built_home`),
+    never change it."""
+    home = tmp_path_factory.mktemp("built-fixture") / "home"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_ANALYTICS_")}
+    environ["AGENT_ANALYTICS_HOME"] = str(home)
+    script = str(Path(sys.executable).with_name("agent-analytics"))
+    for argv in (["ingest", str(FIXTURES / "day1.jsonl"), str(FIXTURES / "day2.jsonl")], ["build"]):
+        subprocess.run([script, *argv], env=environ, check=True, capture_output=True, timeout=600)
+    return home
+

@@ -4,6 +4,7 @@ tests: its home, its tokens, its stderr (the server's log) kept in a file."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,3 +80,9 @@ def start_server(home: Path, log_path: Path, env: dict[str, str] | None = None, 
             time.sleep(0.1)
     server.stop(signal.SIGKILL)
     raise RuntimeError(f"the server did not answer within 60 s:\n{server.log()}")
+
+
+def copy_built_home(built: Path, target: Path) -> Path:
+    """A private copy of the session's built fixture home (conftest `built_fixture_home`)."""
+    shutil.copytree(built, target, symlinks=True)
+    return target

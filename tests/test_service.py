@@ -32,7 +32,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from agent_analytics.tokens import revoke_token, tokens_path
 from agent_analytics.warehouse import warehouse_lock
 from ingestion.landing import ingest_landing
-from tests.service_server import SCRIPT, make_tokens, start_server
+from tests.service_server import SCRIPT, copy_built_home, make_tokens, start_server
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MAX_BODY_MB = 1
@@ -68,11 +68,9 @@ class Calls:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, built_fixture_home):
     """A home built from the fixture, served with a read, an ingest and a revoked token."""
-    home = tmp_path_factory.mktemp("built")
-    cli(home, "ingest", str(FIXTURES / "day1.jsonl"), str(FIXTURES / "day2.jsonl"))
-    cli(home, "build")
+    home = copy_built_home(built_fixture_home, tmp_path_factory.mktemp("built") / "home")
     tokens = make_tokens(home, reader="read", sender="ingest", former="read")
     revoke_token(tokens_path(home), "former")
     server = start_server(home, home / "server.log")

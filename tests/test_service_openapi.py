@@ -4,8 +4,6 @@ content type and body the document declares."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.service_server import SCRIPT, make_tokens, start_server
+from tests.service_server import copy_built_home, make_tokens, start_server
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
@@ -31,13 +29,9 @@ schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, built_fixture_home):
     """A server on a home built from the fixture, and a token of each scope."""
-    home = tmp_path_factory.mktemp("openapi")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_ANALYTICS_")}
-    environ["AGENT_ANALYTICS_HOME"] = str(home)
-    for argv in (["ingest", str(FIXTURES / "day1.jsonl"), str(FIXTURES / "day2.jsonl")], ["build"]):
-        subprocess.run([str(SCRIPT), *argv], env=environ, check=True, capture_output=True, timeout=600)
+    home = copy_built_home(built_fixture_home, tmp_path_factory.mktemp("openapi") / "home")
     tokens = make_tokens(home, sender="ingest", reader="read")
     server = start_server(home, home / "server.log")
     yield server, tokens
