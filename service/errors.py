@@ -1,6 +1,10 @@
 """Every error is a JSON body `{"error": "..."}` naming the problem, logged once (never with
 the token); an unexpected exception is logged with its traceback and answered 500 without
-details."""
+details.
+
+`POST /v1/traces` answers errors as the OTLP/HTTP specification says: a `google.rpc.Status`
+in the request's encoding (protobuf for a protobuf request; JSON `{"code", "message"}` beside
+`error` otherwise), so exporters log the server's reason."""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from google.rpc.status_pb2 import Status
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -26,6 +31,19 @@ DESCRIPTIONS = {
 
 class ErrorBody(BaseModel):
     error: str
+
+
+class TraceErrorBody(ErrorBody):
+    """The JSON form of google.rpc.Status, with `error` as on every other endpoint."""
+
+    code: int
+    message: str
+
+
+TRACES_PATH = "/v1/traces"
+PROTOBUF = "application/x-protobuf"
+# HTTP status -> the gRPC status code the OTLP specification pairs with it.
+GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 413: 8, 415: 3, 500: 13, 503: 14}
 
 
 class ApiError(Exception):
@@ -47,6 +65,12 @@ def error_responses(*codes: int) -> dict:
     return {code: {"model": ErrorBody, "description": DESCRIPTIONS[code]} for code in codes}
 
 
+def trace_error_responses(*codes: int) -> dict:
+    """The same for /v1/traces: google.rpc.Status as protobuf or JSON."""
+    return {code: {"model": TraceErrorBody, "description": DESCRIPTIONS[code],
+                   "content": {PROTOBUF: {"schema": {"type": "string", "format": "binary"}}}} for code in codes}
+
+
 def validation_message(errors) -> str:
     """One line from pydantic's or FastAPI's validation errors: the field and what is wrong."""
     parts = []
@@ -59,9 +83,20 @@ def validation_message(errors) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def _answer(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _answer(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     logger.warning("%d %s %s: %s", status, request.method, request.url.path, message)
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return error_response(request.url.path, request.headers.get("content-type"), status, message, headers)
+
+
+def error_response(path: str, content_type: str | None, status: int, message: str,
+                   headers: dict[str, str] | None = None) -> Response:
+    if path != TRACES_PATH:
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+    code = GRPC_CODES.get(status, 2)  # 2: UNKNOWN
+    if (content_type or "").split(";", 1)[0].strip().lower() == PROTOBUF:
+        body = Status(code=code, message=message).SerializeToString()
+        return Response(body, status_code=status, headers=headers, media_type=PROTOBUF)
+    return JSONResponse({"error": message, "code": code, "message": message}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -107,4 +142,6 @@ class CatchAll:
         except Exception:  # noqa: BLE001 - the last resort: the client gets no details
             logger.exception("500 %s %s: unexpected error", scope.get("method"), scope.get("path"))
             if not started:
-                await JSONResponse({"error": "internal error"}, status_code=500)(scope, receive, send)
+                content_type = dict(scope.get("headers") or []).get(b"content-type", b"").decode("latin-1")
+                answer = error_response(scope.get("path", ""), content_type, 500, "internal error")
+                await answer(scope, receive, send)

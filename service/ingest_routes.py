@@ -14,10 +14,11 @@ from ingestion.landing import write_landing_file
 from service import otlp
 from service.auth import require
 from service.bodies import decoded, read_body
-from service.errors import ApiError, error_responses, unavailable
+from service.errors import ApiError, error_responses, trace_error_responses, unavailable
 
 router = APIRouter()
 INGEST_ERRORS = error_responses(400, 401, 403, 413, 415, 503)
+TRACE_ERRORS = trace_error_responses(400, 401, 403, 413, 415, 503)
 _BINARY = {"type": "string", "format": "binary"}
 _RESPONSE_SCHEMA = {
     "type": "object",
@@ -66,7 +67,7 @@ class EventsAccepted(BaseModel):
             "description": "written durably; ExportTraceServiceResponse in the request's encoding",
             "content": {otlp.JSON: {"schema": _RESPONSE_SCHEMA}, otlp.PROTOBUF: {"schema": _BINARY}},
         },
-        **INGEST_ERRORS,
+        **TRACE_ERRORS,
     },
     openapi_extra=_TRACES_OPENAPI,
 )

@@ -23,6 +23,7 @@ import duckdb
 import httpx
 import pytest
 from google.protobuf.json_format import MessageToDict
+from google.rpc.status_pb2 import Status as RpcStatus
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -92,7 +93,23 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+# The gRPC codes the OTLP/HTTP specification pairs with HTTP statuses, for /v1/traces errors.
+OTLP_CODES = {400: 3, 401: 16, 403: 7, 413: 8, 415: 3, 503: 14}
+
+
 def error_of(response: httpx.Response) -> str:
+    """The message of an error answer, checked to be in the form of its endpoint: JSON
+    {"error"}; on /v1/traces a google.rpc.Status, protobuf for a protobuf request."""
+    if response.request.url.path == "/v1/traces":
+        if response.request.headers.get("content-type") == "application/x-protobuf":
+            assert response.headers["content-type"] == "application/x-protobuf"
+            status = RpcStatus.FromString(response.content)
+            assert status.code == OTLP_CODES[response.status_code]
+            return status.message
+        body = response.json()
+        assert list(body) == ["error", "code", "message"] and body["message"] == body["error"]
+        assert body["code"] == OTLP_CODES[response.status_code]
+        return body["error"]
     assert response.headers["content-type"] == "application/json"
     body = response.json()
     assert list(body) == ["error"] and isinstance(body["error"], str)

@@ -89,6 +89,10 @@ def test_the_document_declares_every_error_and_the_bearer_scheme(served):
     for key, codes in expected.items():
         assert set(operations[key]["responses"]) == codes, key
         for code in codes - {"200", "202"}:
-            assert operations[key]["responses"][code]["content"]["application/json"]["schema"] == {
-                "$ref": "#/components/schemas/ErrorBody"}
+            content = operations[key]["responses"][code]["content"]
+            if key[0] == "/v1/traces":  # google.rpc.Status, as the OTLP/HTTP specification says
+                assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/TraceErrorBody"}
+                assert content["application/x-protobuf"]["schema"] == {"type": "string", "format": "binary"}
+            else:
+                assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
         assert ("security" in operations[key]) == key[0].startswith("/v1/"), key
