@@ -481,12 +481,20 @@ def run(workdir: Path, clients: int = 8, event_batches_n: int = 2000, batch_even
 
     result: dict = {"prepare_bodies_s": round(prepared_s, 2), "home": str(home),
                     "server": "agent-analytics serve --host 127.0.0.1 --port <free> (one process), on the bench home"}
+    before = {p.name for p in landing.iterdir()}
     start = time.perf_counter()
-    with running_server(env, logs / "service.server.log") as server:
-        result["events"] = bench_events(server, landing, events, clients, scratch, env, ingest_sample_files)
-        del events
-        result["traces"] = bench_traces(server, landing, traces, traces_per_request, clients, scratch, env)
-        result["export"] = bench_export(server, export_requests)
+    try:
+        with running_server(env, logs / "service.server.log") as server:
+            result["events"] = bench_events(server, landing, events, clients, scratch, env, ingest_sample_files)
+            del events
+            result["traces"] = bench_traces(server, landing, traces, traces_per_request, clients, scratch, env)
+            result["export"] = bench_export(server, export_requests)
+    finally:
+        # whatever happened, the later bench steps (the Dagster build reads landing/) never see our files
+        for path in landing.iterdir():
+            if path.name not in before and path.is_file():
+                path.unlink()
+        shutil.rmtree(scratch, ignore_errors=True)
     result["seconds"] = round(time.perf_counter() - start, 2)
     result["ok"] = (result["events"]["landing_matches_accepted"]
                     and result["events"]["accepted_batches"] == event_batches_n
@@ -498,7 +506,6 @@ def run(workdir: Path, clients: int = 8, event_batches_n: int = 2000, batch_even
         "events_per_s": {"target": TARGET_EVENTS_PER_S, "pass": result["events"]["events_per_s"] >= TARGET_EVENTS_PER_S},
         "export_p95_s": {"target": TARGET_EXPORT_P95_S, "pass": result["export"]["p95_s"] <= TARGET_EXPORT_P95_S},
     }
-    shutil.rmtree(scratch, ignore_errors=True)
     return result
 
 
