@@ -97,7 +97,12 @@ create table if not exists ingest.otel_spans (
 create table if not exists ingest.otel_traces (
     trace_id varchar not null,
     revision integer not null,
-    batch_id varchar not null
+    batch_id varchar not null,
+    -- fixed by the first revision: a later one never moves the message to another user,
+    -- agent or time (the sessions of the marts are rebuilt by those)
+    user_id varchar not null,
+    agent_id varchar not null,
+    occurred_at timestamp not null
 );
 """
 

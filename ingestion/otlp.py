@@ -7,7 +7,8 @@ not by its name, and read into the table `ingest_work.spans`, one row per span (
 line that holds no readable request), with the fields the GenAI semantic conventions give,
 under their current names or the deprecated aliases instrumentations still emit:
 
-- operation: `gen_ai.operation.name`;
+- operation: `gen_ai.operation.name`; a span without one is an LLM call when it has
+  `llm.request.type` `chat` or `completion` (OpenLLMetry) or token counts;
 - provider: `gen_ai.provider.name` (`gen_ai.system`);
 - model: `gen_ai.response.model`, else `gen_ai.request.model`;
 - tokens: `gen_ai.usage.input_tokens` (`gen_ai.usage.prompt_tokens`),
@@ -51,6 +52,7 @@ TOOL_OPERATION = "execute_tool"
 # field -> attribute names, the first present wins (span attributes before resource ones).
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "operation": ("gen_ai.operation.name",),
+    "llm_request_type": ("llm.request.type",),  # OpenLLMetry / Traceloop, which set no operation name
     "provider_raw": ("gen_ai.provider.name", "gen_ai.system"),
     "model": ("gen_ai.response.model", "gen_ai.request.model"),
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
@@ -96,15 +98,19 @@ def _attribute(names: tuple[str, ...]) -> str:
     return _value_text(f"coalesce({', '.join(found)})")
 
 
-def _id(text: str, size: int) -> str:
-    """A span or trace id of `size` bytes, as lowercase hex, from hex or base64; else NULL (all
-    zero bytes is invalid, as OTLP says)."""
+def _hex_id(text: str, size: int) -> str:
+    """A span or trace id of `size` bytes (a JSON string of hex or base64 digits) as lowercase
+    hex; else NULL."""
     hex_digits = size * 2
     b64_chars = (size + 2) // 3 * 4
-    parsed = (f"case when regexp_full_match({text}, '[0-9a-fA-F]{{{hex_digits}}}') then lower({text}) "
-              f"when length({text}) = {b64_chars} and octet_length(try(from_base64({text}))) = {size} "
-              f"then lower(hex(from_base64({text}))) end")
-    return f"nullif({parsed}, '{'0' * hex_digits}')"
+    return (f"case when regexp_full_match({text}, '[0-9a-fA-F]{{{hex_digits}}}') then lower({text}) "
+            f"when length({text}) = {b64_chars} and octet_length(try(from_base64({text}))) = {size} "
+            f"then lower(hex(from_base64({text}))) end")
+
+
+def _id(text: str, size: int) -> str:
+    """`_hex_id`, NULL for all zero bytes too (invalid, as OTLP says)."""
+    return f"nullif({_hex_id(text, size)}, '{'0' * size * 2}')"
 
 
 _LIST_OF_ATTRIBUTES = """'[{"key":"VARCHAR","value":"JSON"}]'"""
@@ -116,6 +122,23 @@ def _nanos(text: str) -> str:
     return f"case when regexp_full_match({text}, {_UNSIGNED}) then try_cast({text} as bigint) end"
 
 
+# (path of a list's items, what they must be, the reason): a request whose nesting breaks one
+# holds spans that cannot be read, so the whole line is quarantined.
+_NESTING = (
+    ("$.resourceSpans[*]", "OBJECT", "resourceSpans must be an array of objects"),
+    ("$.resourceSpans[*].scopeSpans", "ARRAY", "scopeSpans must be an array"),
+    ("$.resourceSpans[*].scopeSpans[*]", "OBJECT", "scopeSpans must be an array of objects"),
+    ("$.resourceSpans[*].scopeSpans[*].spans", "ARRAY", "spans must be an array"),
+)
+
+
+def _nesting_rules() -> str:
+    return "\n".join(
+        f"when len(list_filter(json_type(line_text, '{path}'), lambda t: t <> '{kind}')) > 0 then '{reason}'"
+        for path, kind, reason in _NESTING
+    )
+
+
 def requests_sql(first_line: int) -> str:
     """Each line of the chunk (`lines` view) with why it is not a request, NULL when it is one."""
     return f"""
@@ -124,8 +147,10 @@ def requests_sql(first_line: int) -> str:
                 when trim(line_text, ' \t\r\n') = '' then 'empty line'
                 when not json_valid(line_text) then 'not JSON'
                 when json_type(line_text) <> 'OBJECT' then 'not an OTLP ExportTraceServiceRequest (a JSON object)'
-                when coalesce(json_type(line_text, '$.resourceSpans'), 'ARRAY') <> 'ARRAY'
-                    then 'resourceSpans must be an array'
+                when json_type(line_text, '$.resourceSpans') is null and json_keys(line_text) <> []
+                    then 'not an OTLP ExportTraceServiceRequest (no resourceSpans)'
+                when json_type(line_text, '$.resourceSpans') <> 'ARRAY' then 'resourceSpans must be an array'
+                {_nesting_rules()}
            end as reason
     from lines where line_number >= {first_line}"""
 
@@ -138,23 +163,41 @@ def spans_sql() -> str:
         select line_number, cast(line_text as json) as request from ingest_work.requests_chunk where reason is null
     ),
     resources as (
-        select line_number, unnest(json_extract(request, '$.resourceSpans[*]')) as resource_spans from requests
+        select line_number, json_extract(request, '$.resourceSpans[*]') as items from requests
     ),
-    scopes as (
-        select line_number, json_extract(resource_spans, '$.resource.attributes') as resource_json,
-               unnest(json_extract(resource_spans, '$.scopeSpans[*]')) as scope_spans
+    resource_items as (
+        select line_number, unnest(items) as resource_spans, generate_subscripts(items, 1) as resource_index
         from resources
     ),
-    raw_spans as (
-        select line_number, resource_json, unnest(json_extract(scope_spans, '$.spans[*]')) as span
+    scopes as (
+        select line_number, resource_index, json_extract(resource_spans, '$.resource.attributes') as resource_json,
+               json_extract(resource_spans, '$.scopeSpans[*]') as items
+        from resource_items
+    ),
+    scope_items as (
+        select line_number, resource_index, resource_json, unnest(items) as scope_spans,
+               generate_subscripts(items, 1) as scope_index
         from scopes
     ),
+    span_lists as (
+        select line_number, resource_index, scope_index, resource_json, json_extract(scope_spans, '$.spans[*]') as items
+        from scope_items
+    ),
+    raw_spans as (
+        select line_number, resource_index, scope_index, resource_json, unnest(items) as span,
+               generate_subscripts(items, 1) as item_index
+        from span_lists
+    ),
     numbered as (
-        select *, row_number() over (partition by line_number) as span_index,
+        select * exclude (resource_index, scope_index, item_index),
+               row_number() over (partition by line_number order by resource_index, scope_index, item_index)
+                   as span_index,
                coalesce(try(from_json(span->'attributes', {_LIST_OF_ATTRIBUTES})), []) as span_attrs,
                coalesce(try(from_json(resource_json, {_LIST_OF_ATTRIBUTES})), []) as resource_attrs,
-               span->>'traceId' as trace_text, span->>'spanId' as span_text,
-               nullif(span->>'parentSpanId', '') as parent_text,
+               case when json_type(span, '$.traceId') = 'VARCHAR' then span->>'traceId' end as trace_text,
+               case when json_type(span, '$.spanId') = 'VARCHAR' then span->>'spanId' end as span_text,
+               case when json_type(span, '$.parentSpanId') = 'VARCHAR' then nullif(span->>'parentSpanId', '')
+                    else span->>'parentSpanId' end as parent_text,
                {_nanos("span->>'startTimeUnixNano'")} as start_ns,
                {_nanos("span->>'endTimeUnixNano'")} as end_ns
         from raw_spans
@@ -167,6 +210,7 @@ def spans_sql() -> str:
                {_id("span_text", 8)} as span_id,
                parent_text,
                {_id("parent_text", 8)} as parent_span_id,
+               coalesce({_hex_id("parent_text", 8)} = '{'0' * 16}', false) as parent_is_zero,
                span->>'name' as span_name,
                start_ns, end_ns,
                make_timestamp(start_ns // 1000) as occurred_at,
@@ -181,8 +225,8 @@ def spans_sql() -> str:
 def _span_reason() -> str:
     """The first rule the span breaks, NULL when it keeps them all."""
     token_rules = "\n".join(
-        f"when {field} is not null and not coalesce(regexp_full_match({field}, '[0-9]{{1,10}}') "
-        f"and cast({field} as bigint) <= {MAX_TOKENS}, false) "
+        f"when {field} is not null and not coalesce(try_cast({field} as bigint) between 0 and {MAX_TOKENS} "
+        f"and regexp_full_match({field}, '[0-9]{{1,10}}'), false) "
         f"then '{ATTRIBUTES[field][0]} must be an integer from 0 to {MAX_TOKENS:,}'"
         for field in TOKEN_FIELDS
     )
@@ -193,12 +237,12 @@ def _span_reason() -> str:
     text_rules = "\n".join(
         f"when length({field}) > {MAX_TEXT_CHARS} then 'oversized attribute {ATTRIBUTES[field][0]} (over {MAX_TEXT_CHARS} chars)'"
         for field in ("provider_raw", "model", "agent_name", "agent_version", "tool_name", "error_type", "service_name")
-    )
+    ) + f"\nwhen length(span_name) > {MAX_TEXT_CHARS} then 'oversized span name (over {MAX_TEXT_CHARS} chars)'"
     return f"""case
         when not is_object then 'span is not a JSON object'
         when trace_id is null then 'traceId must be 16 bytes: 32 hex digits (or base64), not all zero'
         when span_id is null then 'spanId must be 8 bytes: 16 hex digits (or base64), not all zero'
-        when parent_text is not null and parent_span_id is null and not regexp_full_match(parent_text, '0{16}')
+        when parent_text is not null and parent_span_id is null and not parent_is_zero
             then 'parentSpanId must be 8 bytes: 16 hex digits (or base64), not all zero'
         when start_ns is null then 'startTimeUnixNano must be an integer (nanoseconds since 1970)'
         when end_ns is null or end_ns < start_ns then 'endTimeUnixNano must be an integer, not before startTimeUnixNano'

@@ -9,7 +9,8 @@ child after it. Every accepted span is kept in `ingest.otel_spans` with its fiel
   its `tool_calls` (its `execute_tool` spans) are written to that batch's raw tables, with
   `revision` 0 (`ingest.otel_traces` holds each trace's latest revision);
 - a child that arrives after its root writes the whole message again, with every call so far,
-  as the next revision: the marts keep the latest revision of a message and drop the earlier
+  as the next revision (its user, agent and time stay those of the first revision, so a
+  revision never moves a message between sessions): the marts keep the latest revision of a message and drop the earlier
   (see the staging models), so its calls, tokens and cost change at the next refresh;
 - children whose root has not arrived wait (state `pending`, counted as loaded in the
   ledger); `quarantine_orphans` moves those that waited longer than the setting
@@ -34,8 +35,12 @@ UNKNOWN_USER = ""
 ORPHAN_REASON = "orphan span"
 
 
+# Instrumentations that predate `gen_ai.operation.name` (OpenLLMetry) mark LLM calls with
+# `llm.request.type`, or only with their token counts.
 _KIND = (f"case when operation in {LLM_OPERATIONS} then 'llm' "
-         f"when operation = '{TOOL_OPERATION}' then 'tool' else 'other' end")
+         f"when operation = '{TOOL_OPERATION}' then 'tool' "
+         "when operation is null and (llm_request_type in ('chat', 'completion') "
+         "or input_tokens is not null or output_tokens is not null) then 'llm' else 'other' end")
 _FIELD_COLUMNS = """trace_id, span_id, parent_span_id, span_kind, occurred_at, start_ns, duration_ms, is_error,
     error_type, span_name, provider_raw, model, input_tokens, output_tokens, cache_read_tokens, tool_name,
     agent_id, agent_name, agent_version, conversation_id, user_id, service_name"""
@@ -57,6 +62,7 @@ def classify(con: duckdb.DuckDBPyConnection, batch_id: str, file_name: str) -> d
         stored as (
             select s.trace_id, s.span_id, min(s.batch_id) as batch_id
             from ingest.otel_spans s semi join valid v on s.trace_id = v.trace_id and s.span_id = v.span_id
+            where s.state <> 'orphaned'  -- a quarantined copy does not claim its id
             group by all
         )
         select o.line_number, o.span_index, o.trace_id || '/' || o.span_id as event_id,
@@ -67,7 +73,7 @@ def classify(con: duckdb.DuckDBPyConnection, batch_id: str, file_name: str) -> d
     )
     con.execute(
         f"""create or replace table ingest_work.new_spans as
-        select s.* exclude (operation, input_tokens, output_tokens, cache_read_tokens),
+        select s.* exclude (operation, llm_request_type, input_tokens, output_tokens, cache_read_tokens),
                cast(input_tokens as bigint) as input_tokens, cast(output_tokens as bigint) as output_tokens,
                cast(cache_read_tokens as bigint) as cache_read_tokens,
                {_KIND} as span_kind, {_literal(file_name)} as file_name
@@ -109,7 +115,8 @@ def assemble(con: duckdb.DuckDBPyConnection) -> None:
             select distinct trace_id from ingest_work.trace_spans
             where is_new and (span_kind <> 'other' or parent_span_id is null)
         )
-        select r.trace_id, r.root_span_id, coalesce(t.revision + 1, 0) as revision
+        select r.trace_id, r.root_span_id, coalesce(t.revision + 1, 0) as revision,
+               t.user_id as kept_user_id, t.agent_id as kept_agent_id, t.occurred_at as kept_occurred_at
         from roots r
         join changed c using (trace_id)
         left join ingest.otel_traces t using (trace_id)"""
@@ -122,9 +129,11 @@ def assemble(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""create or replace table ingest_work.otel_messages as
         select r.trace_id as event_id,
-               max(s.occurred_at) filter (where s.span_id = r.root_span_id) as occurred_at,
-               coalesce({first("s.user_id")}, '{UNKNOWN_USER}') as user_id,
-               coalesce({first("s.agent_id")}, {first("s.service_name")}, 'unknown') as agent_id,
+               coalesce(any_value(r.kept_occurred_at),
+                        max(s.occurred_at) filter (where s.span_id = r.root_span_id)) as occurred_at,
+               coalesce(any_value(r.kept_user_id), {first("s.user_id")}, '{UNKNOWN_USER}') as user_id,
+               coalesce(any_value(r.kept_agent_id), {first("s.agent_id")}, {first("s.service_name")}, 'unknown')
+                   as agent_id,
                {first("s.agent_name")} as agent_name,
                {first("s.agent_version")} as agent_version,
                {first("s.conversation_id")} as conversation_id,
@@ -201,7 +210,12 @@ def commit(con: duckdb.DuckDBPyConnection, batch_id: str, now: datetime) -> None
         where state = 'pending' and trace_id in (select trace_id from ingest_work.ready_traces)"""
     )
     con.execute("delete from ingest.otel_traces where trace_id in (select trace_id from ingest_work.ready_traces)")
-    con.execute("insert into ingest.otel_traces select trace_id, revision, ? from ingest_work.ready_traces", [batch_id])
+    con.execute(
+        """insert into ingest.otel_traces
+        select r.trace_id, r.revision, ?, m.user_id, m.agent_id, m.occurred_at
+        from ingest_work.ready_traces r join ingest_work.otel_messages m on m.event_id = r.trace_id""",
+        [batch_id],
+    )
 
 
 def quarantine_orphans(con: duckdb.DuckDBPyConnection, orphan_after_s: float, now: datetime) -> int:

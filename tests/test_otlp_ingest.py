@@ -218,6 +218,13 @@ SPAN_RULES = [
     ({"attributes": [{"key": "gen_ai.usage.prompt_tokens", "value": {"doubleValue": 1.5}}]},
      "gen_ai.usage.input_tokens must be an integer from 0 to 1,000,000,000"),
     ({"attributes": [{"key": "user.id", "value": {"stringValue": "u" * 201}}]}, "oversized attribute user.id (over 200 chars)"),
+    ({"traceId": int("1" * 32)}, "traceId must be 16 bytes: 32 hex digits (or base64), not all zero"),
+    ({"name": "n" * 1001}, "oversized span name (over 1000 chars)"),
+] + [  # token values that are no integer of the range, whatever their JSON kind
+    ({"attributes": [{"key": "gen_ai.usage.output_tokens", "value": value}]},
+     "gen_ai.usage.output_tokens must be an integer from 0 to 1,000,000,000")
+    for value in ({"doubleValue": 1e30}, {"doubleValue": "NaN"}, {"stringValue": "many"}, {"boolValue": True},
+                  {"intValue": str(2**70)}, {"intValue": "1000000001"})
 ]
 
 
@@ -228,16 +235,24 @@ def test_each_span_rule_quarantines_only_its_span(tmp_path):
         s.update(change)
         bad.append({k: v for k, v in s.items() if v is not None})
     good = span(trace_id(0x999), span_id(0x999), attributes={"user.id": "u-1", "gen_ai.agent.id": "a"})
-    text = lines(request(*bad[:5], good), request(*bad[5:])) + "not json\n[1, 2]\n\n"
+    nested = {"resourceSpans must be an array of objects": {"resourceSpans": [1, "x", None]},
+              "scopeSpans must be an array": {"resourceSpans": [{"scopeSpans": {"spans": [good]}}]},
+              "scopeSpans must be an array of objects": {"resourceSpans": [{"scopeSpans": [[good]]}]},
+              "spans must be an array": {"resourceSpans": [{"scopeSpans": [{"spans": {"a": good}}]}]},
+              "not an OTLP ExportTraceServiceRequest (no resourceSpans)": {"resourcespans": []}}
+    text = (lines(request(*bad[:5], good), request(*bad[5:])) + "not json\n[1, 2]\n\n"
+            + lines(*nested.values()) + '{"event_id": "m-1", "type": "message"}\n{}\n')
     [result] = load(tmp_path, "rules.jsonl", text)
-    expected = [reason for _, reason in SPAN_RULES] + ["not JSON", "not an OTLP ExportTraceServiceRequest (a JSON object)",
-                                                      "empty line"]
-    assert (result.lines, result.records, result.loaded, result.quarantined) == (5, len(expected) + 1, 1, len(expected))
+    expected = [reason for _, reason in SPAN_RULES] + [
+        "not JSON", "not an OTLP ExportTraceServiceRequest (a JSON object)", "empty line", *nested,
+        "not an OTLP ExportTraceServiceRequest (no resourceSpans)"]
+    # Every line is accounted for but the empty request `{}`, which holds nothing.
+    assert (result.lines, result.records, result.loaded, result.quarantined) == (12, len(expected) + 1, 1, len(expected))
     got = query(tmp_path, "select line_number, reason from ingest.quarantine order by line_number, rowid")
     assert sorted(r for _, r in got) == sorted(expected)
     page = (Path(__file__).resolve().parents[1] / "docs" / "opentelemetry.md").read_text(encoding="utf-8")
     assert [reason for reason in expected if f"`{reason}`" not in page] == []  # the page lists every reason
-    assert [n for n, _ in got][-3:] == [3, 4, 5]
+    assert [n for n, _ in got][-9:] == [3, 4, 5, 6, 7, 8, 9, 10, 11]
     assert query(tmp_path, "select event_id, user_id, agent_id from messages") == [(trace_id(0x999), "u-1", "a")]
 
 
@@ -287,3 +302,46 @@ def test_the_ingest_command_counts_spans_and_traces(tmp_path, monkeypatch, capsy
     assert row.split() == ["t.jsonl", "4", "2", "1", "1", "spans", "of", "1", "traces", "(OpenTelemetry)"]
     assert total.split()[-4:] == ["4", "2", "1", "1"]
     assert where.startswith("quarantined records: table ingest.quarantine")
+
+
+def test_openllmetry_spans_without_an_operation_name_are_llm_calls(tmp_path, native_rows):
+    """OpenLLMetry (Traceloop) marks a call with llm.request.type and the deprecated names only."""
+    old_style = chat1()
+    old_style["attributes"] = [a for a in old_style["attributes"] if a["key"] != "gen_ai.operation.name"] + [
+        {"key": "llm.request.type", "value": {"stringValue": "chat"}}]
+    tokens_only = chat2()
+    tokens_only["attributes"] = [a for a in tokens_only["attributes"] if a["key"] != "gen_ai.operation.name"]
+    load(tmp_path, "t.jsonl", lines(request(root_span(), old_style, tool(), tokens_only)))
+    assert rows(tmp_path) == native_rows
+
+
+def test_a_zero_parent_in_base64_is_a_root(tmp_path):
+    root = root_span()
+    root["parentSpanId"] = b64("0" * 16)
+    [result] = load(tmp_path, "t.jsonl", lines(request(root)))
+    assert (result.loaded, result.quarantined) == (1, 0)
+    assert query(tmp_path, "select count(*) from messages") == [(1,)]
+
+
+def test_a_revision_keeps_the_user_agent_and_time_of_the_first(tmp_path):
+    """The sessions are built by user, agent and time: a late span must not move its message."""
+    root = root_span()
+    root["attributes"] = [a for a in root["attributes"] if a["key"] not in ("user.id", "gen_ai.agent.id")]
+    load(tmp_path, "a.jsonl", lines(request(root)))
+    late = span(T1, CHAT1, ROOT, start_ms=10, duration_ms=900, name="chat",
+                attributes={**CHAT1_ATTRS, "user.id": "u-late", "gen_ai.agent.id": "other-agent"})
+    load(tmp_path, "b.jsonl", lines(request(late)))
+    assert query(tmp_path, "select revision, user_id, agent_id, llm_call_count from messages order by revision") == [
+        (0, "", "support-service", 0), (1, "", "support-service", 1)]
+
+
+def test_a_resent_orphan_is_loaded_not_a_duplicate_of_its_quarantined_copy(tmp_path):
+    load(tmp_path, "a.jsonl", lines(request(chat1())))
+    con = duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"))
+    try:
+        assert quarantine_orphans(con, 0, datetime.utcnow() + timedelta(seconds=1)) == 1
+    finally:
+        con.close()
+    [b] = load(tmp_path, "b.jsonl", lines(request(root_span(), chat1())))
+    assert (b.loaded, b.duplicates) == (2, 0)
+    assert [m[10] for m in rows(tmp_path)["messages"]] == [1]
