@@ -17,9 +17,10 @@ Then, on a fresh AGENT_ANALYTICS_HOME under `--workdir`, it times separately:
 5. `agent-analytics build` end to end through Dagster with no new data (informational);
 6. after the first build, the HTTP service (`bench/service_bench.py`, one `agent-analytics
    serve` process on the bench home): `POST /v1/events` from 8 clients in 1,000-event batches
-   (target: at least 50,000 events/s accepted, which is durable), `POST /v1/traces` in spans/s
-   and the ingest of the OTLP files it wrote (informational), and the latency of
-   `POST /v1/analytics/export` for 30d JSON on the whole warehouse (target: p95 at most 2 s).
+   (target: at least 50,000 events/s accepted, which is durable), `POST /v1/traces` in spans/s,
+   `agent-analytics ingest` of files the service wrote, as written and joined in one file
+   (informational), and the latency of `POST /v1/analytics/export` for 30d JSON on the whole
+   warehouse (target: p95 at most 2 s).
 
 Every step runs in its own process; its peak memory is the larger of the sampled RSS
 of its whole process tree (/proc, every 0.2 s) and the kernel's maximum RSS of the
@@ -525,7 +526,7 @@ def report(bench: Bench, meta: dict) -> dict:
 
 def service_rows(step: dict | None, row) -> list[dict]:
     """The HTTP service's rows (bench/service_bench.py). CPU: the server's plus the clients' during
-    each ingest phase, that command's for the OTLP ingest, the server's per request for the export."""
+    each burst of requests, the command's for each CLI ingest, the server's per request for the export."""
     from bench.service_bench import TARGET_EVENTS_PER_S, TARGET_EXPORT_P95_S
 
     if step is None:
