@@ -163,7 +163,7 @@ def post_concurrently(url: str, path: str, token: str, content_type: str, bodies
     answers: dict[int, bytes] = {}
     latencies: list[float] = []
     errors: list[str] = []
-    ready = threading.Barrier(clients + 1)
+    ready = threading.Barrier(clients + 1, timeout=60)  # a client that cannot connect breaks it: no hang
     headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
 
     def client() -> None:
