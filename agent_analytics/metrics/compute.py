@@ -110,23 +110,16 @@ def _register_buckets(con: duckdb.DuckDBPyConnection, start: datetime, end: date
 LOCAL = "join local_buckets b on b.bucket = epoch_us({col}) // " + str(BUCKET_US)
 
 
-def _summary(con: duckdb.DuckDBPyConnection, p: dict) -> dict:
-    """Window totals. Distinct counts and percentiles run as their own queries: DuckDB
-    aggregates each of them faster alone than mixed with the plain sums."""
+def _summary(con: duckdb.DuckDBPyConnection, p: dict, measures: Measures, side: str) -> dict:
+    """Window totals: the sums from the agent measures' scan (`side` of `measures`), the
+    distinct users and the percentiles queried. Distinct counts and percentiles run as their
+    own queries: DuckDB aggregates each of them faster alone than mixed with the plain sums."""
     where = f"from fct_messages where occurred_at >= $start and occurred_at < $end and {SCOPE}"
-    m = _one(con, f"select {message_measures()} {where}", p)
+    m = {k: v for k, v in measures.totals[side].items() if k not in ("side", "agent_id", "agent_name", "is_total")}
     m["active_users"] = _one(con, f"select count(*) as n from (select distinct user_id {where})", p)["n"]
-    m["active_agents"] = _one(con, f"select count(*) as n from (select distinct agent_id {where})", p)["n"]
+    m["active_agents"] = sum(1 for r in measures.agents[side] if r["messages"])
     quantiles = _one(con, f"select quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) as q {where}", p)["q"]
     m["p50"], m["p95"], m["p99"] = (None if q is None else float(q) for q in quantiles or [None, None, None])
-    m.update(
-        _one(
-            con,
-            f"""select {session_measures()} from fct_sessions
-                where session_started_at >= $start and session_started_at < $end and {SCOPE}""",
-            p,
-        )
-    )
     m["error_rate_pct"] = _ratio(m["errors"], m["messages"], 100)
     m["avg_response_time_ms"] = _ratio(m["total_response_time_ms"], m["timed_messages"])
     m["avg_session_duration_ms"] = _ratio(m["total_session_duration_ms"], m["sessions"])
@@ -260,41 +253,66 @@ def _both(p: dict, pp: dict) -> dict:
     return {**p, "pstart": pp["start"], "pend": pp["end"]}
 
 
-def _agent_measures(con: duckdb.DuckDBPyConnection, p: dict, pp: dict) -> dict[str, list[dict]]:
-    """Every known agent in scope (dim_agents) with its measures in the window ('now') and in
-    the previous one ('before'): one scan of each mart for both."""
+@dataclass(frozen=True)
+class Measures:
+    """The additive measures of the window ('now') and the previous one ('before'): per agent
+    in scope, and in total."""
+
+    agents: dict[str, list[dict]]
+    totals: dict[str, dict]
+
+
+def _measures(con: duckdb.DuckDBPyConnection, p: dict, pp: dict) -> Measures:
+    """Every known agent in scope (dim_agents) with its measures in the window and in the
+    previous one, and their totals (grouping sets): one scan of each mart for both windows."""
+    sides = "(select unnest(['now', 'before']) as side)"
     rows = _rows(
         con,
         f"""
         with
         messages as (
-            select {SIDE.format(col='occurred_at')} as side, agent_id, {message_measures()}
-            from fct_messages where occurred_at >= $pstart and occurred_at < $end and {SCOPE}
-            group by all
+            select side, agent_id, {message_measures()}
+            from (select {SIDE.format(col='occurred_at')} as side, * from fct_messages
+                  where occurred_at >= $pstart and occurred_at < $end and {SCOPE})
+            where side is not null
+            group by grouping sets ((side, agent_id), (side))
         ),
         sessions as (
-            select {SIDE.format(col='session_started_at')} as side, agent_id, {session_measures()}
-            from fct_sessions where session_started_at >= $pstart and session_started_at < $end and {SCOPE}
-            group by all
+            select side, agent_id, {session_measures()}
+            from (select {SIDE.format(col='session_started_at')} as side, * from fct_sessions
+                  where session_started_at >= $pstart and session_started_at < $end and {SCOPE})
+            where side is not null
+            group by grouping sets ((side, agent_id), (side))
         ),
-        sides as (select unnest(['now', 'before']) as side)
-        select sides.side, a.agent_id, a.agent_name,
+        totals as (
+            select sides.side, null as agent_id, null as agent_name, true as is_total from {sides} sides
+        ),
+        agents as (
+            select sides.side, a.agent_id, a.agent_name, false as is_total
+            from dim_agents a cross join {sides} sides
+            where {SCOPE.replace('agent_id', 'a.agent_id')}
+        ),
+        keys as (select * from totals union all select * from agents)
+        select k.side, k.agent_id, k.agent_name, k.is_total,
                coalesce(s.sessions, 0) as sessions, coalesce(s.total_session_duration_ms, 0) as total_session_duration_ms,
+               coalesce(s.session_messages, 0) as session_messages,
                coalesce(m.messages, 0) as messages, coalesce(m.errors, 0) as errors,
                coalesce(m.cost_usd, 0) as cost_usd, coalesce(m.llm_calls, 0) as llm_calls,
                coalesce(m.timed_messages, 0) as timed_messages, m.total_response_time_ms,
                coalesce(m.input_tokens, 0) as input_tokens, coalesce(m.output_tokens, 0) as output_tokens,
-               coalesce(m.total_tokens, 0) as total_tokens
-        from dim_agents a
-        cross join sides
-        left join messages m on m.agent_id = a.agent_id and m.side = sides.side
-        left join sessions s on s.agent_id = a.agent_id and s.side = sides.side
-        where {SCOPE.replace('agent_id', 'a.agent_id')}
-        order by messages desc, a.agent_id
+               coalesce(m.total_tokens, 0) as total_tokens,
+               coalesce(m.unpriced_calls, 0) as unpriced_calls, coalesce(m.unpriced_tokens, 0) as unpriced_tokens
+        from keys k
+        left join messages m on m.side = k.side and m.agent_id is not distinct from k.agent_id
+        left join sessions s on s.side = k.side and s.agent_id is not distinct from k.agent_id
+        order by k.is_total desc, messages desc, k.agent_id
         """,
         _both(p, pp),
     )
-    return {side: [r for r in rows if r["side"] == side] for side in ("now", "before")}
+    return Measures(
+        agents={side: [r for r in rows if r["side"] == side and not r["is_total"]] for side in ("now", "before")},
+        totals={side: next(r for r in rows if r["side"] == side and r["is_total"]) for side in ("now", "before")},
+    )
 
 
 def _agent_row(r: dict) -> dict:
@@ -317,12 +335,11 @@ def _agent_row(r: dict) -> dict:
     }
 
 
-def _agents(con: duckdb.DuckDBPyConnection, p: dict, pp: dict) -> list[dict]:
+def _agents(measures: Measures) -> list[dict]:
     """Agent rows of the window, each compared with the same agent in the previous period."""
-    measures = _agent_measures(con, p, pp)
-    before = {r["agent_id"]: _agent_row(r) for r in measures["before"]}
+    before = {r["agent_id"]: _agent_row(r) for r in measures.agents["before"]}
     out = []
-    for r in measures["now"]:
+    for r in measures.agents["now"]:
         row, prev = _agent_row(r), before[r["agent_id"]]  # both sides list every agent in scope
         row["vs_previous"] = {
             key: compared(row[key], prev[key])
@@ -632,8 +649,9 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
     bucket_start = min(previous.start, local_midnight(period.start_date - timedelta(days=30), period.tz))
     _register_buckets(con, bucket_start, local_midnight(period.end_date + timedelta(days=1), period.tz), period.tz)
     try:
-        now, before = _summary(con, p), _summary(con, pp)
-        agents = _agents(con, p, pp)
+        measures = _measures(con, p, pp)
+        now, before = _summary(con, p, measures, "now"), _summary(con, pp, measures, "before")
+        agents = _agents(measures)
         daily = _daily(con, period, p)
         calls = _calls_by_model(con, p, pp)
         models, models_before = calls["now"], calls["before"]
