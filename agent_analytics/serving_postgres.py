@@ -11,8 +11,10 @@ never sees a mix of two publications:
 - the swap waits for locks at most half of the server's deadlock_timeout and then lets go of
   all of them and tries again (for up to `swap_wait_s`), so a reader that needs a table the
   swap holds waits a moment instead of being chosen as a deadlock victim;
-- a reader that starts after the swap sees only new tables, whose rows were committed before
-  the swap, so they are visible to its snapshot.
+- a reader that first reads a mart after the swap sees only new tables, and all of their
+  rows: they are written by COPY ... FREEZE (allowed because the table is created in the same
+  transaction), so they are visible even to a transaction whose snapshot is older than the
+  publication (one that began with another query).
 
 Tables over `max_rows` rows (the row-level facts of a large warehouse) are not published
 here: `_published` lists them with a note pointing at their Parquet file.
@@ -277,7 +279,7 @@ def _load_table(con, pg: psycopg.Connection, schema: str, table: _Table) -> None
     _create_table(pg, target, table.comment, [(c.name, postgres_type(c.duckdb_type), c.comment) for c in table.columns])
     # CSV: a null is an unquoted empty field, an empty text a quoted one (Arrow quotes every text)
     options = pyarrow.csv.WriteOptions(include_header=False, quoting_style="needed")
-    query = sql.SQL("copy {} from stdin (format csv)").format(target)
+    query = sql.SQL("copy {} from stdin (format csv, freeze)").format(target)
     with pg.cursor().copy(query) as copy, con.sql(f'select * from main."{table.name}"').to_arrow_reader(
             batch_size=BATCH_ROWS) as reader:
         for batch in reader:
@@ -313,9 +315,9 @@ def _create_published(pg: psycopg.Connection, schema: str, publication: Postgres
                                   f"read serving/parquet/{t.name}.parquet")
         for t in publication.tables
     ]
-    placeholders = sql.SQL(", ").join(sql.Placeholder() * len(PUBLISHED_COLUMNS))
-    with pg.cursor() as cur:
-        cur.executemany(sql.SQL("insert into {} values ({})").format(target, placeholders), rows)
+    with pg.cursor().copy(sql.SQL("copy {} from stdin (freeze)").format(target)) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _swap(pg: psycopg.Connection, staging: str, schema: str, wait_s: float) -> None:
