@@ -42,9 +42,15 @@ import pyarrow.csv
 from psycopg import sql
 
 from agent_analytics.redaction import MASK, Redactor
+from agent_analytics.settings import (
+    BI_POSTGRES_MAX_ROWS_DEFAULT,
+    BI_POSTGRES_SCHEMA_DEFAULT,
+    BI_POSTGRES_URL_VAR,
+    Settings,
+)
 
-DEFAULT_SCHEMA = "analytics"
-DEFAULT_MAX_ROWS = 5_000_000
+DEFAULT_SCHEMA = BI_POSTGRES_SCHEMA_DEFAULT
+DEFAULT_MAX_ROWS = BI_POSTGRES_MAX_ROWS_DEFAULT
 PUBLISHED = "_published"
 BATCH_ROWS = 100_000  # rows per Arrow batch, each sent to COPY as one CSV chunk
 CONNECT_TIMEOUT_S = 10
@@ -123,6 +129,34 @@ class _Table:
     name: str
     comment: str | None
     columns: tuple[_Column, ...]
+
+
+@dataclass(frozen=True)
+class PostgresOutcome:
+    """How the publication of one build went: off, published or failed, in one line that
+    never holds the password."""
+
+    status: str
+    detail: str
+    publication: PostgresPublication | None = None
+
+
+def publish_if_configured(settings: Settings, source: str | Path) -> PostgresOutcome:
+    """Publish `source` (the serving DuckDB file) as the settings say, when
+    AGENT_ANALYTICS_BI_POSTGRES_URL is set. A failure is returned, not raised: the build's
+    other outputs stand whatever the PostgreSQL server does."""
+    url = settings.bi_postgres_url
+    if not url:
+        return PostgresOutcome("off", f"{BI_POSTGRES_URL_VAR} is not set")
+    try:
+        publication = publish_to_postgres(source, url, settings.bi_postgres_schema, max_rows=settings.bi_postgres_max_rows)
+    except PostgresPublishError as exc:
+        log.warning("PostgreSQL: %s", exc)
+        return PostgresOutcome("failed", str(exc))
+    detail = f"{len(publication.tables) - len(publication.skipped)} tables into {publication.schema} at {describe_url(url)}"
+    if publication.skipped:
+        detail += f"; over {settings.bi_postgres_max_rows} rows, left to Parquet: {', '.join(publication.skipped)}"
+    return PostgresOutcome("published", detail, publication)
 
 
 def postgres_type(duckdb_type: str) -> str:

@@ -18,13 +18,17 @@
 | AGENT_ANALYTICS_DBT_THREADS                 | 1 per 4 GiB, <= cores, 1..4 | dbt threads of the build (they share the memory limit) |
 | AGENT_ANALYTICS_MAX_BODY_MB                 | 16                          | largest request body `serve` accepts, in MB after decompression (413 above) |
 | AGENT_ANALYTICS_OTEL_ORPHAN_AFTER_S         | 3600                        | seconds after which spans whose root span never arrived are quarantined (orphan span) |
+| AGENT_ANALYTICS_BI_POSTGRES_URL             | (unset: off)                | postgresql://user:password@host:port/database the marts are published into for BI tools (never shown: it holds a password) |
+| AGENT_ANALYTICS_BI_POSTGRES_SCHEMA          | analytics                   | the PostgreSQL schema a publication replaces whole (lowercase; not public, information_schema, pg_*) |
+| AGENT_ANALYTICS_BI_POSTGRES_MAX_ROWS        | 5000000                     | tables with more rows are not published into PostgreSQL (BI tools read their Parquet file) |
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -51,6 +55,11 @@ BUILD_WAIT_VAR = "AGENT_ANALYTICS_BUILD_WAIT_S"
 MAX_BODY_VAR = "AGENT_ANALYTICS_MAX_BODY_MB"
 ORPHAN_AFTER_VAR = "AGENT_ANALYTICS_OTEL_ORPHAN_AFTER_S"
 MAX_BODY_MB_LIMIT = 4096  # a body is held in memory whole: beyond this, a typo rather than a wish
+BI_POSTGRES_URL_VAR = "AGENT_ANALYTICS_BI_POSTGRES_URL"
+BI_POSTGRES_SCHEMA_VAR = "AGENT_ANALYTICS_BI_POSTGRES_SCHEMA"
+BI_POSTGRES_MAX_ROWS_VAR = "AGENT_ANALYTICS_BI_POSTGRES_MAX_ROWS"
+BI_POSTGRES_SCHEMA_DEFAULT = "analytics"
+BI_POSTGRES_MAX_ROWS_DEFAULT = 5_000_000
 
 
 class SettingsError(ValueError):
@@ -75,6 +84,9 @@ class Settings:
     dbt_threads: int = 1
     max_body_bytes: int = 16 * 1024 * 1024
     otel_orphan_after_s: float = 3600.0
+    bi_postgres_url: str | None = field(default=None, repr=False)  # holds a password: kept out of every repr
+    bi_postgres_schema: str = BI_POSTGRES_SCHEMA_DEFAULT
+    bi_postgres_max_rows: int = BI_POSTGRES_MAX_ROWS_DEFAULT
 
     @property
     def landing_dir(self) -> Path:
@@ -161,6 +173,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         dbt_threads=dbt_threads,
         max_body_bytes=_max_body_bytes(env),
         otel_orphan_after_s=_numbers(env, ORPHAN_AFTER_VAR, "3600", 1, allow_zero=True)[0],
+        bi_postgres_url=_bi_postgres_url(env),
+        bi_postgres_schema=_bi_postgres_schema(env),
+        bi_postgres_max_rows=int(_numbers(env, BI_POSTGRES_MAX_ROWS_VAR, str(BI_POSTGRES_MAX_ROWS_DEFAULT), 1)[0]),
     )
 
 
@@ -207,6 +222,26 @@ def _max_body_bytes(env) -> int:
     if megabytes > MAX_BODY_MB_LIMIT:
         raise SettingsError(f"{MAX_BODY_VAR}={megabytes:g} must be at most {MAX_BODY_MB_LIMIT} MB")
     return max(int(megabytes * 1024 * 1024), 1)
+
+
+def _bi_postgres_url(env) -> str | None:
+    raw = (env.get(BI_POSTGRES_URL_VAR) or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("postgresql://", "postgres://")):
+        # the value itself is never quoted: it holds a password
+        raise SettingsError(f"{BI_POSTGRES_URL_VAR} must be a postgresql://user:password@host:port/database URL "
+                            "(its value is not shown: it may hold a password)")
+    return raw
+
+
+def _bi_postgres_schema(env) -> str:
+    raw = (env.get(BI_POSTGRES_SCHEMA_VAR) or BI_POSTGRES_SCHEMA_DEFAULT).strip()
+    # A publication replaces the schema whole: never one PostgreSQL or other software relies on.
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,49}", raw) or raw.startswith("pg_") or raw in ("public", "information_schema"):
+        raise SettingsError(f"{BI_POSTGRES_SCHEMA_VAR}={raw!r} must be a lowercase name of letters, digits and _ "
+                            "(at most 50), not public, information_schema or pg_*: a publication replaces the schema whole")
+    return raw
 
 
 def _numbers(env, name: str, default: str, count: int, *, allow_zero: bool = False) -> tuple[float, ...]:
