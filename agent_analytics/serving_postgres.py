@@ -171,12 +171,13 @@ def postgres_type(duckdb_type: str) -> str:
 
 
 def describe_url(url: str) -> str:
-    """The URL as logs may show it: user, host, port and database, the password masked."""
+    """The URL as logs may show it: user, host, port and database; the password masked, the
+    query (which may hold `password=`) left out."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url if parts.scheme else "(a key=value connection string)"
-        netloc = parts.netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+        netloc = parts.netloc
+        if parts.password is not None:
+            netloc = netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
         return parts._replace(netloc=netloc, query="", fragment="").geturl()
     except ValueError:
         return "(an unreadable URL)"
