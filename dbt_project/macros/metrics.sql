@@ -4,34 +4,36 @@
     by any window, time zone and agent scope. So a mart and the metrics document of the same
     whole days agree by construction. Plain SQL and Jinja only (no dbt context): both sides
     must be able to render them. Ratios (error rate, averages, cost per message) are always
-    quotients of these sums, never averages of daily ratios. -#}
+    quotients of these sums, never averages of daily ratios. Counts and token sums are cast to
+    bigint: DuckDB sums integers into an int128 (hugeint), which ODBC drivers, Tableau, Power BI
+    and Parquet readers handle badly. -#}
 
 {#- Over fct_messages rows. -#}
 {% macro message_measures() -%}
     count(*) as messages,
-    coalesce(sum(case when is_error then 1 else 0 end), 0) as errors,
+    cast(coalesce(sum(case when is_error then 1 else 0 end), 0) as bigint) as errors,
     count(response_time_ms) as timed_messages,
     sum(response_time_ms) as total_response_time_ms,
-    coalesce(sum(input_tokens), 0) as input_tokens,
-    coalesce(sum(output_tokens), 0) as output_tokens,
-    coalesce(sum(total_tokens), 0) as total_tokens,
+    cast(coalesce(sum(input_tokens), 0) as bigint) as input_tokens,
+    cast(coalesce(sum(output_tokens), 0) as bigint) as output_tokens,
+    cast(coalesce(sum(total_tokens), 0) as bigint) as total_tokens,
     coalesce(sum(cost_usd), 0) as cost_usd,
-    coalesce(sum(llm_call_count), 0) as llm_calls,
-    coalesce(sum(unpriced_call_count), 0) as unpriced_calls,
-    coalesce(sum(unpriced_tokens), 0) as unpriced_tokens
+    cast(coalesce(sum(llm_call_count), 0) as bigint) as llm_calls,
+    cast(coalesce(sum(unpriced_call_count), 0) as bigint) as unpriced_calls,
+    cast(coalesce(sum(unpriced_tokens), 0) as bigint) as unpriced_tokens
 {%- endmacro %}
 
 {#- Over fct_llm_calls rows. Cost sums priced calls only; unpriced calls (no reported cost, no
     known price) are counted, never costed at $0. -#}
 {% macro call_measures() -%}
     count(*) as llm_calls,
-    coalesce(sum(case when is_priced then 1 else 0 end), 0) as priced_calls,
-    coalesce(sum(case when is_priced then 0 else 1 end), 0) as unpriced_calls,
-    coalesce(sum(input_tokens), 0) as input_tokens,
-    coalesce(sum(output_tokens), 0) as output_tokens,
-    coalesce(sum(cache_read_tokens), 0) as cache_read_tokens,
-    coalesce(sum(total_tokens), 0) as total_tokens,
-    coalesce(sum(case when is_priced then 0 else total_tokens end), 0) as unpriced_tokens,
+    cast(coalesce(sum(case when is_priced then 1 else 0 end), 0) as bigint) as priced_calls,
+    cast(coalesce(sum(case when is_priced then 0 else 1 end), 0) as bigint) as unpriced_calls,
+    cast(coalesce(sum(input_tokens), 0) as bigint) as input_tokens,
+    cast(coalesce(sum(output_tokens), 0) as bigint) as output_tokens,
+    cast(coalesce(sum(cache_read_tokens), 0) as bigint) as cache_read_tokens,
+    cast(coalesce(sum(total_tokens), 0) as bigint) as total_tokens,
+    cast(coalesce(sum(case when is_priced then 0 else total_tokens end), 0) as bigint) as unpriced_tokens,
     coalesce(sum(cost_usd), 0) as cost_usd,
     coalesce(sum(reported_cost_usd), 0) as reported_cost_usd,
     coalesce(sum(case when cost_source = 'estimated' then cost_usd end), 0) as estimated_cost_usd
@@ -41,7 +43,7 @@
 {% macro session_measures() -%}
     count(*) as sessions,
     coalesce(sum(duration_ms), 0) as total_session_duration_ms,
-    coalesce(sum(message_count), 0) as session_messages
+    cast(coalesce(sum(message_count), 0) as bigint) as session_messages
 {%- endmacro %}
 
 {#- DAU / WAU / MAU per day of `days` (a relation with column activity_date, every day from

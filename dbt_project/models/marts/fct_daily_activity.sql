@@ -68,17 +68,17 @@ final as (
         active_users_counted.dau,
         active_users_counted.wau,
         active_users_counted.mau,
-        coalesce(daily_totals.messages, 0) as messages,
-        coalesce(daily_totals.sessions, 0) as sessions,
+        cast(coalesce(daily_totals.messages, 0) as bigint) as messages,
+        cast(coalesce(daily_totals.sessions, 0) as bigint) as sessions,
         coalesce(daily_totals.active_agents, 0) as active_agents,
-        coalesce(daily_totals.errors, 0) as errors,
-        coalesce(daily_totals.timed_messages, 0) as timed_messages,
+        cast(coalesce(daily_totals.errors, 0) as bigint) as errors,
+        cast(coalesce(daily_totals.timed_messages, 0) as bigint) as timed_messages,
         coalesce(daily_totals.total_response_time_ms, 0) as total_response_time_ms,
         coalesce(daily_totals.total_session_duration_ms, 0) as total_session_duration_ms,
-        coalesce(daily_totals.input_tokens, 0) as input_tokens,
-        coalesce(daily_totals.output_tokens, 0) as output_tokens,
+        cast(coalesce(daily_totals.input_tokens, 0) as bigint) as input_tokens,
+        cast(coalesce(daily_totals.output_tokens, 0) as bigint) as output_tokens,
         coalesce(daily_totals.cost_usd, 0) as cost_usd,
-        coalesce(daily_totals.unpriced_calls, 0) as unpriced_calls
+        cast(coalesce(daily_totals.unpriced_calls, 0) as bigint) as unpriced_calls
     from active_users_counted
     left join daily_totals on active_users_counted.activity_date = daily_totals.activity_date
 

@@ -30,12 +30,12 @@ call_totals as (
 
     select
         message_id,
-        sum(input_tokens) as input_tokens,
-        sum(output_tokens) as output_tokens,
-        sum(cache_read_tokens) as cache_read_tokens,
+        cast(sum(input_tokens) as bigint) as input_tokens,
+        cast(sum(output_tokens) as bigint) as output_tokens,
+        cast(sum(cache_read_tokens) as bigint) as cache_read_tokens,
         sum(cost_usd) as cost_usd,
-        sum(case when is_priced then 0 else 1 end) as unpriced_call_count,
-        sum(case when is_priced then 0 else total_tokens end) as unpriced_tokens
+        cast(sum(case when is_priced then 0 else 1 end) as bigint) as unpriced_call_count,
+        cast(sum(case when is_priced then 0 else total_tokens end) as bigint) as unpriced_tokens
     from llm_calls
     group by message_id
 

@@ -77,7 +77,7 @@ sessions_aggregated as (
         max(occurred_at) as last_message_at,
         {{ arg_max_value('coalesce(response_time_ms, 0)', ['occurred_at', 'message_id']) }} as last_response_time_ms,
         count(*) as message_count,
-        sum(case when is_error then 1 else 0 end) as error_count,
+        cast(sum(case when is_error then 1 else 0 end) as bigint) as error_count,
         max(loaded_at) as max_loaded_at
     from sessionized_messages
     group by session_id, user_id, agent_id
