@@ -21,6 +21,7 @@
 | AGENT_ANALYTICS_BI_POSTGRES_URL             | (unset: off)                | postgresql://user:password@host:port/database the marts are published into for BI tools (never shown: it holds a password) |
 | AGENT_ANALYTICS_BI_POSTGRES_SCHEMA          | analytics                   | the PostgreSQL schema a publication replaces whole (lowercase; not public, information_schema, pg_*) |
 | AGENT_ANALYTICS_BI_POSTGRES_MAX_ROWS        | 5000000                     | tables with more rows are not published into PostgreSQL (BI tools read their Parquet file) |
+| AGENT_ANALYTICS_RUN_RETENTION_DAYS          | 30                          | days Dagster keeps finished runs and their logs (job cleanup_old_runs) |
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ MAX_AHEAD_HOURS = 24 * 366
 BUILD_WAIT_VAR = "AGENT_ANALYTICS_BUILD_WAIT_S"
 MAX_BODY_VAR = "AGENT_ANALYTICS_MAX_BODY_MB"
 ORPHAN_AFTER_VAR = "AGENT_ANALYTICS_OTEL_ORPHAN_AFTER_S"
+RUN_RETENTION_VAR = "AGENT_ANALYTICS_RUN_RETENTION_DAYS"
 MAX_BODY_MB_LIMIT = 4096  # a body is held in memory whole: beyond this, a typo rather than a wish
 BI_POSTGRES_URL_VAR = "AGENT_ANALYTICS_BI_POSTGRES_URL"
 BI_POSTGRES_SCHEMA_VAR = "AGENT_ANALYTICS_BI_POSTGRES_SCHEMA"
@@ -87,6 +89,7 @@ class Settings:
     bi_postgres_url: str | None = field(default=None, repr=False)  # holds a password: kept out of every repr
     bi_postgres_schema: str = BI_POSTGRES_SCHEMA_DEFAULT
     bi_postgres_max_rows: int = BI_POSTGRES_MAX_ROWS_DEFAULT
+    run_retention_days: float = 30.0
 
     @property
     def landing_dir(self) -> Path:
@@ -176,6 +179,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         bi_postgres_url=_bi_postgres_url(env),
         bi_postgres_schema=_bi_postgres_schema(env),
         bi_postgres_max_rows=int(_numbers(env, BI_POSTGRES_MAX_ROWS_VAR, str(BI_POSTGRES_MAX_ROWS_DEFAULT), 1)[0]),
+        run_retention_days=_numbers(env, RUN_RETENTION_VAR, "30", 1)[0],
     )
 
 

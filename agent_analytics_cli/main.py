@@ -1,5 +1,5 @@
 """The `agent-analytics` command line: ingest, build, export, metrics, report, alerts, generate, demo, dev,
-serve, tokens.
+serve, tokens, up.
 
 Bad arguments and user mistakes print one line `agent-analytics: error: ...` and exit 2
 (1 when a build fails); never a traceback.
@@ -148,6 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=8000, help="default 8000")
     serve.add_argument("--ssl-certfile", type=_existing_file, help="TLS certificate (PEM): serve HTTPS")
     serve.add_argument("--ssl-keyfile", type=_existing_file, help="TLS private key (PEM), with --ssl-certfile")
+
+    up = sub.add_parser("up", help="run in production: the Dagster daemon and UI and the HTTP service, supervised "
+                                   "(docs/deployment.md)")
+    up.add_argument("--host", default="127.0.0.1", help="address of the HTTP service (default 127.0.0.1)")
+    up.add_argument("--port", type=_port, default=8000, help="port of the HTTP service (default 8000)")
+    up.add_argument("--ssl-certfile", type=_existing_file, help="TLS certificate of the HTTP service (PEM)")
+    up.add_argument("--ssl-keyfile", type=_existing_file, help="its private key (PEM), with --ssl-certfile")
+    up.add_argument("--no-service", action="store_true", help="leave the HTTP service out")
+    up.add_argument("--ui-host", default="127.0.0.1", help="address of the Dagster UI (default 127.0.0.1)")
+    up.add_argument("--ui-port", type=_port, default=3000, help="port of the Dagster UI (default 3000)")
+    up.add_argument("--read-only-ui", action="store_true",
+                    help="the Dagster UI shows everything but cannot launch, terminate or switch anything")
 
     tokens = sub.add_parser("tokens", help="bearer tokens of the HTTP service: create, list, revoke")
     tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True, parser_class=_Parser)
@@ -386,6 +398,24 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestration.up import UpError, UpOptions, run_up
+
+    if args.ssl_keyfile and not args.ssl_certfile:
+        raise UsageError("--ssl-keyfile needs --ssl-certfile")
+    if not args.no_service and args.port == args.ui_port and args.port != 0:
+        raise UsageError(f"--port and --ui-port are both {args.port}")
+    options = UpOptions(service=not args.no_service, host=args.host, port=args.port, ssl_certfile=args.ssl_certfile,
+                        ssl_keyfile=args.ssl_keyfile, ui_host=args.ui_host, ui_port=args.ui_port,
+                        read_only_ui=args.read_only_ui)
+    try:
+        return run_up(settings, options)
+    except UpError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:  # Ctrl-C before the children started (afterwards `up` handles it)
+        return 130
+
+
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     from agent_analytics.tokens import TokenError, create_token, load_tokens, revoke_token, tokens_path
 
@@ -424,6 +454,7 @@ COMMANDS = {
     "alerts": cmd_alerts,
     "serve": cmd_serve,
     "tokens": cmd_tokens,
+    "up": cmd_up,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dagster as dg
 
 from agent_analytics.settings import load_settings
+from orchestration import retention
 from orchestration.defs.alerts import definitions as alerts_concern
 from orchestration.defs.dbt import definitions as dbt_concern
 from orchestration.defs.exports import definitions as exports_concern
@@ -64,6 +65,7 @@ def build_definitions() -> dg.Definitions:
         exports_concern.build_defs(marts),
         reports_concern.build_defs(load_settings().company_tz, marts),
         alerts_concern.build_defs(marts),
+        retention.defs,
         dg.Definitions(jobs=[build_all, refresh], schedules=schedules, executor=EXECUTOR, resources=resources()),
     )
 

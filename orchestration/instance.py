@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+from pathlib import Path
 
+from agent_analytics.files import write_atomically
 from agent_analytics.settings import Settings
-from orchestration.pools import WAREHOUSE_POOL
 
-DAGSTER_YAML = f"""# Written by agent-analytics. Pools: every warehouse step is in pool '{WAREHOUSE_POOL}'.
-concurrency:
-  pools:
-    default_limit: 1
-telemetry:
-  enabled: false
-"""
+# The instance's settings: run queue and pools, run monitoring and retries, tick retention.
+TEMPLATE = Path(__file__).resolve().parents[1] / "config" / "dagster.yaml"
+# The first line of every dagster.yaml agent-analytics wrote (this version's and earlier ones):
+# such a file is replaced by the template; one without it is the user's own and kept.
+WRITTEN_BY_US = "# Written by agent-analytics"
 
 
 def ensure_dagster_home(settings: Settings) -> None:
@@ -26,8 +25,10 @@ def ensure_dagster_home(settings: Settings) -> None:
     with open(settings.dagster_home / ".init.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         config = settings.dagster_home / "dagster.yaml"
-        if not config.exists() or config.read_text() != DAGSTER_YAML:
-            config.write_text(DAGSTER_YAML)
+        template = TEMPLATE.read_text()
+        current = config.read_text() if config.exists() else None
+        if current is None or (current != template and current.startswith(WRITTEN_BY_US)):
+            write_atomically(config, template)
         import dagster as dg
 
         with dg.DagsterInstance.get() as instance:
