@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,21 +49,42 @@ class MetricsQuery:
 
 
 def metrics_document(settings: Settings, query: MetricsQuery, *, lock_timeout_s: float = 3600.0) -> dict:
-    """The metrics document for `query`, read from the warehouse opened read-only. PeriodError
+    """The metrics document for `query`, read from the marts (`open_marts`). PeriodError
     for a bad period or time zone, ExportError for an unknown agent, NoWarehouseError before the
     first build, TimeoutError when a build held the warehouse for `lock_timeout_s`."""
     from agent_analytics.metrics import MetricsRequest, compute_metrics
     from agent_analytics.periods import check_tz, parse_as_of, parse_period
-    from agent_analytics.warehouse import open_warehouse
 
     tz = check_tz(query.tz or settings.company_tz)
     as_of = parse_as_of(query.as_of, tz)
     period = parse_period(query.period, query.start, query.end, query.month, as_of, tz)
+    with open_marts(settings, lock_timeout_s=lock_timeout_s) as con:
+        agents = check_agents(con, query.agents)
+        return compute_metrics(con, MetricsRequest(period=period, agents=agents, as_of=as_of), settings)
+
+
+@contextmanager
+def open_marts(settings: Settings, *, lock_timeout_s: float = 3600.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the marts: the serving copy once a build has published one
+    (no lock: it is never written in place, so a build never makes a reader wait), else the
+    warehouse under its lock. NoWarehouseError when there is neither, TimeoutError when a
+    build held the warehouse for `lock_timeout_s`."""
+    from agent_analytics.serving import serving_database
+    from agent_analytics.warehouse import open_warehouse
+
+    copy = serving_database(settings)
+    if copy.exists():  # once published it is only ever replaced, never removed
+        con = duckdb.connect(str(copy), read_only=True)
+        try:
+            con.execute("set TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+        return
     if not settings.warehouse_path.exists():
         raise NoWarehouseError(f"no warehouse at {settings.warehouse_path}: run 'agent-analytics build' first")
     with open_warehouse(settings.warehouse_path, read_only=True, lock_timeout_s=lock_timeout_s) as con:
-        agents = check_agents(con, query.agents)
-        return compute_metrics(con, MetricsRequest(period=period, agents=agents, as_of=as_of), settings)
+        yield con
 
 
 def known_agents(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -18,6 +18,7 @@ from orchestration.defs.exports import definitions as exports_concern
 from orchestration.defs.ingest import definitions as ingest_concern
 from orchestration.defs.quality import definitions as quality_concern
 from orchestration.defs.reports import definitions as reports_concern
+from orchestration.defs.serving import definitions as serving_concern
 from orchestration.resources import resources
 
 BUILD_JOB = "build_all"
@@ -65,6 +66,7 @@ def build_definitions() -> dg.Definitions:
         exports_concern.build_defs(marts),
         reports_concern.build_defs(load_settings().company_tz, marts),
         alerts_concern.build_defs(marts),
+        serving_concern.build_defs(marts),
         retention.defs,
         dg.Definitions(jobs=[build_all, refresh], schedules=schedules, executor=EXECUTOR, resources=resources()),
     )

@@ -1,4 +1,4 @@
-"""GET /healthz (the process answers) and GET /readyz (the warehouse can be read), no token."""
+"""GET /healthz (the process answers) and GET /readyz (the marts can be read), no token."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from agent_analytics.exports import NoWarehouseError
+from agent_analytics.exports import open_marts
 from agent_analytics.periods import iso
-from agent_analytics.warehouse import open_warehouse
 from ingestion.landing import scan
 from service.errors import error_responses
 from service.read_routes import LOCK_WAIT_S, warehouse_turn, warehouse_unavailable_as_503
@@ -37,7 +36,7 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", summary="readiness: the warehouse can be read", response_model=Ready,
+@router.get("/readyz", summary="readiness: the marts can be read", response_model=Ready,
             responses=error_responses(503))
 async def readyz(request: Request) -> Ready:
     settings = request.app.state.settings
@@ -47,11 +46,8 @@ async def readyz(request: Request) -> Ready:
 
 
 def _check_warehouse(settings) -> None:
-    with warehouse_unavailable_as_503():
-        if not settings.warehouse_path.exists():
-            raise NoWarehouseError(settings.warehouse_path)
-        with open_warehouse(settings.warehouse_path, read_only=True, lock_timeout_s=LOCK_WAIT_S) as con:
-            con.execute("select count(*) from dim_agents").fetchone()  # the marts are there
+    with warehouse_unavailable_as_503(), open_marts(settings, lock_timeout_s=LOCK_WAIT_S) as con:
+        con.execute("select count(*) from dim_agents").fetchone()  # the marts are there
 
 
 def _ready(settings) -> Ready:

@@ -1,11 +1,13 @@
 """POST /v1/analytics/export and GET /v1/metrics: the metrics document of a period, as
 `agent-analytics metrics --format json` prints it, or its daily rows as the export CSV.
 
-The warehouse is opened read-only under its lock, which one process and one connection hold
-at a time. Reads of this server take turns (`warehouse_turn`) before they reach for it, waiting
-without holding a thread, so a read waiting behind another read is never mistaken for one
-blocked by a build; a build (another process) holding the lock makes a read give up after
-LOCK_WAIT_S with 503 and Retry-After, never wait as long as the build.
+The marts are read from the serving copy (serving/analytics.duckdb, `open_marts`) once a build
+has published one: it is never written in place, so a build never makes a read wait. Before
+the first publication they are read from the warehouse, read-only under its lock, which one
+process and one connection hold at a time; a build (another process) holding it makes a read
+give up after LOCK_WAIT_S with 503 and Retry-After, never wait as long as the build. Reads of
+this server take turns (`warehouse_turn`) before they reach for either, waiting without holding
+a thread, so a read waiting behind another read is never mistaken for one blocked by a build.
 """
 
 from __future__ import annotations
