@@ -25,6 +25,7 @@ The URL holds a password: it never appears in a log line or an error; errors are
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -252,8 +253,8 @@ def _publish(con, url, schema, build_id, published_at, dbt_invocation_id, max_ro
         try:
             _swap(pg, staging, schema, swap_wait_s)
         except BaseException:
-            with pg.transaction():
-                _drop_own_schema(pg, staging)
+            with contextlib.suppress(psycopg.Error, PostgresPublishError), pg.transaction():
+                _drop_own_schema(pg, staging)  # best effort: the next publication drops it too
             raise
     log.info("PostgreSQL: build %s published into %s (%d tables, %d over the size setting)", build_id, schema,
              len(rows), len(publication.skipped))
