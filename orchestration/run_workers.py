@@ -21,8 +21,10 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
-from orchestration.recovery import PID_TAG, UNFINISHED, process_start_time
+from orchestration.recovery import PID_TAG, process_start_time
 
+# Runs that may have a worker process (a queued run has none yet).
+LAUNCHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 # A worker starts before it records its pid; a process that started later is another one
 # that reuses the pid. The slack covers clock-tick rounding of the start time.
 START_SLACK_S = 1.0
@@ -84,7 +86,7 @@ def fail_runs_of_dead_workers(instance: dg.DagsterInstance, *, no_daemon: bool =
     also the runs left STARTING by a daemon that stopped before their worker came up. Runs
     with our process tags (command-line builds) are left to recovery.py."""
     failed = []
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=LAUNCHED)):
         if PID_TAG in run.tags:
             continue
         recorded = worker_pid(instance, run.run_id)
