@@ -181,11 +181,14 @@ def test_up_refreshes_restarts_and_stops_cleanly(built_fixture_home, tmp_path, s
     # The webserver, killed, comes back (its leftover code server is stopped first).
     up.wait_for("the Dagster UI", lambda: _answers(f"{ui}/server_info"), START_WAIT_S)
     first_webserver = up.child_pids()["webserver"]
+    first_session = {pid: process_start_time(pid) for pid in session_members(first_webserver)}
+    assert len(first_session) >= 2  # the webserver and its code server
     os.kill(first_webserver, signal.SIGKILL)
     exit_record = up.wait_for("the webserver's exit", lambda: up.events("exit", "webserver"), 30)[0]
     assert exit_record["pid"] == first_webserver and exit_record["returncode"] == -signal.SIGKILL
     restarted = up.wait_for("the webserver's restart", lambda: up.events("restart", "webserver"), 60)[0]
     assert restarted["pid"] != first_webserver
+    _assert_all_gone(first_session)  # its code server was stopped before the restart
     up.wait_for("the restarted Dagster UI", lambda: _answers(f"{ui}/server_info"), START_WAIT_S)
 
     expected = baseline + FILE_MESSAGES + POSTED_MESSAGES
@@ -317,3 +320,34 @@ def test_the_dagster_yaml_template_is_installed_and_read_by_dagster(tmp_path, mo
     config.write_text(own)
     ensure_dagster_home(settings)
     assert config.read_text() == own
+
+
+def test_a_second_up_on_a_home_in_use_names_the_holder(tmp_path, monkeypatch):
+    import fcntl
+
+    from orchestration import up as up_module
+
+    monkeypatch.setattr(up_module, "LOCK_WAIT_S", 0.5)
+    settings = load_settings({"AGENT_ANALYTICS_HOME": str(tmp_path / "home")})
+    settings.ensure_dirs()
+    with open(settings.dagster_home / up_module.LOCK_NAME, "a+") as held:
+        held.write("agent-analytics up, process 4242 on somehost (since 2026-11-30T06:00:00+00:00)\n")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(up_module.UpError, match=r"^agent-analytics up, process 4242 on somehost .* still runs on this home"):
+            up_module.run_up(settings, up_module.UpOptions())
+
+
+def test_up_refuses_bad_arguments_in_one_line(tmp_path, capsys, monkeypatch):
+    from agent_analytics_cli.main import main
+
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(tmp_path / "home"))
+    key = tmp_path / "key.pem"
+    key.write_text("not used")
+    for argv, message in ((["up", "--port", "9000", "--ui-port", "9000"], "--port and --ui-port are both 9000"),
+                          (["up", "--ssl-keyfile", str(key)], "--ssl-keyfile needs --ssl-certfile"),
+                          (["up", "--ui-port", "70000"], "'70000' is not a port number")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("agent-analytics: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "home").exists()  # nothing was started or created
