@@ -127,8 +127,21 @@ def landing(tmp_path):
     return folder
 
 
-def sensor_context(landing) -> dg.SensorEvaluationContext:
-    return dg.build_sensor_context(resources={"analytics": AnalyticsSettings(home=str(landing.parent))})
+def sensor_context(landing, instance=None) -> dg.SensorEvaluationContext:
+    return dg.build_sensor_context(instance=instance or dg.DagsterInstance.ephemeral(),
+                                   resources={"analytics": AnalyticsSettings(home=str(landing.parent))})
+
+
+def test_landing_sensor_waits_while_a_refresh_is_queued(landing):
+    """Files arriving every tick (one per request to the service) must not queue a run per tick."""
+    (landing / "day1.jsonl").write_text("{}\n")
+    with dg.instance_for_test() as instance:
+        assert isinstance(landing_files_sensor(sensor_context(landing, instance)), dg.RunRequest)
+        waiting = instance.add_run(dg.DagsterRun(job_name=REFRESH_JOB, status=dg.DagsterRunStatus.NOT_STARTED))
+        skipped = landing_files_sensor(sensor_context(landing, instance))
+        assert isinstance(skipped, dg.SkipReason) and "already queued" in skipped.skip_message
+        instance.delete_run(waiting.run_id)  # it started (or went): the files need a run again
+        assert isinstance(landing_files_sensor(sensor_context(landing, instance)), dg.RunRequest)
 
 
 def test_landing_sensor_launches_one_refresh_per_arrival(landing):

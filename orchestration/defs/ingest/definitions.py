@@ -113,6 +113,11 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, analytics: Analyti
     files = landing_files(analytics.load().landing_dir)
     if not files:
         return dg.SkipReason("no new files in the landing folder")
+    # A refresh waiting in the queue loads every file there when it starts: with files arriving
+    # all the time (one per request to the service), a run per tick would only pile up.
+    waiting = dg.RunsFilter(job_name="refresh", statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED])
+    if context.instance.get_runs_count(filters=waiting):
+        return dg.SkipReason(f"{len(files)} files wait; a refresh already queued will load them")
     return dg.RunRequest(run_key=landing_run_key(files), tags={"landing_files": str(len(files))})
 
 
