@@ -120,7 +120,8 @@ def publish_all(con: duckdb.DuckDBPyConnection, settings: Settings, build_id: st
     )
     publish_duckdb(con, serving_database(settings), tables, publication)
     publish_parquet(con, serving_dir(settings), tables, publication)
-    # The PostgreSQL publication (AGENT_ANALYTICS_BI_POSTGRES_URL) is the next step here.
+    # The PostgreSQL publication (serving_postgres.py) follows in the serving asset, after the
+    # warehouse is let go: a slow server never holds up the next build.
     return publication
 
 

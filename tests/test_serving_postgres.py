@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from datetime import datetime
@@ -22,6 +23,7 @@ import pytest
 from agent_analytics.serving_postgres import SCHEMA_MARKER, PostgresPublishError, publish_if_configured, publish_to_postgres
 from agent_analytics.settings import load_settings
 from tests.postgres_server import PASSWORD, postgres_bin, running_postgres
+from tests.service_server import SCRIPT, copy_built_home
 
 # Written out here (not taken from the module): the PostgreSQL type each DuckDB type of the
 # marts must arrive as, in PostgreSQL's own spelling (format_type).
@@ -428,3 +430,31 @@ def repr_float(value):
     if isinstance(value, int) and not isinstance(value, bool):
         return Decimal(value)
     return value
+
+
+def test_a_build_publishes_into_postgres_and_a_failure_there_only_warns(postgres, built_fixture_home, tmp_path):
+    """Through `agent-analytics build`: with the URL set the serving copy reaches PostgreSQL
+    under the run's id; with a wrong password the build still succeeds and publishes the
+    serving file, and the WARN check names the cause without the password."""
+    home = copy_built_home(built_fixture_home, tmp_path / "home")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_ANALYTICS_")}
+    environ.update({"AGENT_ANALYTICS_HOME": str(home), "AGENT_ANALYTICS_BI_POSTGRES_SCHEMA": "built"})
+
+    wrong = {**environ, "AGENT_ANALYTICS_BI_POSTGRES_URL": postgres.url(password="not-" + PASSWORD)}
+    failed = subprocess.run([str(SCRIPT), "build"], env=wrong, capture_output=True, text=True, timeout=600)
+    assert failed.returncode == 0, failed.stderr
+    assert "warning check: postgres_published (postgres: " in failed.stdout and "password authentication failed" in failed.stdout
+    assert PASSWORD not in failed.stdout + failed.stderr
+    first_run = duckdb_rows(home / "serving" / "analytics.duckdb", "select distinct build_id from _published")
+    assert pg_rows(postgres.url(), "select count(*) from pg_namespace where nspname like 'built%'") == [(0,)]
+
+    done = subprocess.run([str(SCRIPT), "build"], env={**environ, "AGENT_ANALYTICS_BI_POSTGRES_URL": postgres.url()},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "postgres_published" not in done.stdout, done.stdout + done.stderr
+    serving = home / "serving" / "analytics.duckdb"
+    expected = duckdb_rows(serving, "select build_id, table_name, row_count from _published order by table_name")
+    assert expected[0][0] != first_run[0][0]  # a new build, a new id
+    assert pg_rows(postgres.url(), "select build_id, table_name, row_count from built._published order by table_name") == expected
+    assert PASSWORD not in done.stdout + done.stderr
+    for path in (home / "dagster").rglob("*"):  # the run storage: events, check metadata, logs
+        assert not path.is_file() or PASSWORD.encode() not in path.read_bytes(), path
