@@ -147,4 +147,5 @@ def test_provider_aliases(alias, name):
     """The load's SQL normalization of provider names (OpenTelemetry names, case, spaces)."""
     from ingestion.load import _provider_case
 
-    assert duckdb.execute(f"select {_provider_case('p')} from (select ? as p)", [alias]).fetchone() == (name,)
+    with duckdb.connect() as con:  # not the shared default connection: fetchone leaves its result open
+        assert con.execute(f"select {_provider_case('p')} from (select ? as p)", [alias]).fetchone() == (name,)

@@ -31,6 +31,12 @@ MARTS = sorted(p.stem for p in MARTS_DIR.glob("*.sql"))
 AS_OF = "2026-11-04T00:00:00Z"
 
 
+def _sql(query: str):
+    """A query on a connection of its own: the module-level default connection is shared with
+    every test of the session, and one left with an unfinished result refuses new queries."""
+    return duckdb.connect().sql(query)
+
+
 def _rows(path: Path, sql: str) -> list[tuple]:
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -118,13 +124,13 @@ def test_the_parquet_set_holds_every_mart(built_fixture_home):
     target = os.readlink(link)
     assert not os.path.isabs(target) and target.startswith("parquet-versions/")
     assert sorted(p.name for p in link.iterdir()) == sorted(f"{name}.parquet" for name in [*MARTS, "_published"])
-    published = duckdb.sql(f"select table_name, row_count, build_id from '{link}/_published.parquet'").fetchall()
+    published = _sql(f"select table_name, row_count, build_id from '{link}/_published.parquet'").fetchall()
     copy = built_fixture_home / "serving" / "analytics.duckdb"
     assert sorted(published) == sorted(_rows(copy, "select table_name, row_count, build_id from _published"))
     for table, count, _ in published:
-        assert duckdb.sql(f"select count(*) from '{link}/{table}.parquet'").fetchall() == [(count,)]
+        assert _sql(f"select count(*) from '{link}/{table}.parquet'").fetchall() == [(count,)]
     # the copy's types, with no HUGEINT
-    types = duckdb.sql(f"select distinct type from parquet_schema('{link}/fct_messages.parquet')").fetchall()
+    types = _sql(f"select distinct type from parquet_schema('{link}/fct_messages.parquet')").fetchall()
     assert ("INT64",) in types and all("128" not in str(t) for t in types)
 
 
@@ -165,7 +171,7 @@ def test_the_parquet_link_moves_to_a_whole_new_folder_and_old_ones_go_after_the_
             made.append(serving.publish_parquet(con, folder, tables, publication).name)
     assert sorted(p.name for p in versions.iterdir()) == made  # within the grace period all stay
     assert os.readlink(folder / "parquet") == f"parquet-versions/{made[2]}"
-    assert duckdb.sql(f"select build_id from '{folder}/parquet/_published.parquet'").fetchall() == [("build2",)]
+    assert _sql(f"select build_id from '{folder}/parquet/_published.parquet'").fetchall() == [("build2",)]
     assert serving.remove_superseded(versions, made[2], grace_s=0) == made[:2]
     assert [p.name for p in versions.iterdir()] == [made[2]]
 
