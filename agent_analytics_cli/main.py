@@ -336,9 +336,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     sample = generate(settings.landing_dir, DEMO_EVENTS, DEMO_DAYS, DEMO_SEED, end=_today(settings))
     print(f"generated {sample.message_events} messages over {DEMO_DAYS} days into {settings.landing_dir}")
     ok = run_build(settings)
+    from agent_analytics.serving import serving_database, serving_dir
+
     print()
     print(f"warehouse (DuckDB):   {settings.warehouse_path}")
     print(f"raw layer (Parquet):  {settings.raw_dir / 'batches'}")
+    print(f"for BI tools:         {serving_database(settings)} and {serving_dir(settings) / 'parquet'}/")
     print(f"daily CSV export:     {settings.exports_dir / 'daily.csv'}")
     print(f"full JSON export:     {settings.exports_dir / 'analytics.json'}")
     print(f"dashboard:            {settings.reports_dir / 'dashboard' / 'index.html'}")
