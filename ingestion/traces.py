@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from agent_analytics.sql import literal
 from ingestion.otlp import LLM_OPERATIONS, TOOL_OPERATION
 
 UNKNOWN_USER = ""
@@ -76,7 +77,7 @@ def classify(con: duckdb.DuckDBPyConnection, batch_id: str, file_name: str) -> d
         select s.* exclude (operation, llm_request_type, input_tokens, output_tokens, cache_read_tokens),
                cast(input_tokens as bigint) as input_tokens, cast(output_tokens as bigint) as output_tokens,
                cast(cache_read_tokens as bigint) as cache_read_tokens,
-               {_KIND} as span_kind, {_literal(file_name)} as file_name
+               {_KIND} as span_kind, {literal(file_name)} as file_name
         from ingest_work.spans s anti join ingest_work.span_duplicates d using (line_number, span_index)
         where s.reason is null"""
     )
@@ -87,10 +88,6 @@ def classify(con: duckdb.DuckDBPyConnection, batch_id: str, file_name: str) -> d
     traces = con.execute("select count(distinct trace_id) from ingest_work.new_spans").fetchone()[0]
     return {"records": records, "quarantined": quarantined, "duplicates": duplicates,
             "loaded": records - quarantined - duplicates, "traces": traces}
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def assemble(con: duckdb.DuckDBPyConnection) -> None:

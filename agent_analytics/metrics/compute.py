@@ -262,6 +262,16 @@ class Measures:
     totals: dict[str, dict]
 
 
+def _by_side_and_agent(table: str, time_column: str, measures: str) -> str:
+    """`measures` of `table` per side ('now', 'before') and agent, and per side in total."""
+    return f"""
+        select side, agent_id, {measures}
+        from (select {SIDE.format(col=time_column)} as side, * from {table}
+              where {time_column} >= $pstart and {time_column} < $end and {SCOPE})
+        where side is not null
+        group by grouping sets ((side, agent_id), (side))"""
+
+
 def _measures(con: duckdb.DuckDBPyConnection, p: dict, pp: dict) -> Measures:
     """Every known agent in scope (dim_agents) with its measures in the window and in the
     previous one, and their totals (grouping sets): one scan of each mart for both windows."""
@@ -270,20 +280,8 @@ def _measures(con: duckdb.DuckDBPyConnection, p: dict, pp: dict) -> Measures:
         con,
         f"""
         with
-        messages as (
-            select side, agent_id, {message_measures()}
-            from (select {SIDE.format(col='occurred_at')} as side, * from fct_messages
-                  where occurred_at >= $pstart and occurred_at < $end and {SCOPE})
-            where side is not null
-            group by grouping sets ((side, agent_id), (side))
-        ),
-        sessions as (
-            select side, agent_id, {session_measures()}
-            from (select {SIDE.format(col='session_started_at')} as side, * from fct_sessions
-                  where session_started_at >= $pstart and session_started_at < $end and {SCOPE})
-            where side is not null
-            group by grouping sets ((side, agent_id), (side))
-        ),
+        messages as ({_by_side_and_agent("fct_messages", "occurred_at", message_measures())}),
+        sessions as ({_by_side_and_agent("fct_sessions", "session_started_at", session_measures())}),
         totals as (
             select sides.side, null as agent_id, null as agent_name, true as is_total from {sides} sides
         ),
