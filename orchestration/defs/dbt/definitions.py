@@ -1,8 +1,11 @@
 """The dbt models as Dagster assets; their dbt tests become asset checks."""
 
 
+import json
 import os
 from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -14,6 +17,8 @@ from dagster_dbt import (
 )
 
 from agent_analytics.build_memory import out_of_memory_line
+from agent_analytics.files import write_atomically
+from agent_analytics.model_version import model_version
 from agent_analytics.warehouse import warehouse_lock
 from orchestration.defs.dbt.project import DBT_PROJECT
 from orchestration.pools import WAREHOUSE_POOL
@@ -77,6 +82,42 @@ def tests_loaded_after(warehouse: Warehouse) -> str | None:
     return min(known).isoformat(sep=" ") if known else None
 
 
+# The model version (agent_analytics/model_version.py) the warehouse's models were last built
+# under, written after a dbt build in which every node passed. It lives in the warehouse's own
+# dbt target folder, beside dbt's record of its last invocation: one per warehouse, written
+# only by the build that holds the warehouse lock, and read by nothing else. Deleting it makes
+# the next build a full rebuild, the safe direction.
+MODEL_VERSION_FILE = "model_version.json"
+FULL_REBUILD_TAG = "agent_analytics/full_rebuild"
+MODELS_CHANGED = "the models changed since the last build (upgrade or setting): full rebuild"
+
+
+def recorded_model_version(target: Path) -> str | None:
+    """The version the last complete build recorded in the target folder; None when there is
+    none (no build yet, or a warehouse built before versions were recorded)."""
+    try:
+        return json.loads((target / MODEL_VERSION_FILE).read_text())["model_version"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def record_model_version(target: Path, version: str, run_id: str) -> None:
+    """Record the version a build ran under; a temporary file renamed into place, so a crash
+    leaves the previous record or this one."""
+    recorded = {"model_version": version, "built_at": datetime.now(timezone.utc).isoformat(), "run_id": run_id}
+    write_atomically(target / MODEL_VERSION_FILE, json.dumps(recorded) + "\n")
+
+
+def has_model_tables(warehouse: Warehouse) -> bool:
+    """Whether the warehouse holds tables built by dbt (schema main; ingest keeps its own
+    schema), i.e. rows an incremental build would keep."""
+    if not warehouse.settings.load().warehouse_path.exists():
+        return False
+    with warehouse.connect(read_only=True) as con:
+        query = "select count(*) from information_schema.tables where table_schema = 'main' and table_type = 'BASE TABLE'"
+        return con.execute(query).fetchone()[0] > 0
+
+
 def build_dbt_assets() -> dg.AssetsDefinition:
     """The models of the prepared manifest (see project.py) as assets; reads the manifest."""
 
@@ -86,15 +127,27 @@ def build_dbt_assets() -> dg.AssetsDefinition:
                          analytics: AnalyticsSettings, warehouse: Warehouse):
         settings = analytics.load()
         os.environ.update(settings.env())
-        loaded_after = None if config.full_refresh else tests_loaded_after(warehouse)
+        # One target folder per warehouse (runs are serialized by the lock): dbt's partial
+        # parsing is reused, and no folder piles up per run.
+        target = settings.home / "dbt_target"
+        version = model_version(settings, DBT_PROJECT.project_dir)
+        full_refresh = config.full_refresh
+        # Rows kept by the incremental models were made by the version that built them: after an
+        # upgrade or a changed setting they would fail the contracts or mix with new rows, so
+        # this build starts over. The old record goes first: a rebuild that fails leaves none, so
+        # the next build rebuilds again, also after going back to the old version.
+        if recorded_model_version(target) != version:
+            (target / MODEL_VERSION_FILE).unlink(missing_ok=True)
+            if not full_refresh and has_model_tables(warehouse):
+                full_refresh = True
+                context.log.info(MODELS_CHANGED)
+                context.instance.add_run_tags(context.run_id, {FULL_REBUILD_TAG: "models_changed"})
+        loaded_after = None if full_refresh else tests_loaded_after(warehouse)
         if loaded_after is None:
             os.environ.pop(TESTS_LOADED_AFTER_VAR, None)
         else:
             os.environ[TESTS_LOADED_AFTER_VAR] = loaded_after
-        args = ["build", "--full-refresh"] if config.full_refresh else ["build", "--exclude", REFRESH_EXCLUDE]
-        # One target folder per warehouse (runs are serialized by the lock): dbt's partial
-        # parsing is reused, and no folder piles up per run.
-        target = settings.home / "dbt_target"
+        args = ["build", "--full-refresh"] if full_refresh else ["build", "--exclude", REFRESH_EXCLUDE]
         with warehouse_lock(settings.warehouse_path):
             (target / "run_results.json").unlink(missing_ok=True)  # never explain a failure by an earlier run
             invocation = dbt.cli(args, context=context, target_path=target)
@@ -107,6 +160,10 @@ def build_dbt_assets() -> dg.AssetsDefinition:
                 if line is None:
                     raise
                 raise dg.Failure(description=line) from exc
+            # Every node passed (dbt exits non-zero otherwise, and the stream raises). A subset
+            # (some models materialized from the UI) leaves the others as they were: no record.
+            if context.selected_asset_keys == set(context.assets_def.keys):
+                record_model_version(target, version, context.run_id)
 
     return warehouse_models
 
