@@ -58,6 +58,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 TARGET_INGEST_RATIO = 2.0
 TARGET_FIRST_BUILD_S = 90.0
 TARGET_ONE_MORE_DAY_S = 15.0
+TARGET_PUBLISH_SHARE = 0.10  # the serving copy's DuckDB + Parquet publication, of the +1 day build
 TARGET_PEAK_GB = 6.0
 TARGET_QUERY_S = 2.0
 
@@ -390,9 +391,55 @@ def step_dagster(a: dict) -> dict:
     return {"seconds": round(time.perf_counter() - start, 2), "ok": ok}
 
 
+def step_publish(a: dict) -> dict:
+    """One publication of the serving copy, as the serving asset makes it, timed by part: the
+    day fingerprints, the DuckDB file, the Parquet set, and (`postgres`, when Debian's server
+    binaries are here) the PostgreSQL schema from the DuckDB file, into a server started for
+    the step on 127.0.0.1 (tests/postgres_server.py)."""
+    from agent_analytics.serving import marts, publish, serving_database
+    from agent_analytics.serving.duckdb_file import publish_duckdb
+    from agent_analytics.serving.parquet_set import publish_parquet
+    from agent_analytics.warehouse import open_warehouse
+
+    settings = _settings()
+    tables = marts()
+    times = {}
+    start = time.perf_counter()
+    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+        publication = publish.new_publication(con, settings, tables)
+        times["fingerprints_s"] = time.perf_counter() - start
+        publish_duckdb(con, serving_database(settings), tables, publication)
+        times["duckdb_s"] = time.perf_counter() - start - sum(times.values())
+        publish_parquet(con, publish.serving_dir(settings), tables, publication)
+        times["parquet_s"] = time.perf_counter() - start - sum(times.values())
+    result = {"seconds": round(time.perf_counter() - start, 2), **{k: round(v, 2) for k, v in times.items()},
+              "rows": sum(publication.row_counts.values())}
+    if a.get("postgres"):
+        result["postgres"] = _publish_postgres(settings)
+    return result
+
+
+def _publish_postgres(settings) -> dict:
+    sys.path.insert(0, str(REPO / "tests"))  # the tests' throwaway server: initdb on a temporary folder
+    from postgres_server import postgres_bin, running_postgres
+
+    from agent_analytics.serving import serving_database
+    from agent_analytics.serving.postgres import publish_to_postgres
+
+    if postgres_bin() is None:
+        return {"skipped": "no initdb (Debian's postgresql package) on this machine"}
+    with running_postgres() as server:
+        start = time.perf_counter()
+        publication = publish_to_postgres(serving_database(settings), server.url(), "analytics",
+                                          max_rows=settings.bi_postgres_max_rows)
+        seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 2), "max_rows": settings.bi_postgres_max_rows,
+            "rows": sum(t.rows for t in publication.tables if t.in_schema), "left_to_parquet": list(publication.skipped)}
+
+
 STEPS = {"generate": step_generate, "bare": step_bare, "floor": step_floor, "ingest": step_ingest,
          "checks": step_checks, "exports": step_exports, "queries": step_queries, "dagster": step_dagster,
-         "dashboard": step_dashboard}
+         "dashboard": step_dashboard, "publish": step_publish}
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -489,6 +536,7 @@ def report(bench: Bench, meta: dict) -> dict:
         row("+1 day: incl. its ingest", more_all, None, "", f"<= {TARGET_ONE_MORE_DAY_S:g} s",
             None if more_all is None else more_all <= TARGET_ONE_MORE_DAY_S,
             keys=["more.ingest", "more.dbt", "more.checks", "more.exports"]),
+        *publish_rows(s, more, row),
         row("dashboard: 5 pages (after the first build)", sec("first.dashboard"), peak("first.dashboard"),
             "informational", keys=["first.dashboard"]),
         row("dashboard: 5 pages (after +1 day)", sec("more.dashboard"), peak("more.dashboard"),
@@ -522,6 +570,30 @@ def report(bench: Bench, meta: dict) -> dict:
             for f in dbt["failures"]:
                 print(f"    {f['status'].upper()}: {f['node']}")
     return {"meta": meta, "table": rows, "steps": s}
+
+
+def publish_rows(s: dict, more: float | None, row) -> list[dict]:
+    """The serving copy's publications: whole after the first build (and PostgreSQL), the days
+    changed after +1 day, against TARGET_PUBLISH_SHARE of the +1 day build."""
+    def parts(key: str) -> str:
+        r = s.get(key, {}).get("result", {})
+        return f"DuckDB {r.get('duckdb_s', '?')} s, Parquet {r.get('parquet_s', '?')} s" if r else ""
+
+    rows = [row("serving copy, whole (DuckDB file + Parquet)", s[key]["seconds"], s[key]["peak_rss_gb"], parts(key),
+                "informational", keys=[key]) for key in ("first.publish", "first.publish2") if key in s]
+    postgres = s.get("first.publish", {}).get("result", {}).get("postgres")
+    if postgres:
+        value = postgres.get("skipped") or f"{postgres['rows']:,} rows; to Parquet: {', '.join(postgres['left_to_parquet'])}"
+        rows.append(row("serving copy, PostgreSQL schema (whole)", postgres.get("seconds"), None, value[:28],
+                        "informational", keys=["first.publish"], cpu=0.0))
+    if "more.publish" in s:
+        seconds = s["more.publish"]["seconds"]
+        share = None if more is None else seconds / more
+        rows.append(row("+1 day: serving copy (days changed)", seconds, s["more.publish"]["peak_rss_gb"],
+                        f"{parts('more.publish')}; {share:.0%} of +1 day" if share is not None else parts("more.publish"),
+                        f"<= {TARGET_PUBLISH_SHARE:.0%} of +1 day", None if share is None else share <= TARGET_PUBLISH_SHARE,
+                        keys=["more.publish"]))
+    return rows
 
 
 def service_rows(step: dict | None, row) -> list[dict]:
@@ -644,6 +716,10 @@ def bench_main(args: argparse.Namespace) -> int:
                 ok(bench.py("first.checks", "GX checks"))
                 ok(bench.py("first.exports", "exports", end=str(last_day)))
                 ok(bench.py("first.dashboard", "dashboard", end=str(last_day)))
+                # Two publications, as a running deployment has made before a refresh: the DuckDB
+                # copy alternates between two files, so the +1 day one updates the first one.
+                ok(bench.py("first.publish", "serving copy (whole) + PostgreSQL", step="publish", postgres=True))
+                ok(bench.py("first.publish2", "serving copy (whole, second file)", step="publish"))
                 ok(bench.py("queries", "metrics queries", end=str(last_day)))
                 if args.service:
                     print("HTTP service")
@@ -666,6 +742,7 @@ def bench_main(args: argparse.Namespace) -> int:
                     ok(bench.py("more.checks", "GX checks"))
                     ok(bench.py("more.exports", "exports", end=str(today)))
                     ok(bench.py("more.dashboard", "dashboard", end=str(today)))
+                    ok(bench.py("more.publish", "serving copy (days changed)", step="publish"))
                 if args.dagster:
                     print("end to end")
                     ok(bench.py("dagster", "agent-analytics build (Dagster, no new data)"))

@@ -19,6 +19,7 @@ import pytest
 
 from agent_analytics import serving
 from agent_analytics.exports import MetricsQuery, metrics_document
+from agent_analytics.serving import duckdb_file, parquet_set, tables
 from agent_analytics.settings import load_settings
 from orchestration.build import run_build
 from orchestration.defs.dbt.project import prepare_manifest
@@ -86,7 +87,7 @@ def test_the_copy_holds_every_mart_as_the_warehouse_has_it(built_fixture_home):
         con.execute(f"attach '{home / 'warehouse.duckdb'}' as warehouse (read_only)")
         tables = [r[0] for r in con.execute(
             "select table_name from duckdb_tables() where database_name = 'analytics' order by 1").fetchall()]
-        assert tables == sorted([*MARTS, "_published"])
+        assert tables == sorted([*MARTS, "_published", "_published_days"])
         views = con.execute("select view_name from duckdb_views() where database_name = 'analytics' and not internal")
         assert views.fetchall() == []
         published = dict(con.execute("select table_name, row_count from analytics._published").fetchall())
@@ -123,14 +124,24 @@ def test_the_parquet_set_holds_every_mart(built_fixture_home):
     link = built_fixture_home / "serving" / "parquet"
     target = os.readlink(link)
     assert not os.path.isabs(target) and target.startswith("parquet-versions/")
-    assert sorted(p.name for p in link.iterdir()) == sorted(f"{name}.parquet" for name in [*MARTS, "_published"])
+    by_day = sorted(tables.BY_DAY)
+    assert sorted(p.name for p in link.iterdir()) == sorted(
+        [f"{name}.parquet" for name in MARTS + ["_published", "_published_days"] if name not in by_day] + by_day)
     published = _sql(f"select table_name, row_count, build_id from '{link}/_published.parquet'").fetchall()
     copy = built_fixture_home / "serving" / "analytics.duckdb"
     assert sorted(published) == sorted(_rows(copy, "select table_name, row_count, build_id from _published"))
     for table, count, _ in published:
-        assert _sql(f"select count(*) from '{link}/{table}.parquet'").fetchall() == [(count,)]
+        assert _sql(f"select count(*) from '{link}/{parquet_set.location(table)}{'**/*.parquet' if table in by_day else ''}'"
+                    ).fetchall() == [(count,)]
+    # one folder per day of the facts, named by the day column, which the files also hold
+    days = _rows(copy, "select distinct message_date from fct_messages order by 1")
+    assert sorted(p.name for p in (link / "fct_messages").iterdir()) == [f"message_date={d}" for (d,) in days]
+    day = days[0][0]
+    in_file = _sql(f"select distinct message_date from read_parquet('{link}/fct_messages/message_date={day}/*.parquet', "
+                   "hive_partitioning = false)").fetchall()
+    assert in_file == [(day,)]
     # the copy's types, with no HUGEINT
-    types = _sql(f"select distinct type from parquet_schema('{link}/fct_messages.parquet')").fetchall()
+    types = _sql(f"select distinct type from parquet_schema('{link}/fct_messages/*/*.parquet')").fetchall()
     assert ("INT64",) in types and all("128" not in str(t) for t in types)
 
 
@@ -159,7 +170,7 @@ def test_the_parquet_link_moves_to_a_whole_new_folder_and_old_ones_go_after_the_
     warehouse = tmp_path / "w.duckdb"
     with duckdb.connect(str(warehouse)) as con:
         con.execute("create table a as select 1 as x")
-    tables = [serving.Mart("a", "Table a.", {"x": "A number."})]
+    marts = [serving.Mart("a", "Table a.", {"x": "A number."})]
     folder = tmp_path / "serving"
     versions = folder / "parquet-versions"
     versions.mkdir(parents=True)
@@ -168,11 +179,11 @@ def test_the_parquet_link_moves_to_a_whole_new_folder_and_old_ones_go_after_the_
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for n in range(3):
             publication = serving.Publication(f"build{n}", None, datetime(2026, 11, 30, 6, 0, n), {"a": 1})
-            made.append(serving.publish_parquet(con, folder, tables, publication).name)
+            made.append(parquet_set.publish_parquet(con, folder, marts, publication).name)
     assert sorted(p.name for p in versions.iterdir()) == made  # within the grace period all stay
     assert os.readlink(folder / "parquet") == f"parquet-versions/{made[2]}"
     assert _sql(f"select build_id from '{folder}/parquet/_published.parquet'").fetchall() == [("build2",)]
-    assert serving.remove_superseded(versions, made[2], grace_s=0) == made[:2]
+    assert parquet_set.remove_superseded(versions, made[2], grace_s=0) == made[:2]
     assert [p.name for p in versions.iterdir()] == [made[2]]
 
 
@@ -183,14 +194,14 @@ def test_a_publication_that_fails_leaves_the_old_copy_and_no_temporary(tmp_path)
     good = serving.Publication("good", None, datetime(2026, 11, 30, 6, 0), {"a": 1})
     broken = [serving.Mart("a", "Table a.", {}), serving.Mart("missing", "Not in the warehouse.", {})]
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        serving.publish_duckdb(con, folder / "analytics.duckdb", broken[:1], good)
-        serving.publish_parquet(con, folder, broken[:1], good)
-        for publish in (lambda: serving.publish_duckdb(con, folder / "analytics.duckdb", broken, good),
-                        lambda: serving.publish_parquet(con, folder, broken, good)):
+        duckdb_file.publish_duckdb(con, folder / "analytics.duckdb", broken[:1], good)
+        parquet_set.publish_parquet(con, folder, broken[:1], good)
+        for publish in (lambda: duckdb_file.publish_duckdb(con, folder / "analytics.duckdb", broken, good),
+                        lambda: parquet_set.publish_parquet(con, folder, broken, good)):
             with pytest.raises(duckdb.CatalogException):
                 publish()
     assert _rows(folder / "analytics.duckdb", "select build_id, table_name from _published") == [("good", "a")]
-    assert sorted(p.name for p in folder.iterdir()) == ["analytics.duckdb", "parquet", "parquet-versions"]
+    assert sorted(p.name for p in folder.iterdir()) == ["analytics.duckdb", "duckdb-files", "parquet", "parquet-versions"]
     assert [p.name for p in (folder / "parquet-versions").iterdir()] == [os.readlink(folder / "parquet").split("/")[1]]
 
 
@@ -225,7 +236,9 @@ while reads < 1_000_000:
             builds.append(published[0][0])
         folder = os.path.realpath(link)  # a consistent set: one version folder
         published = duckdb.sql(f"select build_id, table_name, row_count from '{folder}/_published.parquet'").fetchall()
-        counts = {t: duckdb.sql(f"select count(*) from '{folder}/{t}.parquet'").fetchall()[0][0] for _, t, _ in published}
+        counts = {t: duckdb.sql(f"select count(*) from '{folder}/{t}.parquet'").fetchall()[0][0]
+                  if os.path.exists(f"{folder}/{t}.parquet") else
+                  duckdb.sql(f"select count(*) from '{folder}/{t}/**/*.parquet'").fetchall()[0][0] for _, t, _ in published}
         if {t: n for _, t, n in published} != counts:
             errors.append(f"torn parquet read: {published} {counts}")
         if published[0][0] not in parquet_builds:

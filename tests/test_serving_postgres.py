@@ -1,4 +1,4 @@
-"""The PostgreSQL publication of the marts (agent_analytics/serving_postgres.py) against a real
+"""The PostgreSQL publication of the marts (agent_analytics/serving/postgres.py) against a real
 server (tests/postgres_server.py): tables, rows, types, comments and `_published` equal the
 serving copy; a reader's transaction sees one publication, never a mix; errors never show the
 password."""
@@ -20,7 +20,7 @@ import duckdb
 import psycopg
 import pytest
 
-from agent_analytics.serving_postgres import SCHEMA_MARKER, PostgresPublishError, publish_if_configured, publish_to_postgres
+from agent_analytics.serving.postgres import SCHEMA_MARKER, PostgresPublishError, publish_if_configured, publish_to_postgres
 from agent_analytics.settings import load_settings
 from tests.postgres_server import PASSWORD, postgres_bin, running_postgres
 from tests.service_server import SCRIPT, copy_built_home
@@ -184,7 +184,7 @@ def test_tables_over_the_size_setting_are_left_to_parquet(postgres, build_one, c
     limit = sorted(counts.values())[-3]  # the largest tables (ties included) stay out
     over = sorted(t for t, n in counts.items() if n > limit)
     assert over
-    with caplog.at_level(logging.WARNING, logger="agent_analytics.serving_postgres"):
+    with caplog.at_level(logging.WARNING, logger="agent_analytics.serving.postgres"):
         publication = publish_to_postgres(build_one, url, max_rows=limit)
     assert publication.skipped == over
     in_pg = {r[0] for r in pg_rows(url, "select tablename from pg_tables where schemaname = 'analytics'")}

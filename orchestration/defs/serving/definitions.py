@@ -1,11 +1,11 @@
-"""The serving copy (agent_analytics/serving.py), published after every build and refresh.
+"""The serving copy (agent_analytics/serving/), published after every build and refresh.
 
 It depends on every mart, so it runs after them and after their blocking checks: a failed
 Great Expectations suite skips it, and BI tools keep the last copy that passed. It runs in the
 warehouse pool and reads the warehouse under its lock, so it never competes with a build.
 
 When AGENT_ANALYTICS_BI_POSTGRES_URL is set it then publishes the serving file into PostgreSQL
-(agent_analytics/serving_postgres.py), after letting go of the warehouse. A failure there is
+(agent_analytics/serving/postgres.py), after letting go of the warehouse. A failure there is
 its WARN check `postgres_published`, not a failed step: the DuckDB file and the Parquet set
 are published already, and the server is outside the pipeline; the next build tries again.
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from agent_analytics.serving import parquet_dir, publish_all, serving_database
-from agent_analytics.serving_postgres import publish_if_configured
+from agent_analytics.serving.postgres import publish_if_configured
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.resources import AnalyticsSettings, Warehouse
 

@@ -17,7 +17,7 @@ never sees a mix of two publications:
   publication (one that began with another query).
 
 Tables over `max_rows` rows (the row-level facts of a large warehouse) are not published
-here: `_published` lists them with a note pointing at their Parquet file.
+here: `_published` lists them with a note pointing at their Parquet files.
 
 The URL holds a password: it never appears in a log line or an error; errors are masked with
 `redaction.Redactor` (psycopg quotes the URL's parts in some of its errors).
@@ -43,6 +43,9 @@ import pyarrow.csv
 from psycopg import sql
 
 from agent_analytics.redaction import MASK, Redactor
+from agent_analytics.serving.parquet_set import location
+from agent_analytics.serving.tables import PUBLISHED
+from agent_analytics.serving.tables import PUBLISHED_COLUMNS as SERVING_PUBLISHED
 from agent_analytics.settings import (
     BI_POSTGRES_MAX_ROWS_DEFAULT,
     BI_POSTGRES_SCHEMA_DEFAULT,
@@ -52,7 +55,6 @@ from agent_analytics.settings import (
 
 DEFAULT_SCHEMA = BI_POSTGRES_SCHEMA_DEFAULT
 DEFAULT_MAX_ROWS = BI_POSTGRES_MAX_ROWS_DEFAULT
-PUBLISHED = "_published"
 BATCH_ROWS = 100_000  # rows per Arrow batch, each sent to COPY as one CSV chunk
 CONNECT_TIMEOUT_S = 10
 SWAP_WAIT_S = 60.0
@@ -82,15 +84,6 @@ _SIMPLE_TYPES = {
 }
 _DECIMAL = re.compile(r"DECIMAL\((\d+),(\d+)\)")
 
-PUBLISHED_COLUMNS = {
-    "build_id": ("text", "The build that produced these tables."),
-    "dbt_invocation_id": ("text", "The dbt invocation of that build, when known."),
-    "published_at": ("timestamp", "When the build's serving copy was published (UTC): the \"data as of\" time."),
-    "table_name": ("text", "A mart of the build."),
-    "row_count": ("bigint", "Its rows in the build."),
-    "in_schema": ("boolean", "Whether the table is in this schema (false: over the size setting, read its Parquet file)."),
-    "note": ("text", "Why a table is not in this schema, and where to read it instead."),
-}
 
 
 class PostgresPublishError(RuntimeError):
@@ -171,6 +164,15 @@ def postgres_type(duckdb_type: str) -> str:
     raise PostgresPublishError(f"no PostgreSQL type for the DuckDB type {duckdb_type}")
 
 
+# The columns of the serving file's `_published` but the model version, and where the table is.
+PUBLISHED_COLUMNS = {
+    **{name: (postgres_type(data_type.upper()), description) for name, (data_type, description) in SERVING_PUBLISHED.items()
+       if name != "model_version"},
+    "in_schema": ("boolean", "Whether the table is in this schema (false: over the size setting, read its Parquet file)."),
+    "note": ("text", "Why a table is not in this schema, and where to read it instead."),
+}
+
+
 def describe_url(url: str) -> str:
     """The URL as logs may show it: user, host, port and database; the password masked, the
     query (which may hold `password=`) left out."""
@@ -209,7 +211,7 @@ def publish_to_postgres(
     """Publish the tables of `source` (a DuckDB connection, or the path of the serving DuckDB
     file) into `schema` of the PostgreSQL database at `url`, replacing what it held.
 
-    `tables`: which tables of the source's main schema (default: all but `_published`). The
+    `tables`: which tables of the source's main schema (default: all but `_published` and `_published_days`). The
     build id and time default to the source's `_published` table. Raises PostgresPublishError
     with the password masked; the schema then keeps the previous publication."""
     mask = redactor(url)
@@ -235,7 +237,7 @@ def _publish(con, url, schema, build_id, published_at, dbt_invocation_id, max_ro
     rows = tuple(TableRows(t.name, counts[t.name], counts[t.name] <= max_rows) for t in source_tables)
     for skipped in (r for r in rows if not r.in_schema):
         log.warning("PostgreSQL: %s has %d rows, over the %d of AGENT_ANALYTICS_BI_POSTGRES_MAX_ROWS: not published "
-                    "there, read serving/parquet/%s.parquet", skipped.name, skipped.rows, max_rows, skipped.name)
+                    "there, read serving/parquet/%s", skipped.name, skipped.rows, max_rows, location(skipped.name))
     publication = PostgresPublication(schema, build_id, published_at, rows)
     staging = f"{schema}__staging"
     log.info("PostgreSQL: publishing build %s into %s at %s", build_id, schema, describe_url(url))
@@ -266,7 +268,7 @@ def _source_tables(con, names: Sequence[str] | None) -> list[_Table]:
         "select table_name, comment from duckdb_tables() where database_name = current_database() and schema_name = 'main' "
         "order by table_name").fetchall()
     comments = dict(found)
-    wanted = [n for n in comments if n != PUBLISHED] if names is None else list(names)
+    wanted = [n for n in comments if not n.startswith("_")] if names is None else list(names)  # not _published, _published_days
     missing = [n for n in wanted if n not in comments]
     if missing:
         raise PostgresPublishError(f"the source has no table {', '.join(missing)}")
@@ -348,7 +350,7 @@ def _create_published(pg: psycopg.Connection, schema: str, publication: Postgres
     rows = [
         (publication.build_id, dbt_invocation_id, published_at, t.name, t.rows, t.in_schema,
          None if t.in_schema else f"{t.rows} rows, over AGENT_ANALYTICS_BI_POSTGRES_MAX_ROWS ({max_rows}): "
-                                  f"read serving/parquet/{t.name}.parquet")
+                                  f"read serving/parquet/{location(t.name)}")
         for t in publication.tables
     ]
     with pg.cursor().copy(sql.SQL("copy {} from stdin (freeze)").format(target)) as copy:
