@@ -42,7 +42,8 @@ from agent_analytics.serving.tables import (
 LINK = "parquet"
 VERSIONS = "parquet-versions"
 PARQUET_GRACE_S = 15 * 60
-EMPTY_FILE = "data_0.parquet"
+DAY_FILE = "data_0.parquet"  # a day written alone, and the one file of an empty table
+FEW_DAYS = 3
 
 
 def location(table: str) -> str:
@@ -128,7 +129,7 @@ def _publish_by_day(con: duckdb.DuckDBPyConnection, query: str, staging: Path, t
         for file in (previous[0] / table / part).iterdir():
             os.link(file, out / part / file.name)
     written = sorted(set(wanted) - set(reused))
-    if written:
+    if len(written) > FEW_DAYS:  # one pass over the table, split by day
         scratch = staging / f".{table}.new"
         listed = ", ".join(f"date {text(day.isoformat())}" for day in written)
         con.execute(f"copy ({query} where {column} in ({listed})) to {text(str(scratch))} "
@@ -139,8 +140,14 @@ def _publish_by_day(con: duckdb.DuckDBPyConnection, query: str, staging: Path, t
             sync_folder(part)
             part.rename(out / part.name)
         scratch.rmdir()
+    else:  # a refresh's few days, where the partitioned writer costs more than one file each
+        for day in written:
+            part = out / f"{column}={day.isoformat()}"
+            part.mkdir()
+            _copy(con, f"{query} where {column} = date {text(day.isoformat())}", part / DAY_FILE)
+            sync_folder(part)
     if not wanted:  # an empty table: one empty file, so that a reader of the folder finds its columns
-        _copy(con, f"{query} limit 0", out / EMPTY_FILE)
+        _copy(con, f"{query} limit 0", out / DAY_FILE)
     sync_folder(out)
 
 
