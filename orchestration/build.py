@@ -34,6 +34,7 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
     from agent_analytics.build_memory import out_of_memory_in
     from orchestration.build_lock import BuildWaitTimeout, build_turn
     from orchestration.definitions import BUILD_JOB, defs
+    from orchestration.defs.dbt.definitions import FULL_REBUILD_TAG, MODELS_CHANGED
     from orchestration.recovery import process_tags
 
     job = defs.resolve_job_def(BUILD_JOB)
@@ -51,9 +52,12 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
                 result = job.execute_in_process(
                     instance=instance, run_config=run_config, raise_on_error=False, tags=process_tags()
                 )
+            run = instance.get_run_by_id(result.run_id)
         except BuildWaitTimeout as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return False
+    if run is not None and FULL_REBUILD_TAG in run.tags:
+        print(MODELS_CHANGED)
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         out_of_memory = out_of_memory_in(result.all_events)

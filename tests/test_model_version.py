@@ -112,7 +112,7 @@ def _last_run(settings) -> tuple[dict, list[str]]:
         return dict(run.tags), [entry.user_message for entry in instance.all_logs(run.run_id)]
 
 
-def test_a_changed_setting_rebuilds_the_warehouse_once_and_a_failed_rebuild_records_nothing(tmp_path, monkeypatch):
+def test_a_changed_setting_rebuilds_the_warehouse_once_and_a_failed_rebuild_records_nothing(tmp_path, monkeypatch, capsys):
     home = tmp_path / "home"
     (home / "landing").mkdir(parents=True)
     shutil.copy(FIXTURES / "day1.jsonl", home / "landing" / "day1.jsonl")
@@ -142,7 +142,9 @@ def test_a_changed_setting_rebuilds_the_warehouse_once_and_a_failed_rebuild_reco
         # is cut at the new timeout, as from scratch.
         second = load_settings()
         assert second.session_timeout_minutes == 5 and model_version(second) != model_version(first)
+        capsys.readouterr()
         assert run_build(second) is True
+        assert MODELS_CHANGED in capsys.readouterr().out  # `agent-analytics build` says why it took long
         assert _full_refresh(second)
         tags, messages = _last_run(second)
         assert tags.get(FULL_REBUILD_TAG) == "models_changed" and MODELS_CHANGED in messages
@@ -151,6 +153,7 @@ def test_a_changed_setting_rebuilds_the_warehouse_once_and_a_failed_rebuild_reco
 
         # Nothing changed since: incremental again.
         assert run_build(second) is True
+        assert MODELS_CHANGED not in capsys.readouterr().out
         assert not _full_refresh(second)
         tags, messages = _last_run(second)
         assert FULL_REBUILD_TAG not in tags and MODELS_CHANGED not in messages
