@@ -392,26 +392,18 @@ def step_dagster(a: dict) -> dict:
 
 
 def step_publish(a: dict) -> dict:
-    """One publication of the serving copy, as the serving asset makes it, timed by part: the
-    day fingerprints, the DuckDB file, the Parquet set, and (`postgres`, when Debian's server
-    binaries are here) the PostgreSQL schema from the DuckDB file, into a server started for
-    the step on 127.0.0.1 (tests/postgres_server.py)."""
-    from agent_analytics.serving import marts, publish, serving_database
-    from agent_analytics.serving.duckdb_file import publish_duckdb
-    from agent_analytics.serving.parquet_set import publish_parquet
+    """One publication of the serving copy, as the serving asset makes it (`publish_all`),
+    timed by part: the day fingerprints, then the DuckDB file and the Parquet set (written at
+    once); and (`postgres`, when Debian's server binaries are here) the PostgreSQL schema from
+    the DuckDB file, into a server started for the step on 127.0.0.1 (tests/postgres_server.py)."""
+    from agent_analytics.serving import publish_all
     from agent_analytics.warehouse import open_warehouse
 
     settings = _settings()
-    tables = marts()
-    times = {}
+    times: dict[str, float] = {}
     start = time.perf_counter()
     with open_warehouse(settings.warehouse_path, read_only=True) as con:
-        publication = publish.new_publication(con, settings, tables)
-        times["fingerprints_s"] = time.perf_counter() - start
-        publish_duckdb(con, serving_database(settings), tables, publication)
-        times["duckdb_s"] = time.perf_counter() - start - sum(times.values())
-        publish_parquet(con, publish.serving_dir(settings), tables, publication)
-        times["parquet_s"] = time.perf_counter() - start - sum(times.values())
+        publication = publish_all(con, settings, timings=times)
     result = {"seconds": round(time.perf_counter() - start, 2), **{k: round(v, 2) for k, v in times.items()},
               "rows": sum(publication.row_counts.values())}
     if a.get("postgres"):

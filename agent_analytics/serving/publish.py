@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -31,21 +32,34 @@ def parquet_dir(settings: Settings) -> Path:
     return serving_dir(settings) / LINK
 
 
-def publish_all(con: duckdb.DuckDBPyConnection, settings: Settings, build_id: str | None = None) -> Publication:
+def publish_all(con: duckdb.DuckDBPyConnection, settings: Settings, build_id: str | None = None,
+                timings: dict[str, float] | None = None) -> Publication:
     """Publish the marts of the warehouse connection `con` (held under the warehouse lock) as
-    the serving DuckDB file and the Parquet set; returns what was published."""
+    the serving DuckDB file and the Parquet set; returns what was published. `timings`, when
+    given, receives the seconds of each part (the benchmark reads them)."""
+    timings = {} if timings is None else timings
     tables = marts()
-    publication = new_publication(con, settings, tables, build_id)
+    publication = _timed(timings, "fingerprints_s", new_publication, con, settings, tables, build_id)
     # The two targets are written at once, each on a cursor of its own: each spends much of its
     # time in work DuckDB does on one thread (the file's checkpoint, the Parquet writer).
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        duckdb_file = pool.submit(publish_duckdb, con.cursor(), serving_database(settings), tables, publication)
-        parquet_set = pool.submit(publish_parquet, con.cursor(), serving_dir(settings), tables, publication)
+    with ThreadPoolExecutor(max_workers=2) as pool, con.cursor() as one, con.cursor() as other:
+        duckdb_file = pool.submit(_timed, timings, "duckdb_s", publish_duckdb, one, serving_database(settings), tables,
+                                  publication)
+        parquet_set = pool.submit(_timed, timings, "parquet_s", publish_parquet, other, serving_dir(settings), tables,
+                                  publication)
         duckdb_file.result()
         parquet_set.result()
     # The PostgreSQL publication (postgres.py) follows in the serving asset, after the
     # warehouse is let go: a slow server never holds up the next build.
     return publication
+
+
+def _timed(timings: dict[str, float], key: str, work, *args):
+    start = time.perf_counter()
+    try:
+        return work(*args)
+    finally:
+        timings[key] = time.perf_counter() - start
 
 
 def new_publication(con: duckdb.DuckDBPyConnection, settings: Settings, tables: list[Mart],
