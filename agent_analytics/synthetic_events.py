@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -517,9 +518,13 @@ def _write_shuffled(con: duckdb.DuckDBPyConnection, spill: Path, out_dir: Path, 
 
 
 def generate(
-    out_dir: Path, events: int, days: int, seed: int, end: date | None = None, unsorted: bool = False
+    out_dir: Path, events: int, days: int, seed: int, end: date | None = None, unsorted: bool = False,
+    on_file: Callable[[Path], None] | None = None,
 ) -> GenerateResult:
     """Write ``days`` daily JSONL files ending at ``end`` (default: today UTC) into ``out_dir``.
+
+    ``on_file``: called with each daily file as soon as it is written (it may load and delete
+    it), so a long period never sits on disk at once. Daily files only (not ``unsorted``).
 
     ``unsorted``: write ``days`` files ``events-part-NNN-of-NNN.jsonl`` instead, each holding
     events of every day of the period in random order, as several sources writing at once
@@ -528,6 +533,8 @@ def generate(
     """
     if days < 1 or events < 0:
         raise ValueError("days must be >= 1 and events >= 0")
+    if unsorted and on_file is not None:
+        raise ValueError("on_file needs daily files (unsorted=False)")
     end = end or datetime.now(timezone.utc).date()
     start = end - timedelta(days=days - 1)
     out_dir = Path(out_dir)
@@ -569,6 +576,8 @@ def generate(
                 with path.open("a", encoding="utf-8", newline="\n") as f:
                     f.writelines(line + "\n" for line in extra)
                 result.files.append(path)
+                if on_file is not None:
+                    on_file(path)
             if spill is not None:
                 result.files = _write_shuffled(con, Path(spill), out_dir, days)
     finally:
