@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     build = sub.add_parser("build", help="materialize every asset (ingest landing files, dbt, checks, exports)")
     build.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
 
+    sub.add_parser("compact", help="merge the raw layer's batches of closed days into day files (docs/raw-layer.md)")
+
     export = sub.add_parser("export", help="export the daily CSV or the full JSON for a period")
     _add_period_arguments(export)
     export.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -208,6 +210,20 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.build import run_build
 
     return 0 if run_build(settings, full_refresh=args.full_refresh) else 1
+
+
+def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
+    from ingestion.compaction import closed_cutoff, compact
+
+    settings.ensure_dirs()
+    cutoff = closed_cutoff(datetime.now(timezone.utc))
+    plans = compact(settings.warehouse_path, settings.raw_dir, cutoff)
+    for plan in plans:
+        days = f"days {plan.days[0]}..{plan.days[-1]}" if plan.days else "no rows"
+        print(f"compacted {len(plan.batches)} batches into {len(plan.files)} day files ({days})")
+    if not plans:
+        print(f"nothing to compact: no batch loaded and closed before {cutoff:%Y-%m-%d %H:%M} UTC")
+    return 0
 
 
 def _metrics_document(args: argparse.Namespace, settings: Settings) -> dict:
@@ -340,7 +356,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     print()
     print(f"warehouse (DuckDB):   {settings.warehouse_path}")
-    print(f"raw layer (Parquet):  {settings.raw_dir / 'batches'}")
+    print(f"raw layer (Parquet):  {settings.raw_dir}")
     print(f"for BI tools:         {serving_database(settings)} and {serving_dir(settings) / 'parquet'}/")
     print(f"daily CSV export:     {settings.exports_dir / 'daily.csv'}")
     print(f"full JSON export:     {settings.exports_dir / 'analytics.json'}")
@@ -448,6 +464,7 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
 COMMANDS = {
     "ingest": cmd_ingest,
     "build": cmd_build,
+    "compact": cmd_compact,
     "export": cmd_export,
     "metrics": cmd_metrics,
     "report": cmd_report,

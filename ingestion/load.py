@@ -47,7 +47,7 @@ import pyarrow as pa
 
 from agent_analytics.sql import literal, stored_text
 from agent_analytics.warehouse import open_warehouse
-from ingestion import otlp, pricing, raw_layer, traces
+from ingestion import compaction, otlp, pricing, raw_layer, traces
 from ingestion.ingest_tables import ID_HASH, ensure_ingest_schema
 from ingestion.validate import PARSE_SQL, AcceptedTimes, reason_sql, set_accepted_times
 
@@ -717,9 +717,11 @@ def load_file(
 
 
 def recover(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> list[str]:
-    """Make the raw layer match the ledger: create schema files, drop uncommitted batches."""
+    """Make the raw layer match the ledger: create schema files, finish or undo an interrupted
+    compaction, drop uncommitted batches."""
     ensure_ingest_schema(con)
     raw_layer.ensure_schema_files(raw_dir)
+    compaction.recover(con, raw_dir)
     committed = {row[0] for row in con.execute("select distinct batch_id from ingest.ledger").fetchall()}
     return raw_layer.sweep_orphans(raw_dir, committed)
 

@@ -4,7 +4,10 @@ Layout under `<home>/raw/`:
 
     batches/<batch_id>/<table>.parquet   one file per raw table, rows in the input file's order
     batches/0-schema/<table>.parquet     empty files that fix each table's schema
+    <table>/event_date=YYYY-MM-DD/*.parquet
+                                         compacted batches of closed days (compaction.py)
     _tmp/<batch_id>/                     a batch being written (never read)
+    _compaction/<compaction_id>/         day files being written (never read)
 
 A batch is written into `_tmp/`, then renamed into `batches/` (atomic on one file system),
 then recorded in the ledger inside a DuckDB transaction. The ledger row is the commit: a
@@ -18,8 +21,9 @@ cover narrow time ranges, and a sort cost more than writing the Parquet itself (
 OpenTelemetry spans that gained spans after its first batch: each batch that adds to it
 writes the whole message again with the next revision, and readers keep the latest.
 
-Any engine reads a table as `raw/batches/*/<table>.parquet` (DuckDB `read_parquet`,
-Spark `spark.read.parquet`), which is why the raw layer is plain Parquet, not DuckDB tables.
+Any engine reads a table as `raw/batches/*/<table>.parquet` plus `raw/<table>/event_date=*/*.parquet`
+(DuckDB `read_parquet`, Spark `spark.read.parquet`; the dbt vars `raw_layer_root` and
+`raw_layer_files` name them), which is why the raw layer is plain Parquet, not DuckDB tables.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import dagster as dg
 from agent_analytics.settings import load_settings
 from orchestration import retention
 from orchestration.defs.alerts import definitions as alerts_concern
+from orchestration.defs.compaction import definitions as compaction_concern
 from orchestration.defs.dbt import definitions as dbt_concern
 from orchestration.defs.exports import definitions as exports_concern
 from orchestration.defs.ingest import definitions as ingest_concern
@@ -31,7 +32,8 @@ EXECUTOR = dg.in_process_executor
 
 
 def build_definitions() -> dg.Definitions:
-    everything = dg.AssetSelection.all()
+    # Compaction has its own job and schedule (defs/compaction/): it moves rows, never changes them.
+    everything = dg.AssetSelection.all() - dg.AssetSelection.groups(compaction_concern.COMPACTION_GROUP)
     build_all = dg.define_asset_job(
         BUILD_JOB, selection=everything, executor_def=EXECUTOR,
         description="Ingest landing files, build every model, check, export, dashboard, reports (not emailed).",
@@ -68,6 +70,7 @@ def build_definitions() -> dg.Definitions:
         alerts_concern.build_defs(marts),
         serving_concern.build_defs(marts),
         retention.defs,
+        compaction_concern.defs,
         dg.Definitions(jobs=[build_all, refresh], schedules=schedules, executor=EXECUTOR, resources=resources()),
     )
 
