@@ -216,6 +216,30 @@ def test_the_sources_read_both_layouts_from_one_place(home):
                         "union_by_name = true, hive_partitioning = false, allow_empty = true)")
 
 
+def test_the_incremental_filter_reaches_the_parquet_scan(home):
+    """The staging view's `loaded_at > watermark` (fct_messages' incremental read) is a filter
+    of the Parquet scan itself, so row groups (and day files) loaded before it are skipped by
+    their statistics: nothing is newer than the marts here, and the scan emits no row."""
+    profile = home.base / "profile.json"
+    with duckdb.connect(str(home.settings.warehouse_path), read_only=True) as con:
+        con.execute("pragma enable_profiling = 'json'")
+        con.execute(f"pragma profiling_output = '{profile}'")
+        assert con.execute("select count(*) from stg_raw__messages "
+                           "where loaded_at > (select max(loaded_at) from fct_messages)").fetchone() == (0,)
+        con.execute("pragma disable_profiling")
+    scans = []
+
+    def walk(node):
+        for child in node.get("operator", []) + node.get("children", []):
+            if child.get("name") == "READ_PARQUET" and "loaded_at" in str(child["extra_info"].get("Projections")):
+                scans.append(child)
+            walk(child)
+
+    walk(json.loads(profile.read_text()))
+    assert scans and all("loaded_at >" in str(s["extra_info"].get("Dynamic Filters")) for s in scans)
+    assert [s["intermediate_rows"] for s in scans] == [0] * len(scans)
+
+
 def test_after_compaction_duplicates_late_events_and_revisions(home):
     settings = home.settings
     first_batches = {Path(r.file_name).name: r.batch_id for r in home.results}
