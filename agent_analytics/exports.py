@@ -67,8 +67,9 @@ def metrics_document(settings: Settings, query: MetricsQuery, *, lock_timeout_s:
 def open_marts(settings: Settings, *, lock_timeout_s: float = 3600.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection to the marts: the serving copy once a build has published one
     (no lock: it is never written in place, so a build never makes a reader wait), else the
-    warehouse under its lock. NoWarehouseError when there is neither, TimeoutError when a
-    build held the warehouse for `lock_timeout_s`."""
+    warehouse under its lock (with AGENT_ANALYTICS_ENGINE=spark, views over the Spark tables).
+    NoWarehouseError when there is neither, TimeoutError when a build held the warehouse for
+    `lock_timeout_s`."""
     from agent_analytics.serving import serving_database
     from agent_analytics.warehouse import open_warehouse
 
@@ -83,6 +84,12 @@ def open_marts(settings: Settings, *, lock_timeout_s: float = 3600.0) -> Iterato
         return
     if not settings.warehouse_path.exists():
         raise NoWarehouseError(f"no warehouse at {settings.warehouse_path}: run 'agent-analytics build' first")
+    if settings.engine == "spark":  # the marts are the Spark tables (agent_analytics/spark_marts.py)
+        from agent_analytics.spark_marts import open_spark_marts
+
+        with open_spark_marts(settings, lock_timeout_s=lock_timeout_s) as con:
+            yield con
+        return
     with open_warehouse(settings.warehouse_path, read_only=True, lock_timeout_s=lock_timeout_s) as con:
         yield con
 

@@ -22,10 +22,12 @@
 | AGENT_ANALYTICS_BI_POSTGRES_SCHEMA          | analytics                   | the PostgreSQL schema a publication replaces whole (lowercase; not public, information_schema, pg_*) |
 | AGENT_ANALYTICS_BI_POSTGRES_MAX_ROWS        | 5000000                     | tables with more rows are not published into PostgreSQL (BI tools read their Parquet file) |
 | AGENT_ANALYTICS_RUN_RETENTION_DAYS          | 30                          | days Dagster keeps finished runs and their logs (job cleanup_old_runs) |
+| AGENT_ANALYTICS_ENGINE                      | duckdb                      | where dbt builds the models: duckdb (the warehouse file) or spark (local Spark, the spark extra; docs/spark.md) |
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import os
 import re
@@ -62,6 +64,8 @@ BI_POSTGRES_SCHEMA_VAR = "AGENT_ANALYTICS_BI_POSTGRES_SCHEMA"
 BI_POSTGRES_MAX_ROWS_VAR = "AGENT_ANALYTICS_BI_POSTGRES_MAX_ROWS"
 BI_POSTGRES_SCHEMA_DEFAULT = "analytics"
 BI_POSTGRES_MAX_ROWS_DEFAULT = 5_000_000
+ENGINE_VAR = "AGENT_ANALYTICS_ENGINE"
+ENGINES = ("duckdb", "spark")  # the outputs of profiles.yml
 
 
 class SettingsError(ValueError):
@@ -90,6 +94,7 @@ class Settings:
     bi_postgres_schema: str = BI_POSTGRES_SCHEMA_DEFAULT
     bi_postgres_max_rows: int = BI_POSTGRES_MAX_ROWS_DEFAULT
     run_retention_days: float = 30.0
+    engine: str = "duckdb"
 
     @property
     def landing_dir(self) -> Path:
@@ -119,6 +124,17 @@ class Settings:
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
+    @property
+    def spark_dir(self) -> Path:
+        """Where a Spark build keeps its tables, metastore and logs."""
+        return self.home / "spark"
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        """dbt's working files of this home's builds: one folder per engine, so each records the
+        model version its own tables were built under."""
+        return self.home / "dbt_target" if self.engine == "duckdb" else self.spark_dir / "dbt_target"
+
     def ensure_dirs(self) -> None:
         for folder in (self.landing_dir, self.raw_dir, self.exports_dir, self.reports_dir, self.dagster_home):
             try:
@@ -136,6 +152,7 @@ class Settings:
             EVENT_TIME_AHEAD_VAR: f"{self.event_time_max_ahead_hours:g}",
             build_memory.MEMORY_VAR: self.duckdb_memory,
             build_memory.THREADS_VAR: str(self.dbt_threads),
+            ENGINE_VAR: self.engine,
             "DAGSTER_HOME": str(self.dagster_home),
         }
 
@@ -180,6 +197,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         bi_postgres_schema=_bi_postgres_schema(env),
         bi_postgres_max_rows=int(_numbers(env, BI_POSTGRES_MAX_ROWS_VAR, str(BI_POSTGRES_MAX_ROWS_DEFAULT), 1)[0]),
         run_retention_days=_numbers(env, RUN_RETENTION_VAR, "30", 1)[0],
+        engine=_engine(env),
     )
 
 
@@ -245,6 +263,18 @@ def _bi_postgres_schema(env) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,49}", raw) or raw.startswith("pg_") or raw in ("public", "information_schema"):
         raise SettingsError(f"{BI_POSTGRES_SCHEMA_VAR}={raw!r} must be a lowercase name of letters, digits and _ "
                             "(at most 50), not public, information_schema or pg_*: a publication replaces the schema whole")
+    return raw
+
+
+def _engine(env) -> str:
+    raw = (env.get(ENGINE_VAR) or "duckdb").strip()
+    if raw not in ENGINES:
+        raise SettingsError(f"{ENGINE_VAR}={raw!r} must be duckdb or spark")
+    if raw == "spark":
+        try:
+            importlib.metadata.distribution("dbt-spark")
+        except importlib.metadata.PackageNotFoundError:
+            raise SettingsError(f"{ENGINE_VAR}=spark needs the spark extra: pip install -e '.[spark]' (docs/spark.md)") from None
     return raw
 
 

@@ -17,6 +17,7 @@ import duckdb
 from dagster_dbt import DbtCliResource
 
 from agent_analytics.settings import HOME_VAR, Settings, load_settings
+from agent_analytics.spark_marts import open_built_marts
 from agent_analytics.warehouse import open_warehouse
 from orchestration.defs.dbt.project import DBT_PROJECT, dbt_executable
 
@@ -39,6 +40,13 @@ class Warehouse(dg.ConfigurableResource):
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         with open_warehouse(self.settings.load().warehouse_path, read_only=read_only) as con:
+            yield con
+
+    @contextmanager
+    def marts(self, *, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The warehouse with the marts of the last build found by name, whichever engine built
+        them (agent_analytics/spark_marts.py)."""
+        with open_built_marts(self.settings.load(), read_only=read_only) as con:
             yield con
 
 

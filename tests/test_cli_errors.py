@@ -129,6 +129,7 @@ CASES = [
     ("unknown-command", ["frobnicate"], {}, "argument command: invalid choice: 'frobnicate'"),
     # settings
     ("home-is-file", ["metrics"], {"AGENT_ANALYTICS_HOME": "{file}"}, "AGENT_ANALYTICS_HOME='{file}' is a file, not a folder"),
+    ("engine-unknown", ["build"], {"AGENT_ANALYTICS_ENGINE": "snowflake"}, "AGENT_ANALYTICS_ENGINE='snowflake' must be duckdb or spark"),
     ("home-under-file", ["ingest", str(FIXTURES / "day1.jsonl")], {"AGENT_ANALYTICS_HOME": "{file}/home"},
      "AGENT_ANALYTICS_HOME='{file}/home' is under {file}, which is a file, not a folder"),
     ("home-unwritable", ["ingest", str(FIXTURES / "day1.jsonl")], {"AGENT_ANALYTICS_HOME": "/proc/agent-analytics-test"},

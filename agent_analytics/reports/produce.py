@@ -24,7 +24,7 @@ from agent_analytics.reports.definitions import ReportDefinition
 from agent_analytics.reports.pdf import render_pdf
 from agent_analytics.reports.summary import summary_text
 from agent_analytics.settings import Settings
-from agent_analytics.warehouse import open_warehouse
+from agent_analytics.spark_marts import open_built_marts
 
 DASHBOARD_DIR = "dashboard"
 
@@ -48,7 +48,7 @@ def write_dashboard(settings: Settings, now: datetime | None = None) -> Path:
     """Every dashboard page and the index; returns the index path."""
     now = now or datetime.now(timezone.utc)
     pages = dashboard_pages(now, settings.company_tz)
-    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+    with open_built_marts(settings) as con:
         docs = {p.slug: _document(con, p.period, None, now, settings) for p in pages}
     folder = settings.reports_dir / DASHBOARD_DIR
     for page in pages:
@@ -65,7 +65,7 @@ def write_report(
     if period_end is None:
         period_end = default_period_end(definition.frequency, local_date(now, tz))
     label, period = report_period(definition.frequency, period_end, tz, as_of=now)
-    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+    with open_built_marts(settings) as con:
         agents = check_agents(con, list(definition.agents) if definition.agents else None)
         doc = _document(con, period, agents, period.end, settings)
         previous_doc = _document(con, period.previous(), agents, period.start, settings)

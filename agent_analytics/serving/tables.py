@@ -85,7 +85,7 @@ def marts(models_dir: Path = MARTS_DIR) -> list[Mart]:
 def dbt_invocation_id(settings: Settings) -> str | None:
     """The invocation id of the last dbt run of this home (the dbt asset's target folder)."""
     try:
-        results = json.loads((settings.home / "dbt_target" / "run_results.json").read_text())
+        results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())
     except (OSError, ValueError):
         return None
     return results.get("metadata", {}).get("invocation_id")

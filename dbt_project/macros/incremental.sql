@@ -1,11 +1,26 @@
 {#- Incremental strategy per engine: DuckDB deletes and re-inserts the rebuilt rows (with
     `replace_from=true`, the strategy below, for a model configured with `replace_from`);
-    Spark without Delta/Iceberg has no merge or delete, so it overwrites partitions. -#}
+    Spark without Delta/Iceberg has no merge or delete, so it overwrites the partitions (days,
+    `day_partition`) its new rows fall in: those models' new rows are every row of each day
+    they rebuild. -#}
 {% macro rebuild_strategy(replace_from=false) -%}
     {%- if target.type == 'spark' -%}
         {{ return('insert_overwrite') }}
     {%- endif -%}
     {{ return('replace_from' if replace_from else 'delete+insert') }}
+{%- endmacro %}
+
+{#- The partition column of an incremental model on Spark (its day column, whose partitions an
+    insert_overwrite replaces); none on DuckDB. -#}
+{% macro day_partition(column) -%}
+    {{ return(column if target.type == 'spark' else none) }}
+{%- endmacro %}
+
+{#- The materialization of an incremental model without a day column (the sessionized messages,
+    the minute marts): on Spark, which cannot replace some rows of a table without a table
+    format that deletes (Delta, Iceberg), a table every run rebuilds. -#}
+{% macro incremental_or_table() -%}
+    {{ return('table' if target.type == 'spark' else 'incremental') }}
 {%- endmacro %}
 
 {#- Incremental strategy `replace_from` (config `replace_from`: a timestamp column): deletes
@@ -38,11 +53,20 @@
 {%- endmacro %}
 
 {#- The newest `column` value already in this incremental model (its watermark;
-    1900-01-01 while it is empty), as a scalar subquery. DuckDB turns the comparison with it
-    into a filter on the scan, so older Parquet row groups and table segments are skipped as
-    with a literal. -#}
+    1900-01-01 while it is empty). On DuckDB a scalar subquery: DuckDB turns the comparison with
+    it into a filter on the scan, so older Parquet row groups and table segments are skipped as
+    with a literal. On Spark a literal queried first: Spark refuses to overwrite a table that
+    the query writing it reads. -#}
 {% macro loaded_watermark(column='max_loaded_at') -%}
+    {{ return(adapter.dispatch('loaded_watermark', 'agent_analytics')(column)) }}
+{%- endmacro %}
+
+{% macro default__loaded_watermark(column) -%}
     (select coalesce(max({{ column }}), cast('1900-01-01' as timestamp)) from {{ this }})
+{%- endmacro %}
+
+{% macro spark__loaded_watermark(column) -%}
+    {{ return(query_literal('select max(' ~ column ~ ') from ' ~ this, 'timestamp')) }}
 {%- endmacro %}
 
 {#- The one value `query` returns, queried when the model runs, as a literal of `sql_type`
@@ -78,11 +102,26 @@
     )
 {%- endmacro %}
 
-{#- `select <columns> from <relation>`, restricted on incremental runs to rows of ingest
-    batches loaded after this model's newest `loaded_at`. -#}
-{% macro loaded_since_last_run(relation, columns='*') -%}
+{#- `select <columns> from <relation>`, restricted on incremental runs to the rows the run
+    rebuilds: on DuckDB the rows of ingest batches loaded after this model's newest `loaded_at`;
+    on Spark, which overwrites whole days, every row of the days (`day_column` of `relation`)
+    of the messages loaded since then. A message rewritten by a later batch with its next
+    revision keeps its day, so the day's rows, read from staging (latest revisions only), are
+    exact. -#}
+{% macro loaded_since_last_run(relation, columns='*', day_column='message_date') -%}
     select {{ columns }} from {{ relation }}
     {% if is_incremental() %}
-    where loaded_at > {{ loaded_watermark('loaded_at') }}
+    where {{ adapter.dispatch('loaded_since_last_run_filter', 'agent_analytics')(day_column) }}
     {% endif %}
+{%- endmacro %}
+
+{% macro default__loaded_since_last_run_filter(day_column) -%}
+    loaded_at > {{ loaded_watermark('loaded_at') }}
+{%- endmacro %}
+
+{% macro spark__loaded_since_last_run_filter(day_column) -%}
+    {{ day_column }} in (
+        select message_date from {{ ref('stg_raw__messages') }}
+        where loaded_at > {{ loaded_watermark('loaded_at') }}
+    )
 {%- endmacro %}

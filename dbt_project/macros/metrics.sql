@@ -6,7 +6,8 @@
     must be able to render them. Ratios (error rate, averages, cost per message) are always
     quotients of these sums, never averages of daily ratios. Counts and token sums are cast to
     bigint: DuckDB sums integers into an int128 (hugeint), which ODBC drivers, Tableau, Power BI
-    and Parquet readers handle badly. -#}
+    and Parquet readers handle badly. Sums of call costs are cast to decimal(38,10), DuckDB's sum
+    of decimal(18,10), which Spark makes decimal(28,10). -#}
 
 {#- Over fct_messages rows. -#}
 {% macro message_measures() -%}
@@ -34,9 +35,9 @@
     cast(coalesce(sum(cache_read_tokens), 0) as bigint) as cache_read_tokens,
     cast(coalesce(sum(total_tokens), 0) as bigint) as total_tokens,
     cast(coalesce(sum(case when is_priced then 0 else total_tokens end), 0) as bigint) as unpriced_tokens,
-    coalesce(sum(cost_usd), 0) as cost_usd,
-    coalesce(sum(reported_cost_usd), 0) as reported_cost_usd,
-    coalesce(sum(case when cost_source = 'estimated' then cost_usd end), 0) as estimated_cost_usd
+    cast(coalesce(sum(cost_usd), 0) as decimal(38, 10)) as cost_usd,
+    cast(coalesce(sum(reported_cost_usd), 0) as decimal(38, 10)) as reported_cost_usd,
+    cast(coalesce(sum(case when cost_source = 'estimated' then cost_usd end), 0) as decimal(38, 10)) as estimated_cost_usd
 {%- endmacro %}
 
 {#- Over fct_sessions rows; a session counts in the day (window) of its first message. -#}

@@ -19,9 +19,11 @@
 
 {#- Strategy of the row-level marts fed by messages (fct_messages, fct_llm_calls,
     fct_tool_calls): append, except that a message's newer revision first deletes its older
-    rows. On Spark plain append (the revision delete needs a table format with deletes). -#}
+    rows. On Spark, which has no delete without a table format that deletes, insert_overwrite
+    of the days the new messages fall on, rebuilt from staging (loaded_since_last_run): a
+    revised message keeps its day, and staging holds its latest revision only. -#}
 {% macro revision_strategy() -%}
-    {{ return('append' if target.type == 'spark' else 'append_revisions') }}
+    {{ return('insert_overwrite' if target.type == 'spark' else 'append_revisions') }}
 {%- endmacro %}
 
 {#- Incremental strategy `append_revisions`: delete the target's rows of messages whose new

@@ -30,7 +30,7 @@
 {%- endif %}
 {{
     config(
-        materialized='incremental',
+        materialized=incremental_or_table(),
         unique_key='message_id',
         incremental_strategy=rebuild_strategy(replace_from=true),
         replace_from='occurred_at',

@@ -6,6 +6,7 @@
         materialized='incremental',
         unique_key='activity_date',
         incremental_strategy=rebuild_strategy(),
+        partition_by=day_partition('activity_date'),
         on_schema_change='fail',
     )
 }}

@@ -3,7 +3,7 @@
     Incremental: rebuilds every minute that newly loaded messages touch (see minute_facts). -#}
 {{
     config(
-        materialized='incremental',
+        materialized=incremental_or_table(),
         unique_key='minute_at',
         incremental_strategy=rebuild_strategy(),
         on_schema_change='fail',

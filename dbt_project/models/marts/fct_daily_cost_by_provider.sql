@@ -5,6 +5,7 @@
         materialized='incremental',
         unique_key='cost_date',
         incremental_strategy=rebuild_strategy(),
+        partition_by=day_partition('cost_date'),
         on_schema_change='fail',
     )
 }}

@@ -67,8 +67,9 @@ final as (
         {{ to_company_date('started_at') }} as incident_date,
         down_probes,
         ended_at is null as is_ongoing,
-        {{ dbt.datediff('started_at', 'coalesce(ended_at, latest_checked_at)', 'millisecond') }}
-        / 60000.0 as downtime_minutes
+        -- a double division on every engine (Spark divides by a decimal literal in decimals)
+        cast({{ dbt.datediff('started_at', 'coalesce(ended_at, latest_checked_at)', 'millisecond') }} as double)
+        / 60000 as downtime_minutes
     from incidents
 
 )

@@ -7,6 +7,7 @@
     config(
         materialized='incremental',
         incremental_strategy=revision_strategy(),
+        partition_by=day_partition('message_date'),
         unique_key='message_id',
         on_schema_change='fail',
     )
@@ -22,7 +23,7 @@ messages as (
 
 llm_calls as (
 
-    {{ loaded_since_last_run(ref('stg_raw__llm_calls')) }}
+    {{ loaded_since_last_run(ref('stg_raw__llm_calls'), day_column='call_date') }}
 
 ),
 
@@ -33,7 +34,7 @@ call_totals as (
         cast(sum(input_tokens) as bigint) as input_tokens,
         cast(sum(output_tokens) as bigint) as output_tokens,
         cast(sum(cache_read_tokens) as bigint) as cache_read_tokens,
-        sum(cost_usd) as cost_usd,
+        cast(sum(cost_usd) as decimal(38, 10)) as cost_usd,
         cast(sum(case when is_priced then 0 else 1 end) as bigint) as unpriced_call_count,
         cast(sum(case when is_priced then 0 else total_tokens end) as bigint) as unpriced_tokens
     from llm_calls
@@ -65,7 +66,7 @@ final as (
         messages.is_error,
         messages.occurred_at,
         messages.message_date,
-        extract(hour from {{ to_company_time('messages.occurred_at') }}) as message_hour,
+        cast(extract(hour from {{ to_company_time('messages.occurred_at') }}) as bigint) as message_hour,
         messages.loaded_at,
         messages.revision
     from messages

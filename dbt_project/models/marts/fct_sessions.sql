@@ -5,13 +5,15 @@
     message) are deleted and rebuilt from their messages (strategy replace_from). Earlier
     sessions cannot change: int_messages_sessionized only re-sessionizes a pair from the
     start of the run a new message joins, and the sessions of that run before the new
-    message's keep their start and their messages. On Spark all sessions of the pair are
-    rebuilt. -#}
+    message's keep their start and their messages. On Spark (insert_overwrite by
+    session_date) every session of every pair that starts on or after the day of
+    `rebuild_from` is rebuilt: each of those days is rewritten whole. -#}
 {{
     config(
         materialized='incremental',
         unique_key=['user_id', 'agent_id'],
         incremental_strategy=rebuild_strategy(replace_from=true),
+        partition_by=day_partition('session_date'),
         replace_from='session_started_at',
         on_schema_change='fail',
     )
@@ -21,12 +23,9 @@
     the scan of int_messages_sessionized skips its older segments: as a scalar subquery (itself
     filtered by the watermark subquery) DuckDB does not push it into the scan. -#}
 {%- set watermark = loaded_watermark() -%}
-{%- set rebuild_from = sql_literal('1900-01-01 00:00:00') -%}
-{%- if target.type != 'spark' -%}
 {%- set rebuild_from = query_literal(
     "select min(session_started_at) from " ~ ref('int_messages_sessionized') ~ " where loaded_at > " ~ watermark,
     'timestamp', '9999-12-31 00:00:00') -%}
-{%- endif -%}
 {%- endif %}
 
 with
@@ -37,7 +36,15 @@ all_sessionized_messages as (
 
 ),
 
-{% if is_incremental() %}
+{% if is_incremental() and target.type == 'spark' %}
+sessionized_messages as (
+
+    select all_sessionized_messages.*
+    from all_sessionized_messages
+    where {{ to_company_date('all_sessionized_messages.session_started_at') }} >= {{ to_company_date(rebuild_from) }}
+
+),
+{% elif is_incremental() %}
 changed_pairs as (
 
     select distinct

@@ -7,6 +7,7 @@
     config(
         materialized='incremental',
         incremental_strategy=revision_strategy(),
+        partition_by=day_partition('message_date'),
         unique_key='message_id',
         on_schema_change='fail',
     )
@@ -16,7 +17,7 @@ with
 
 tool_calls as (
 
-    {{ loaded_since_last_run(ref('stg_raw__tool_calls')) }}
+    {{ loaded_since_last_run(ref('stg_raw__tool_calls'), day_column='call_date') }}
 
 ),
 

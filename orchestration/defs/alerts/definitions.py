@@ -65,7 +65,7 @@ def build_defs(marts: Sequence[dg.AssetKey]) -> dg.Definitions:
                                                    severity=dg.AssetCheckSeverity.WARN,
                                                    metadata={"problem": redact(problem or "none")})],
             )
-        with warehouse.connect() as con:
+        with warehouse.marts(read_only=False) as con:
             result = evaluate(con, config, settings, datetime.now(timezone.utc))
         for event_type, event_id in result.events:
             context.log.info(redact(f"queued {event_type} {event_id}"))

@@ -19,6 +19,7 @@ from dagster_dbt import (
 from agent_analytics.build_memory import out_of_memory_line
 from agent_analytics.files import write_atomically
 from agent_analytics.model_version import model_version
+from agent_analytics.spark_marts import has_spark_tables
 from agent_analytics.warehouse import warehouse_lock
 from orchestration.defs.dbt.project import DBT_PROJECT
 from orchestration.pools import WAREHOUSE_POOL
@@ -69,8 +70,10 @@ SCOPED_TEST_MODELS = {
 def tests_loaded_after(warehouse: Warehouse) -> str | None:
     """The oldest of those models' newest load times (ISO text): every row loaded up to it has
     been tested by an earlier build, also when one of them did not build last time. None
-    before the first build (or while one of them is missing): test every row."""
-    if not warehouse.settings.load().warehouse_path.exists():
+    before the first build (or while one of them is missing): test every row. None on Spark,
+    whose builds test every row (the scoped tests' models are Spark tables)."""
+    settings = warehouse.settings.load()
+    if settings.engine != "duckdb" or not settings.warehouse_path.exists():
         return None
     with warehouse.connect(read_only=True) as con:
         main = con.execute("select table_name from information_schema.tables where table_schema = 'main'").fetchall()
@@ -109,9 +112,12 @@ def record_model_version(target: Path, version: str, run_id: str) -> None:
 
 
 def has_model_tables(warehouse: Warehouse) -> bool:
-    """Whether the warehouse holds tables built by dbt (schema main; ingest keeps its own
-    schema), i.e. rows an incremental build would keep."""
-    if not warehouse.settings.load().warehouse_path.exists():
+    """Whether the engine's warehouse holds tables built by dbt (DuckDB: schema main, as ingest
+    keeps its own schema; Spark: its warehouse folder), i.e. rows an incremental build would keep."""
+    settings = warehouse.settings.load()
+    if settings.engine == "spark":
+        return has_spark_tables(settings)
+    if not settings.warehouse_path.exists():
         return False
     with warehouse.connect(read_only=True) as con:
         query = "select count(*) from information_schema.tables where table_schema = 'main' and table_type = 'BASE TABLE'"
@@ -127,9 +133,10 @@ def build_dbt_assets() -> dg.AssetsDefinition:
                          analytics: AnalyticsSettings, warehouse: Warehouse):
         settings = analytics.load()
         os.environ.update(settings.env())
-        # One target folder per warehouse (runs are serialized by the lock): dbt's partial
-        # parsing is reused, and no folder piles up per run.
-        target = settings.home / "dbt_target"
+        # One target folder per warehouse and engine (runs are serialized by the lock): dbt's
+        # partial parsing is reused, and no folder piles up per run. The engine reaches dbt as
+        # AGENT_ANALYTICS_ENGINE, which picks the profile's target (profiles.yml).
+        target = settings.dbt_target_dir
         version = model_version(settings, DBT_PROJECT.project_dir)
         full_refresh = config.full_refresh
         # Rows kept by the incremental models were made by the version that built them: after an

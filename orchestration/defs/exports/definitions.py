@@ -29,7 +29,7 @@ def _document(settings: Settings, warehouse: Warehouse) -> dict:
     """The metrics document of the 30 local days ending today (company time zone), up to now."""
     as_of = datetime.now(timezone.utc)
     period = parse_period(EXPORT_PERIOD, None, None, None, as_of, settings.company_tz)
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.marts() as con:
         return compute_metrics(con, MetricsRequest(period=period, agents=None, as_of=as_of), settings)
 
 

@@ -19,7 +19,7 @@ def _make_check(table: str) -> dg.AssetChecksDefinition:
         description=f"Great Expectations suite on {table} ({len(suite)} expectations).",
     )
     def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
-        with warehouse.connect(read_only=True) as con:
+        with warehouse.marts() as con:
             df = con.execute(query).df()
         result = validate(df, suite, table)
         return dg.AssetCheckResult(

@@ -16,6 +16,7 @@ import dagster as dg
 
 from agent_analytics.serving import parquet_dir, publish_all, serving_database
 from agent_analytics.serving.postgres import publish_if_configured
+from agent_analytics.spark_marts import open_spark_marts
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.resources import AnalyticsSettings, Warehouse
 
@@ -36,7 +37,10 @@ def build_defs(marts: Sequence[dg.AssetKey]) -> dg.Definitions:
     def serving_copy(context: dg.AssetExecutionContext, analytics: AnalyticsSettings,
                      warehouse: Warehouse) -> dg.MaterializeResult:
         settings = analytics.load()
-        with warehouse.connect(read_only=True) as con:
+        # After a Spark build the warehouse holds only the ingest and alert tables: the marts are
+        # the Spark tables, as views of an in-memory connection (agent_analytics/spark_marts.py).
+        built = open_spark_marts(settings) if settings.engine == "spark" else warehouse.connect(read_only=True)
+        with built as con:
             publication = publish_all(con, settings, build_id=context.run_id)
         postgres = publish_if_configured(settings, serving_database(settings))
         (context.log.warning if postgres.status == "failed" else context.log.info)(f"PostgreSQL: {postgres.detail}")
