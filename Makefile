@@ -31,4 +31,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf analytics_home dbt_project/target dbt_project/logs .pytest_cache
+	rm -rf analytics_home dbt_project/target dbt_project/target-* dbt_project/logs .pytest_cache

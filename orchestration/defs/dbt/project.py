@@ -1,6 +1,6 @@
 """The dbt project as dagster-dbt's `DbtProject`: where it lives and how its manifest is made.
 
-The asset definitions read `dbt_project/target/manifest.json`. Under `dagster dev`,
+The asset definitions read `dbt_project/target/manifest.json` (`target-spark/` on Spark). Under `dagster dev`,
 `prepare_if_dev` parses the project when the definitions load; everywhere else the manifest
 is prepared explicitly before the definitions are loaded: `agent-analytics build`, `demo` and
 `dev` call `prepare_manifest`, a deployment runs `dagster-dbt project prepare-and-package
@@ -19,7 +19,13 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 PROFILES_DIR = REPO_ROOT
 
-DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=PROFILES_DIR)
+# The manifest differs by engine (models enabled or materialized per target, profiles.yml's
+# target is AGENT_ANALYTICS_ENGINE), so each engine prepares its own: a Spark build never loads
+# the DuckDB manifest, nor the other way round, also when both run from this checkout at once.
+# Read from the environment that started the process, as dbt itself reads it.
+_ENGINE = os.environ.get("AGENT_ANALYTICS_ENGINE") or "duckdb"
+DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=PROFILES_DIR,
+                         target_path=Path("target" if _ENGINE == "duckdb" else f"target-{_ENGINE}"))
 DBT_PROJECT.prepare_if_dev()
 
 
