@@ -25,15 +25,15 @@ skips it.
 Steps, under the warehouse lock (builds and loads take turns with it):
 1. write each table's rows of the chosen batches into `raw/_compaction/<id>/` (never read),
    check that the files hold as many rows as the batches, flush them to disk;
-2. commit the plan in one transaction: `ingest.compactions` (one row per run),
+2. commit the plan in one transaction: `ingest.compactions` (one row per plan),
    `ingest.compacted_batches`, `ingest.compaction_files`;
 3. move each file into `raw/<table>/event_date=.../` (a rename), flush the folders;
 4. delete the batches' folders and the staging folder, and mark the plan finished.
 The commit is the point of no return. A crash before it leaves a staging folder without a
 plan, which `recover` deletes (the batches were not touched); a crash after it is finished by
 `recover` (steps 3 and 4 again, each of which can be repeated). `recover` runs before every
-load (`ingestion.load.recover`) and every compaction, so the layer is whole again before
-anything reads or writes it.
+load (`ingestion.load.recover`) and every compaction, and every pipeline job loads first,
+so the layer is whole again before a build reads it (docs/raw-layer.md).
 """
 
 from __future__ import annotations
