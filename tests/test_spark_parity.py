@@ -58,7 +58,7 @@ LATE_DAY = date(2026, 11, 16)  # its file is loaded last: four days after the ne
 
 
 def _run(env: dict, *argv: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, f"{' '.join(argv[:3])} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
     return proc
 
