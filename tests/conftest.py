@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -47,6 +48,22 @@ def deliver(monkeypatch):
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def day1_home(tmp_path: Path, monkeypatch) -> Path:
+    """A home with the fixture's day1.jsonl waiting in landing/, AGENT_ANALYTICS_HOME set to it
+    and the company zone UTC; the whole environment is restored afterwards (a build writes its
+    settings into os.environ for dbt)."""
+    home = tmp_path / "home"
+    (home / "landing").mkdir(parents=True)
+    shutil.copy(FIXTURES / "day1.jsonl", home / "landing" / "day1.jsonl")
+    saved = dict(os.environ)
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(home))
+    monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+    yield home
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")

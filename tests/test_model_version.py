@@ -10,9 +10,7 @@ that is four sessions; with 5 minutes every gap ends a session: seven sessions o
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -28,7 +26,6 @@ from orchestration.defs.dbt.definitions import (
     recorded_model_version,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
 TIMEOUT_VAR = "AGENT_ANALYTICS_SESSION_TIMEOUT_MIN"
 
 SESSIONS_30_MIN = [
@@ -112,57 +109,47 @@ def _last_run(settings) -> tuple[dict, list[str]]:
         return dict(run.tags), [entry.user_message for entry in instance.all_logs(run.run_id)]
 
 
-def test_a_changed_setting_rebuilds_the_warehouse_once_and_a_failed_rebuild_records_nothing(tmp_path, monkeypatch, capsys):
-    home = tmp_path / "home"
-    (home / "landing").mkdir(parents=True)
-    shutil.copy(FIXTURES / "day1.jsonl", home / "landing" / "day1.jsonl")
-    saved_env = dict(os.environ)
-    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(home))
-    monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+def test_a_changed_setting_rebuilds_the_warehouse_once_and_a_failed_rebuild_records_nothing(day1_home, monkeypatch, capsys):
     monkeypatch.delenv(TIMEOUT_VAR, raising=False)
-    try:
-        first = load_settings()
-        assert run_build(first) is True
-        assert _recorded(first) == model_version(first)
-        assert _sessions(first) == SESSIONS_30_MIN
-        assert not _full_refresh(first)
+    first = load_settings()
+    assert run_build(first) is True
+    assert _recorded(first) == model_version(first)
+    assert _sessions(first) == SESSIONS_30_MIN
+    assert not _full_refresh(first)
 
-        # The timeout changes, and the rebuild it causes fails (DuckDB's memory far too small):
-        # the old record is gone and nothing new is recorded.
-        monkeypatch.setenv(TIMEOUT_VAR, "5")
-        with monkeypatch.context() as patch:
-            patch.setenv(MEMORY_VAR, "2MB")
-            patch.setenv(THREADS_VAR, "1")
-            assert run_build(load_settings()) is False
-        assert _full_refresh(first)
-        assert _last_run(first)[0].get(FULL_REBUILD_TAG) == "models_changed"
-        assert _recorded(first) is None
+    # The timeout changes, and the rebuild it causes fails (DuckDB's memory far too small):
+    # the old record is gone and nothing new is recorded.
+    monkeypatch.setenv(TIMEOUT_VAR, "5")
+    with monkeypatch.context() as patch:
+        patch.setenv(MEMORY_VAR, "2MB")
+        patch.setenv(THREADS_VAR, "1")
+        assert run_build(load_settings()) is False
+    assert _full_refresh(first)
+    assert _last_run(first)[0].get(FULL_REBUILD_TAG) == "models_changed"
+    assert _recorded(first) is None
 
-        # The next build rebuilds again (marts exist, no record), now with room: every session
-        # is cut at the new timeout, as from scratch.
-        second = load_settings()
-        assert second.session_timeout_minutes == 5 and model_version(second) != model_version(first)
-        capsys.readouterr()
-        assert run_build(second) is True
-        assert MODELS_CHANGED in capsys.readouterr().out  # `agent-analytics build` says why it took long
-        assert _full_refresh(second)
-        tags, messages = _last_run(second)
-        assert tags.get(FULL_REBUILD_TAG) == "models_changed" and MODELS_CHANGED in messages
-        assert _recorded(second) == model_version(second)
-        assert _sessions(second) == SESSIONS_5_MIN
+    # The next build rebuilds again (marts exist, no record), now with room: every session
+    # is cut at the new timeout, as from scratch.
+    second = load_settings()
+    assert second.session_timeout_minutes == 5 and model_version(second) != model_version(first)
+    capsys.readouterr()
+    assert run_build(second) is True
+    assert MODELS_CHANGED in capsys.readouterr().out  # `agent-analytics build` says why it took long
+    assert _full_refresh(second)
+    tags, messages = _last_run(second)
+    assert tags.get(FULL_REBUILD_TAG) == "models_changed" and MODELS_CHANGED in messages
+    assert _recorded(second) == model_version(second)
+    assert _sessions(second) == SESSIONS_5_MIN
 
-        # Nothing changed since: incremental again.
-        assert run_build(second) is True
-        assert MODELS_CHANGED not in capsys.readouterr().out
-        assert not _full_refresh(second)
-        tags, messages = _last_run(second)
-        assert FULL_REBUILD_TAG not in tags and MODELS_CHANGED not in messages
-        assert _recorded(second) == model_version(second)
-        assert _sessions(second) == SESSIONS_5_MIN
+    # Nothing changed since: incremental again.
+    assert run_build(second) is True
+    assert MODELS_CHANGED not in capsys.readouterr().out
+    assert not _full_refresh(second)
+    tags, messages = _last_run(second)
+    assert FULL_REBUILD_TAG not in tags and MODELS_CHANGED not in messages
+    assert _recorded(second) == model_version(second)
+    assert _sessions(second) == SESSIONS_5_MIN
 
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
 
 
 def test_a_missing_or_unreadable_record_is_no_version(tmp_path):

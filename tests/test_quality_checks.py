@@ -1,17 +1,12 @@
 """Great Expectations suites on the marts, and what a failing blocking check does to a build."""
 
-import os
-import shutil
-from pathlib import Path
-
 import pandas as pd
+import pytest
 
 from agent_analytics.settings import load_settings
 from orchestration.build import run_build
 from orchestration.defs.quality import definitions as quality
 from orchestration.defs.quality.suites import SUITES, SuiteResult, validate
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def daily_activity(dau, wau, mau, messages=(5, 5), sessions=(2, 2)) -> pd.DataFrame:
@@ -42,13 +37,8 @@ def test_daily_activity_suite_names_what_is_wrong():
     ]
 
 
-def test_failed_blocking_check_stops_the_exports(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    (home / "landing").mkdir(parents=True)
-    shutil.copy(FIXTURES / "day1.jsonl", home / "landing" / "day1.jsonl")
-    saved_env = dict(os.environ)
-    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(home))
-    monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+@pytest.mark.usefixtures("day1_home")
+def test_failed_blocking_check_stops_the_exports(monkeypatch):
     settings = load_settings()
     real_validate = quality.validate
 
@@ -57,16 +47,12 @@ def test_failed_blocking_check_stops_the_exports(tmp_path, monkeypatch):
             return SuiteResult(success=False, evaluated=len(suite), failed=["forced failure"])
         return real_validate(df, suite, name)
 
-    try:
-        with monkeypatch.context() as patch:
-            patch.setattr(quality, "validate", failing_for_daily_activity)
-            assert run_build(settings) is False
-        exports = settings.exports_dir
-        assert not (exports / "daily.csv").exists() and not (exports / "analytics.json").exists()
-        # the same build with the real suites writes both files
-        assert run_build(settings) is True
-        assert (exports / "daily.csv").exists() and (exports / "analytics.json").exists()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
+    with monkeypatch.context() as patch:
+        patch.setattr(quality, "validate", failing_for_daily_activity)
+        assert run_build(settings) is False
+    exports = settings.exports_dir
+    assert not (exports / "daily.csv").exists() and not (exports / "analytics.json").exists()
+    # the same build with the real suites writes both files
+    assert run_build(settings) is True
+    assert (exports / "daily.csv").exists() and (exports / "analytics.json").exists()
 

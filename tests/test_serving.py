@@ -251,13 +251,8 @@ print(json.dumps({"reads": reads, "builds": builds, "parquet_builds": parquet_bu
 """
 
 
-def test_a_failed_check_publishes_nothing_and_readers_never_see_half_a_build(tmp_path, monkeypatch, capsys):
-    home = tmp_path / "home"
-    (home / "landing").mkdir(parents=True)
-    shutil.copy(FIXTURES / "day1.jsonl", home / "landing" / "day1.jsonl")
-    saved_env = dict(os.environ)
-    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(home))
-    monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+def test_a_failed_check_publishes_nothing_and_readers_never_see_half_a_build(day1_home, tmp_path, monkeypatch, capsys):
+    home = day1_home
     settings = load_settings()
     copy, link = serving.serving_database(settings), serving.parquet_dir(settings)
     reader = None
@@ -292,5 +287,3 @@ def test_a_failed_check_publishes_nothing_and_readers_never_see_half_a_build(tmp
         if reader is not None and reader.poll() is None:
             reader.kill()
             reader.wait()
-        os.environ.clear()
-        os.environ.update(saved_env)
