@@ -61,11 +61,12 @@ def publish_duckdb(con: duckdb.DuckDBPyConnection, target: Path, tables: list[Ma
             kept = _kept_tables(con)
             for mart in tables:
                 days = None if before is None or mart.name not in BY_DAY else changed_days(before, publication.days, mart.name)
-                _fill(con, mart.name, f'select * from main."{mart.name}"', mart.description,
-                      {c: ("", d) for c, d in mart.columns.items()}, mart.name in kept, BY_DAY.get(mart.name, ("",))[0], days)
-            _fill(con, PUBLISHED, published_rows(publication), PUBLISHED_DESCRIPTION, PUBLISHED_COLUMNS, PUBLISHED in kept)
-            _fill(con, PUBLISHED_DAYS, published_days_rows(publication), PUBLISHED_DAYS_DESCRIPTION, PUBLISHED_DAYS_COLUMNS,
-                  PUBLISHED_DAYS in kept)
+                _fill(con, mart.name, f'select * from main."{mart.name}"', mart.description, mart.columns,
+                      mart.name in kept, BY_DAY.get(mart.name, ("",))[0], days)
+            _fill(con, PUBLISHED, published_rows(publication), PUBLISHED_DESCRIPTION, _descriptions(PUBLISHED_COLUMNS),
+                  PUBLISHED in kept)
+            _fill(con, PUBLISHED_DAYS, published_days_rows(publication), PUBLISHED_DAYS_DESCRIPTION,
+                  _descriptions(PUBLISHED_DAYS_COLUMNS), PUBLISHED_DAYS in kept)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
@@ -143,7 +144,12 @@ def _kept_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return kept
 
 
-def _fill(con: duckdb.DuckDBPyConnection, table: str, query: str, description: str, columns: dict[str, tuple[str, str]],
+def _descriptions(columns: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Column -> description of a (type, description) table of columns."""
+    return {column: description for column, (_, description) in columns.items()}
+
+
+def _fill(con: duckdb.DuckDBPyConnection, table: str, query: str, description: str, columns: dict[str, str],
           kept: bool, day_column: str = "", days: list | None = None) -> None:
     """Make the spare's `table` hold `query`'s rows: only the rows of `days` (by `day_column`)
     when given, else all; a table not kept is created anew with its comments."""
@@ -151,7 +157,7 @@ def _fill(con: duckdb.DuckDBPyConnection, table: str, query: str, description: s
     if not kept:
         con.execute(f"create or replace table {name} as {query}")
         con.execute(f"comment on table {name} is {text(description)}")
-        for column, (_, column_description) in columns.items():
+        for column, column_description in columns.items():
             con.execute(f'comment on column {name}."{column}" is {text(column_description)}')
     elif days is None:
         con.execute(f"delete from {name}")
