@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-import yaml
 
-from agent_analytics.serving.tables import MARTS_DIR, marts
+from agent_analytics.serving.tables import marts
 from agent_analytics.settings import Settings
 from agent_analytics.sql import literal
 from agent_analytics.warehouse import open_warehouse, warehouse_lock
@@ -40,7 +39,6 @@ def create_mart_views(con: duckdb.DuckDBPyConnection, settings: Settings, *, tem
     """A view per mart over its Spark Parquet folder, named as the mart, its columns in the
     order of the dbt YAML (Spark puts partition columns last). In schema `main` of `con`, or
     temporary views (which DuckDB finds before the tables of the warehouse file)."""
-    types = _declared_types()
     for mart in marts():
         folder = spark_table_dir(settings, mart.name)
         columns = ", ".join(f'"{c}"' for c in mart.columns) or "*"
@@ -49,7 +47,7 @@ def create_mart_views(con: duckdb.DuckDBPyConnection, settings: Settings, *, tem
             pattern = str(folder).replace("[", "[[]").replace("*", "[*]").replace("?", "[?]") + "/**/*.parquet"
             query = f"select {columns} from read_parquet({literal(pattern)}, hive_partitioning = true)"
         else:  # a partitioned table without rows has no file: its columns, no row
-            casts = ", ".join(f'cast(null as {types[mart.name][c]}) as "{c}"' for c in mart.columns)
+            casts = ", ".join(f'cast(null as {mart.types[c]}) as "{c}"' for c in mart.columns)
             query = f"select {casts} where false"
         con.execute(f'create or replace {"temporary " if temporary else ""}view "{mart.name}" as {query}')
 
@@ -76,12 +74,3 @@ def open_built_marts(settings: Settings, *, read_only: bool = True) -> Iterator[
         if settings.engine == "spark":
             create_mart_views(con, settings, temporary=True)
         yield con
-
-
-def _declared_types() -> dict[str, dict[str, str]]:
-    """mart -> column -> the data_type its dbt contract declares (DuckDB types)."""
-    types: dict[str, dict[str, str]] = {}
-    for yml in sorted(MARTS_DIR.glob("*.yml")):
-        for model in (yaml.safe_load(yml.read_text()) or {}).get("models", []):
-            types[model["name"]] = {c["name"]: c.get("data_type", "varchar") for c in model.get("columns", [])}
-    return types

@@ -4,7 +4,7 @@ the day fingerprints that let the next publication rewrite only the days that ch
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -53,6 +53,7 @@ class Mart:
     name: str
     description: str
     columns: dict[str, str]  # column name -> description
+    types: dict[str, str] = field(default_factory=dict)  # column name -> the type its dbt contract declares
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class Publication:
 
 
 def marts(models_dir: Path = MARTS_DIR) -> list[Mart]:
-    """The models of `models_dir` (one per .sql file) with their descriptions from its YAML."""
+    """The models of `models_dir` (one per .sql file) with their descriptions and declared
+    column types from its YAML."""
     documented = {}
     for yml in sorted(models_dir.glob("*.yml")):
         for model in (yaml.safe_load(yml.read_text()) or {}).get("models", []):
@@ -78,7 +80,8 @@ def marts(models_dir: Path = MARTS_DIR) -> list[Mart]:
     for sql in sorted(models_dir.glob("*.sql")):
         model = documented.get(sql.stem, {})
         columns = {c["name"]: " ".join(c.get("description", "").split()) for c in model.get("columns", [])}
-        found.append(Mart(sql.stem, " ".join(model.get("description", "").split()), columns))
+        types = {c["name"]: c.get("data_type", "varchar") for c in model.get("columns", [])}
+        found.append(Mart(sql.stem, " ".join(model.get("description", "").split()), columns, types))
     return found
 
 
