@@ -1,5 +1,8 @@
 """Great Expectations suites on the marts, and what a failing blocking check does to a build."""
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
 import pandas as pd
 import pytest
 
@@ -35,6 +38,25 @@ def test_daily_activity_suite_names_what_is_wrong():
         "expect_column_values_to_be_between(messages_minus_sessions)",
         "expect_column_values_to_be_between(wau_minus_dau)",
     ]
+
+
+def _validate_consistent_rows(_) -> tuple[bool, int]:
+    _, suite = SUITES["fct_daily_activity"]
+    result = validate(daily_activity([3, 2], [3, 3], [3, 3]), suite, "spawned")
+    return result.success, result.evaluated
+
+
+def test_a_check_runs_in_a_spawned_process_as_dagster_starts_its_steps():
+    """Dagster's multiprocess executor runs each step in a process started by multiprocessing's
+    spawn (`python -c ...`, a `__main__` without a file). With the spark extra installed, GX's
+    import of PySpark's Connect module ended such a process with exit status 0, so every check
+    of a run launched by the daemon failed."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        done = pool.submit(_validate_consistent_rows, 0)
+        try:
+            assert done.result(timeout=120) == (True, len(SUITES["fct_daily_activity"][1]))
+        except SystemExit as exc:  # raised in the step process, handed back by the pool
+            pytest.fail(f"the check ended its process: SystemExit({exc.code})")
 
 
 @pytest.mark.usefixtures("day1_home")

@@ -7,6 +7,7 @@ or an IndexError without patching its internals). Great Expectations is imported
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import pandas as pd
@@ -60,8 +61,30 @@ class SuiteResult:
     failed: list[str]
 
 
+def _import_great_expectations() -> None:
+    """Import great_expectations with PySpark hidden from it.
+
+    GX imports PySpark whenever it is installed (the spark extra), and PySpark's Connect module
+    ends the process with exit status 0 ("Skipping doctests") when it is imported where
+    `__main__` has no file and its own optional dependencies are missing: in the step processes
+    of Dagster's multiprocess executor, started as `python -c "from multiprocessing.spawn
+    import ..."`, every check then failed with SystemExit. The checks validate pandas frames;
+    GX needs no Spark for them. Any later `import pyspark` in the process works as usual."""
+    if "great_expectations" in sys.modules:
+        return
+    hidden = [name for name in ("pyspark", "pyspark.sql.connect") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # an import of it raises ImportError, which GX handles
+    try:
+        import great_expectations  # noqa: F401
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+
+
 def validate(df: pd.DataFrame, suite: Suite, name: str) -> SuiteResult:
     """Run a suite over a DataFrame with an ephemeral GX context."""
+    _import_great_expectations()
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
