@@ -17,8 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/agent-analytics demo
 
+# Test files run on up to 4 processes (one per core), a file's tests together in one of them
+# (they share module fixtures); the 25 slowest tests are listed at the end.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile --durations=25
 
 lint: $(STAMP)
 	$(BIN)/sqlfluff lint dbt_project
