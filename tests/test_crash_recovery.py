@@ -202,9 +202,10 @@ def test_recovery_stops_the_leftover_dbt_process_of_a_dead_build(instance):
         assert leftover.stdout.readline() == "ready\n"
         tags = {**process_tags(), PID_TAG: str(_dead_pid()), **dbt_process_tags(leftover.pid)}
         _started_run(instance, tags)
+        before = _signal_state(leftover.pid)
         recovered = recover_abandoned_runs(instance)
         assert [r.dbt_stopped for r in recovered] == [True]
-        assert leftover.wait(timeout=15) == -signal.SIGTERM
+        assert leftover.wait(timeout=15) == -signal.SIGTERM, f"before the recovery: {before}"
     finally:
         leftover.kill()
 
@@ -350,11 +351,26 @@ def test_a_build_waiting_for_its_turn_stops_on_sigterm(tmp_path):
                 assert waiting.poll() is None, waiting.stdout.read()
                 assert time.monotonic() < deadline, "the build never started waiting"
                 time.sleep(0.1)
+            before = _signal_state(waiting.pid)
             waiting.send_signal(signal.SIGTERM)
-            # bounded well above a stop's time under load: before, it never stopped
-            assert waiting.wait(timeout=60) == -signal.SIGTERM
+            try:  # bounded well above a stop's time under load: before, it never stopped
+                returncode = waiting.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"alive 60 s after SIGTERM: {_signal_state(waiting.pid)}; before it: {before}") from None
+            assert returncode == -signal.SIGTERM, waiting.stdout.read()
         finally:
             waiting.kill()
+
+
+def _signal_state(pid: int) -> str:
+    """What a failure needs to tell why a process outlived SIGTERM: its state, kernel wait
+    channel and signal masks."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError as exc:
+        return f"unreadable ({exc})"
+    return " ".join(line.replace("\t", "") for line in status if line.startswith(("State", "Sig", "ShdPnd"))) + f" wchan:{wchan}"
 
 
 def _holds_open(pid: int, path: Path) -> bool:
