@@ -8,12 +8,37 @@ why in one line per step, the ingest counts, the checks that failed or warn; the
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from agent_analytics.settings import Settings
 
 PROG = "agent-analytics"
+
+
+@contextmanager
+def _sigterm_not_ignored() -> Iterator[None]:
+    """Dagster's in-process execution gives SIGTERM the handler SIGINT has. A process started in
+    the background by a shell (`agent-analytics build &`, a script, some schedulers) ignores
+    SIGINT, so SIGTERM was ignored too: the build could not be stopped with SIGTERM, and every
+    process it started (dbt, and any command started after it in the same process) inherited the
+    ignored SIGTERM, so recovery had to SIGKILL a leftover dbt. SIGINT gets Python's default
+    handler for the run; both are restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Dagster changes no handler off the main thread
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if saved[signal.SIGINT] == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def run_build(settings: Settings, full_refresh: bool = False) -> bool:
@@ -49,9 +74,10 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
         try:
             with build_turn(settings.dagster_home, settings.build_wait_s):
                 _recover_and_wait_for_pool(instance, settings, deadline)
-                result = job.execute_in_process(
-                    instance=instance, run_config=run_config, raise_on_error=False, tags=process_tags()
-                )
+                with _sigterm_not_ignored():
+                    result = job.execute_in_process(
+                        instance=instance, run_config=run_config, raise_on_error=False, tags=process_tags()
+                    )
             run = instance.get_run_by_id(result.run_id)
         except BuildWaitTimeout as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)

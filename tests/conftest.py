@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,17 @@ def deliver(monkeypatch):
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored():
+    """Each test starts with the session's SIGINT and SIGTERM handlers. A Dagster run executed
+    in the test process gives SIGTERM SIGINT's handler, which is "ignore" when pytest was started
+    in the background; the processes later tests start would inherit an ignored SIGTERM."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 @pytest.fixture

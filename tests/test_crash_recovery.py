@@ -462,3 +462,22 @@ def test_an_atomic_write_to_dev_stdout_reaches_a_pipe_and_a_redirected_file(tmp_
     with open(log, "a") as out:
         subprocess.run([sys.executable, "-c", code], stdout=out, check=True, timeout=60)
     assert log.read_text() == "earlier line\nexported\n" and log.stat().st_ino == inode
+
+
+def test_a_build_started_in_the_background_leaves_sigterm_working(day1_home):
+    """A shell starts a background job with SIGINT ignored, and Dagster's in-process run gives
+    SIGTERM SIGINT's handler: the build, and every process started after it, ignored SIGTERM."""
+    code = textwrap.dedent("""
+        import signal, subprocess
+        from agent_analytics.settings import load_settings
+        from orchestration.build import run_build
+        assert run_build(load_settings())
+        print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+        print(subprocess.run(["grep", "SigIgn", "/proc/self/status"], capture_output=True, text=True).stdout.split()[1])
+    """)
+    background = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert background.returncode == 0, background.stderr[-3000:]
+    restored, child_ignored = background.stdout.splitlines()[-2:]
+    assert restored == "True True"  # SIGINT still ignored, SIGTERM back to its default
+    assert not int(child_ignored, 16) & (1 << (signal.SIGTERM - 1)), f"a later child ignores SIGTERM: {child_ignored}"
