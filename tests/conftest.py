@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -51,17 +50,6 @@ def deliver(monkeypatch):
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture(autouse=True)
-def _signal_handlers_restored():
-    """Each test starts with the session's SIGINT and SIGTERM handlers. A Dagster run executed
-    in the test process gives SIGTERM SIGINT's handler, which is "ignore" when pytest was started
-    in the background; the processes later tests start would inherit an ignored SIGTERM."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-
-
 @pytest.fixture
 def day1_home(tmp_path: Path, monkeypatch) -> Path:
     """A home with the fixture's day1.jsonl waiting in landing/, AGENT_ANALYTICS_HOME set to it
@@ -90,10 +78,3 @@ def built_fixture_home(tmp_path_factory) -> Path:
     for argv in (["ingest", str(FIXTURES / "day1.jsonl"), str(FIXTURES / "day2.jsonl")], ["build"]):
         subprocess.run([script, *argv], env=environ, check=True, capture_output=True, timeout=600)
     return home
-
-
-
-def pytest_collection_modifyitems(items):
-    """The Spark parity test first: it is the longest file, and with the test files spread over
-    processes (`make test`) the run ends sooner when the longest starts first."""
-    items.sort(key=lambda item: item.get_closest_marker("spark") is None)
