@@ -45,14 +45,14 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
     """Materialize every asset through the Dagster definitions, recorded in DAGSTER_HOME."""
     from dagster_dbt import DagsterDbtCliRuntimeError
 
-    from orchestration.defs.dbt.project import prepare_manifest
+    from orchestration.defs.dbt.project import dbt_error_line, prepare_manifest
     from orchestration.instance import ensure_dagster_home
 
     ensure_dagster_home(settings)
     try:
         prepare_manifest()  # the definitions below read it
     except DagsterDbtCliRuntimeError as exc:
-        print(f"{PROG}: error: the dbt project does not parse: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        print(f"{PROG}: error: the dbt project does not parse: {dbt_error_line(exc)}", file=sys.stderr)
         return False
     import dagster as dg
 

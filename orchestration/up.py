@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -86,11 +87,34 @@ def recover(log: JsonLog, *, no_daemon: bool = False) -> None:
             log("recovered", run_id=failed.run_id, message=failed.describe())
 
 
+_PREPARE = """
+import sys
+from dagster_dbt import DagsterDbtCliRuntimeError
+from orchestration.defs.dbt.project import dbt_error_line, prepare_manifest
+try:
+    prepare_manifest()
+except DagsterDbtCliRuntimeError as exc:
+    sys.exit(dbt_error_line(exc))
+"""
+
+
+def prepare_manifest_apart(env: dict[str, str]) -> None:
+    """Parse the dbt project in a process of its own, for the children's code servers.
+
+    dagster-dbt registers a dbt adapter in the process that calls dbt, and the adapter's
+    multiprocessing lock starts a resource-tracker process that lives as long as its parent.
+    Parsed in `up` itself, that process would belong to no child's session and outlive a stop
+    by a moment; `up` must own nothing but its children."""
+    result = subprocess.run([sys.executable, "-c", _PREPARE], env=env, cwd=REPO_ROOT,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines() or [f"exit code {result.returncode}"]
+        raise UpError(f"the dbt project does not parse: {lines[-1]}")
+
+
 def run_up(settings: Settings, options: UpOptions, log: JsonLog | None = None) -> int:
     """Prepare the home and supervise the children until SIGTERM or SIGINT; the exit code."""
-    from dagster_dbt import DagsterDbtCliRuntimeError
-
-    from orchestration.defs.dbt.project import dbt_on_path, prepare_manifest
+    from orchestration.defs.dbt.project import dbt_on_path
     from orchestration.instance import ensure_dagster_home
 
     log = log or JsonLog()
@@ -106,12 +130,9 @@ def run_up(settings: Settings, options: UpOptions, log: JsonLog | None = None) -
         lock.write(f"agent-analytics up, process {os.getpid()} on {socket.gethostname()} (since {started})\n")
         lock.flush()
         ensure_dagster_home(settings)
-        try:
-            prepare_manifest()  # the code servers of the daemon and the webserver load the definitions
-        except DagsterDbtCliRuntimeError as exc:
-            raise UpError(f"the dbt project does not parse: {str(exc).strip().splitlines()[0]}") from None
-        recover(log, no_daemon=True)
         env = dbt_on_path({**os.environ, **settings.env(), "PYTHONUNBUFFERED": "1"})
+        prepare_manifest_apart(env)  # the code servers of the daemon and the webserver load the definitions
+        recover(log, no_daemon=True)
         supervisor = Supervisor(child_specs(options), env, REPO_ROOT, log,
                                 every_minute=lambda: recover(log), keep_fds=(lock.fileno(),))
         code = supervisor.run()

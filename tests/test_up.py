@@ -101,7 +101,7 @@ class Up:
         return time.monotonic() - started
 
 
-def _descendants(root: int) -> set[int]:
+def _parents() -> dict[int, int]:
     parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -110,6 +110,11 @@ def _descendants(root: int) -> set[int]:
             except OSError:
                 continue
             parents[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    return parents
+
+
+def _descendants(root: int) -> set[int]:
+    parents = _parents()
     found, frontier = set(), {root}
     while frontier:
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
@@ -139,8 +144,15 @@ def _unfinished_runs(home: Path) -> list[tuple[str, str]]:
         return [(r.run_id, r.status.value) for r in instance.get_runs(filters=dg.RunsFilter(statuses=statuses))]
 
 
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:300]
+    except OSError:
+        return "(gone)"
+
+
 def _assert_all_gone(processes: dict[int, str]) -> None:
-    left = {pid: started for pid, started in processes.items() if process_start_time(pid) == started}
+    left = {pid: _command(pid) for pid, started in processes.items() if process_start_time(pid) == started}
     assert not left, f"processes left running: {left}"
 
 
@@ -180,6 +192,10 @@ def test_up_refreshes_restarts_and_stops_cleanly(built_fixture_home, tmp_path, s
 
     # The webserver, killed, comes back (its leftover code server is stopped first).
     up.wait_for("the Dagster UI", lambda: _answers(f"{ui}/server_info"), START_WAIT_S)
+    # `up` owns its children and nothing else (a process of its own, say multiprocessing's
+    # resource tracker, would be in no child's session and outlive the stop by a moment).
+    children = {pid for pid, parent in _parents().items() if parent == up.process.pid}
+    assert children == set(up.child_pids().values()), {pid: _command(pid) for pid in children}
     first_webserver = up.child_pids()["webserver"]
     first_session = {pid: process_start_time(pid) for pid in session_members(first_webserver)}
     assert len(first_session) >= 2  # the webserver and its code server

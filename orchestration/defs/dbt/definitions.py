@@ -21,7 +21,7 @@ from agent_analytics.files import write_atomically
 from agent_analytics.model_version import model_version
 from agent_analytics.spark_marts import has_spark_tables
 from agent_analytics.warehouse import warehouse_lock
-from orchestration.defs.dbt.project import DBT_PROJECT
+from orchestration.defs.dbt.project import DBT_PROJECT, dbt_error_line
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.recovery import dbt_process_tags
 from orchestration.resources import AnalyticsSettings, Warehouse
@@ -164,9 +164,7 @@ def build_dbt_assets() -> dg.AssetsDefinition:
                 yield from invocation.stream()
             except DagsterDbtCliRuntimeError as exc:
                 line = out_of_memory_line(target / "run_results.json", settings.duckdb_memory, settings.dbt_threads)
-                if line is None:
-                    raise
-                raise dg.Failure(description=line) from exc
+                raise dg.Failure(description=line or dbt_error_line(exc)) from exc
             # Every node passed (dbt exits non-zero otherwise, and the stream raises). A subset
             # (some models materialized from the UI) leaves the others as they were: no record.
             if context.selected_asset_keys == set(context.assets_def.keys):

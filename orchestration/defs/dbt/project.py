@@ -10,6 +10,7 @@ is prepared explicitly before the definitions are loaded: `agent-analytics build
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -52,3 +53,24 @@ def prepare_manifest() -> Path:
     os.environ.update(dbt_on_path(dict(os.environ)))
     DBT_PROJECT.preparer.prepare(DBT_PROJECT)
     return DBT_PROJECT.manifest_path
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ERRORS_MARKER = "Errors parsed from dbt logs:"
+_PROGRESS = re.compile(r"^\d+ of \d+ ")  # "1 of 3 ERROR creating sql table model ...": no reason
+_PREFIX = re.compile(r"^(\[ERROR\]:\s*)?(Encountered an error:\s*)?")
+
+
+def dbt_error_line(exc: Exception) -> str:
+    """One line for a failed dbt invocation. dagster-dbt's message starts with the command and
+    a pointer to the compute logs, then lists the errors dbt logged: those say what failed and
+    why (a model's SQL error, a failed test, a missing profile target), once each here."""
+    text = _ANSI.sub("", str(exc))
+    head, marker, errors = text.partition(_ERRORS_MARKER)
+    if not marker:
+        return " ".join(head.split()) or type(exc).__name__
+    blocks = [" ".join(block.split()) for block in errors.split("\n\n")]
+    blocks = [_PREFIX.sub("", block) for block in blocks if block]
+    reasons = [b for b in blocks if b and not _PROGRESS.match(b)] or [b for b in blocks if b]
+    # "[ERROR]: in model m (models/m.sql)" comes before the error that names the same model
+    return " | ".join(r for r in reasons if not any(r != other and r in other for other in reasons))
