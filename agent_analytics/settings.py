@@ -10,6 +10,7 @@
 | AGENT_ANALYTICS_RESPONSE_TIME_THRESHOLDS_MS | 2000,4000,6000              | response time under which: Fast, Good, Acceptable (else Slow) |
 | AGENT_ANALYTICS_UPTIME_HEALTHY_PCT          | 99.9                        | uptime % at or above which: Healthy (else Degraded) |
 | AGENT_ANALYTICS_ALERT_RULES                 | <home>/alerts.toml          | alert rules file (docs/alerts.md) |
+| AGENT_ANALYTICS_GOALS                       | <home>/goals.toml           | goals file (agent_analytics/goals.py; none when it does not exist) |
 | AGENT_ANALYTICS_EVENT_TIME_MIN              | 2000-01-01                  | earliest accepted occurred_at (UTC date); older events are quarantined |
 | AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H      | 24                          | hours after the load an occurred_at may be; later ones are quarantined |
 | AGENT_ANALYTICS_LANDING_QUIET_S             | 300                         | seconds a landing file that looks unfinished waits to be loaded or rejected |
@@ -46,6 +47,7 @@ ERROR_THRESHOLDS_VAR = "AGENT_ANALYTICS_ERROR_RATE_THRESHOLDS"
 RESPONSE_THRESHOLDS_VAR = "AGENT_ANALYTICS_RESPONSE_TIME_THRESHOLDS_MS"
 UPTIME_VAR = "AGENT_ANALYTICS_UPTIME_HEALTHY_PCT"
 ALERT_RULES_VAR = "AGENT_ANALYTICS_ALERT_RULES"
+GOALS_VAR = "AGENT_ANALYTICS_GOALS"
 EVENT_TIME_MIN_VAR = "AGENT_ANALYTICS_EVENT_TIME_MIN"
 EVENT_TIME_AHEAD_VAR = "AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H"
 LANDING_QUIET_VAR = "AGENT_ANALYTICS_LANDING_QUIET_S"
@@ -82,6 +84,7 @@ class Settings:
     response_time_thresholds_ms: tuple[float, float, float] = (2000.0, 4000.0, 6000.0)
     uptime_healthy_pct: float = 99.9
     alert_rules_file: Path | None = None  # None: <home>/alerts.toml
+    goals_file: Path | None = None  # None: <home>/goals.toml
     event_time_min: date = date(2000, 1, 1)
     event_time_max_ahead_hours: float = 24.0
     landing_quiet_s: float = 300.0
@@ -119,6 +122,10 @@ class Settings:
     @property
     def alert_rules_path(self) -> Path:
         return self.alert_rules_file or self.home / "alerts.toml"
+
+    @property
+    def goals_path(self) -> Path:
+        return self.goals_file or self.home / "goals.toml"
 
     @property
     def dagster_home(self) -> Path:
@@ -187,7 +194,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         error_rate_thresholds_pct=_numbers(env, ERROR_THRESHOLDS_VAR, "0.5,1,2", 3),
         response_time_thresholds_ms=_numbers(env, RESPONSE_THRESHOLDS_VAR, "2000,4000,6000", 3),
         uptime_healthy_pct=_numbers(env, UPTIME_VAR, "99.9", 1)[0],
-        alert_rules_file=Path(env[ALERT_RULES_VAR]).expanduser().resolve() if (env.get(ALERT_RULES_VAR) or "").strip() else None,
+        alert_rules_file=_file(env, ALERT_RULES_VAR),
+        goals_file=_file(env, GOALS_VAR),
         build_wait_s=_numbers(env, BUILD_WAIT_VAR, "1800", 1)[0],
         duckdb_memory=duckdb_memory,
         dbt_threads=dbt_threads,
@@ -217,6 +225,11 @@ def _home(env) -> Path:
                 raise SettingsError(f"{HOME_VAR}={raw!r} {where}, not a folder")
             break
     return home
+
+
+def _file(env, name: str) -> Path | None:
+    raw = (env.get(name) or "").strip()
+    return Path(raw).expanduser().resolve() if raw else None
 
 
 def _event_time_min(env) -> date:

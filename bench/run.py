@@ -243,6 +243,14 @@ def _settings():
     return load_settings()
 
 
+def _built_marts(settings):
+    """The marts of the last build, as the product's readers open them: the warehouse's own
+    tables, or views over the Spark tables with AGENT_ANALYTICS_ENGINE=spark."""
+    from agent_analytics.spark_marts import open_built_marts
+
+    return open_built_marts(settings)
+
+
 def step_generate(a: dict) -> dict:
     from agent_analytics.synthetic_events import generate
 
@@ -348,14 +356,13 @@ def step_stream(a: dict) -> dict:
 
 
 def step_checks(a: dict) -> dict:
-    from agent_analytics.warehouse import open_warehouse
     from orchestration.defs.quality.suites import SUITES, validate
 
     settings = _settings()
     start = time.perf_counter()
     suites = {}
     for table, (query, suite) in SUITES.items():
-        with open_warehouse(settings.warehouse_path, read_only=True) as con:
+        with _built_marts(settings) as con:
             df = con.execute(query).df()
         r = validate(df, suite, table)
         suites[table] = {"rows": len(df), "success": r.success, "evaluated": r.evaluated, "failed": r.failed}
@@ -369,7 +376,6 @@ def step_exports(a: dict) -> dict:
     from agent_analytics.exports import to_csv, to_json
     from agent_analytics.metrics import MetricsRequest, compute_metrics
     from agent_analytics.periods import parse_as_of, parse_period
-    from agent_analytics.warehouse import open_warehouse
 
     settings = _settings()
     settings.exports_dir.mkdir(parents=True, exist_ok=True)
@@ -377,7 +383,7 @@ def step_exports(a: dict) -> dict:
     as_of = parse_as_of(end.isoformat(), settings.company_tz)
     period = parse_period("30d", None, None, None, as_of, settings.company_tz)
     start = time.perf_counter()
-    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+    with _built_marts(settings) as con:
         document = compute_metrics(con, MetricsRequest(period=period, agents=None, as_of=as_of), settings)
     (settings.exports_dir / "daily.csv").write_text(to_csv(document))
     (settings.exports_dir / "analytics.json").write_text(to_json(document))
@@ -403,7 +409,6 @@ def step_queries(a: dict) -> dict:
     """Single period queries of the metrics layer (the full JSON document each), timed one by one."""
     from agent_analytics.metrics import MetricsRequest, compute_metrics
     from agent_analytics.periods import parse_as_of, parse_period
-    from agent_analytics.warehouse import open_warehouse
 
     settings = _settings()
     end = date.fromisoformat(a["end"])
@@ -416,7 +421,7 @@ def step_queries(a: dict) -> dict:
         "today": parse_period("today", None, None, None, as_of, tz),
     }
     timings = {}
-    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+    with _built_marts(settings) as con:
         for label, period in cases.items():
             t0 = time.perf_counter()
             compute_metrics(con, MetricsRequest(period=period, agents=None, as_of=as_of), settings)
@@ -438,12 +443,15 @@ def step_publish(a: dict) -> dict:
     once); and (`postgres`, when Debian's server binaries are here) the PostgreSQL schema from
     the DuckDB file, into a server started for the step on 127.0.0.1 (tests/postgres_server.py)."""
     from agent_analytics.serving import publish_all
+    from agent_analytics.spark_marts import open_spark_marts
     from agent_analytics.warehouse import open_warehouse
 
     settings = _settings()
     times: dict[str, float] = {}
     start = time.perf_counter()
-    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+    # as the serving asset reads the marts (orchestration/defs/serving/definitions.py)
+    built = open_spark_marts(settings) if settings.engine == "spark" else open_warehouse(settings.warehouse_path, read_only=True)
+    with built as con:
         publication = publish_all(con, settings, timings=times)
     result = {"seconds": round(time.perf_counter() - start, 2), **{k: round(v, 2) for k, v in times.items()},
               "rows": sum(publication.row_counts.values())}
@@ -737,7 +745,7 @@ def bench_main(args: argparse.Namespace) -> int:
                     "python": platform.python_version(), "platform": platform.platform()},
         "events": args.events, "days": args.days, "seed": args.seed, "unsorted": args.unsorted and not args.stream,
         "stream": args.stream,
-        "duckdb_memory": settings.duckdb_memory, "dbt_threads": settings.dbt_threads,
+        "engine": settings.engine, "duckdb_memory": settings.duckdb_memory, "dbt_threads": settings.dbt_threads,
         "first_day": str(last_day - timedelta(days=args.days - 1)),
         "last_day": str(last_day), "extra_day": str(today), "extra_events": extra_events, "workdir": str(workdir),
         "load_avg_start": os.getloadavg(),
@@ -745,7 +753,7 @@ def bench_main(args: argparse.Namespace) -> int:
     }
     bench = Bench(workdir, env)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still reports and cleans up
-    print(f"bench: {args.events:,} messages over {args.days} days ending {last_day}, +1 day ({today}); workdir {workdir}")
+    print(f"bench: {args.events:,} messages over {args.days} days ending {last_day}, +1 day ({today}), engine {settings.engine}; workdir {workdir}")
 
     steps_ok = True
 

@@ -94,6 +94,7 @@ Choices made where the definitions leave room (the most literal reading each tim
 
 from __future__ import annotations
 
+import calendar
 import gzip
 import json
 import math
@@ -108,7 +109,7 @@ import numpy as np
 import pandas as pd
 from genai_prices import Usage, calc_price
 
-SCHEMA_VERSION = "3.0"
+SCHEMA_VERSION = "3.1"
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = 1  # one microsecond, the unit of every timestamp below
@@ -1036,6 +1037,19 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
     health = {"uptime": uptime, "incidents": incidents, "error_rate": error_windows, "response_time": response_time,
               "request_volume": request_volume, "queues": queue_rows}
 
+    goal_rows = []
+    for g in s.get("goals", []):
+        agent = g.get("agent")
+        if (scope is not None or agent is not None) and (agent is None or (scope is not None and agent not in scope)):
+            continue  # company goals: the all-agents document; an agent's: documents whose scope holds it
+        if agent is None:
+            values = _goal_values(_plain({"daily": daily, "totals": totals, "performance": performance, "cost": cost}))
+        else:
+            values = _goal_values(compute(files, period, tz, as_of, [agent], {**s, "goals": []}))
+        months = (full_end - start) / (end - start) if kind == "month" else Fraction(
+            calendar.monthrange(end_date.year, end_date.month)[1] * DAY, end - start)
+        goal_rows.append(_goal_row(g, values, months))
+
     return _plain({
         "schema_version": SCHEMA_VERSION,
         "generated_at": iso(to_us(datetime.now(UTC))),  # not compared
@@ -1052,9 +1066,54 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
         "cost": cost,
         "tokens": tokens,
         "health": health,
+        "goals": {"problem": None, "items": goal_rows},
         "daily": daily,
         "weekly": weekly,
     })
+
+
+GOAL_UNITS = {"dau": "users", "sessions_per_month": "sessions", "cost_per_month": "USD", "cost_per_user": "USD",
+              "error_rate": "%", "response_time": "ms"}
+
+
+def _goal_values(doc: dict) -> dict:
+    """What goals compare, from a document's plain values: the average of its daily DAU rounded
+    half up to 0.1 (null without messages), its totals, its cost per user, error rate and
+    response times."""
+    perf, days = doc["performance"], doc["daily"]
+    return {
+        "dau": round_half_up(Fraction(sum(d["dau"] for d in days), len(days)), 1) if perf["messages"] else None,
+        "sessions_per_month": doc["totals"]["sessions"],
+        "cost_per_month": doc["totals"]["cost_usd"],
+        "cost_per_user": doc["cost"]["cost_per_user_usd"],
+        "error_rate": perf["error_rate_pct"],
+        "response_time": {"avg": perf["avg_response_time_ms"], "p50": perf["p50_response_time_ms"],
+                          "p95": perf["p95_response_time_ms"], "p99": perf["p99_response_time_ms"]},
+    }
+
+
+def _goal_row(g: dict, values: dict, months) -> dict:
+    """One goal: a total per month is compared through its projection (the window's total times
+    how often the window fits in its month), every other metric through its value."""
+    statistic = g.get("statistic", "avg" if g["metric"] == "response_time" else None)
+    value = values[g["metric"]][statistic] if statistic else values[g["metric"]]
+    monthly = g["metric"] in ("sessions_per_month", "cost_per_month")
+    projection = None if not monthly or value is None else Fraction(value) * months
+    compared = projection if monthly else value
+    target = g["target"]
+    met = None
+    if compared is not None:
+        met = compared >= target if g["direction"] == "at_least" else compared <= target
+    return {
+        "name": g["name"], "description": g.get("description", ""), "metric": g["metric"], "statistic": statistic,
+        "agent_id": g.get("agent"), "unit": GOAL_UNITS[g["metric"]], "direction": g["direction"],
+        "target": float(target), "actual": None if value is None else float(value),
+        "projection": None if projection is None else float(projection),
+        "compared": "projection" if monthly else "actual",
+        "gap": None if compared is None else float(Fraction(compared) - Fraction(target)),
+        "progress_pct": None if compared is None or target == 0 else float(Fraction(compared) * 100 / Fraction(target)),
+        "on_track": met,
+    }
 
 
 def _plain(value):

@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -48,6 +49,67 @@ SETTINGS = {
     "response_time_thresholds_ms": (2000, 4000, 6000),
     "uptime_threshold_pct": 99.9,
 }
+# Every goal metric, company-wide and per agent, both directions; AGENT_ANALYTICS_GOALS of the
+# generated home, and the oracle's own reading of the same file.
+GOALS_TOML = """
+[goals.dau]
+metric = "dau"
+target = 150
+direction = "at_least"
+description = "active users"
+
+[goals.monthly-cost]
+metric = "cost_per_month"
+target = 60
+direction = "at_most"
+
+[goals.sessions]
+metric = "sessions_per_month"
+target = 20000
+direction = "at_least"
+
+[goals.cost-per-user]
+metric = "cost_per_user"
+target = 1.5
+direction = "at_most"
+
+[goals.errors]
+metric = "error_rate"
+target = 2
+direction = "at_most"
+
+[goals.p95]
+metric = "response_time"
+statistic = "p95"
+target = 3000
+direction = "at_most"
+
+[goals.support-speed]
+metric = "response_time"
+target = 2000
+direction = "at_most"
+agent = "support"
+
+[goals.sales-dau]
+metric = "dau"
+target = 10
+direction = "at_least"
+agent = "sales"
+
+[goals.tech-cost]
+metric = "cost_per_month"
+target = 4
+direction = "at_most"
+agent = "tech"
+
+[goals.faq-p99]
+metric = "response_time"
+statistic = "p99"
+target = 0
+direction = "at_most"
+agent = "faq"
+"""
+GOALS = [{"name": name, **body} for name, body in tomllib.loads(GOALS_TOML)["goals"].items()]
 
 
 # ============================================================================ comparison helpers
@@ -466,7 +528,8 @@ def generated(tmp_path_factory):
     landing = base / "to-ingest"  # a copy, in case ingest moves or touches its input
     shutil.copytree(data, landing)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_ANALYTICS_")}
-    env.update(AGENT_ANALYTICS_HOME=str(base / "home"), AGENT_ANALYTICS_TZ="UTC")
+    (base / "goals.toml").write_text(GOALS_TOML)
+    env.update(AGENT_ANALYTICS_HOME=str(base / "home"), AGENT_ANALYTICS_TZ="UTC", AGENT_ANALYTICS_GOALS=str(base / "goals.toml"))
     env.pop("DAGSTER_HOME", None)
     for args in (("ingest", str(landing)), ("build",)):
         proc = _cli(env, *args)
@@ -493,7 +556,7 @@ def cli_document(generated, case_id: str) -> dict:
 def test_metrics_equal_the_oracle(generated, case_id):
     _, _, period, tz, agents, as_of = BY_ID[case_id]
     got = cli_document(generated, case_id)
-    want = oracle.compute(generated[0], period, tz, datetime.fromisoformat(as_of), agents, SETTINGS)
+    want = oracle.compute(generated[0], period, tz, datetime.fromisoformat(as_of), agents, {**SETTINGS, "goals": GOALS})
 
     assert schema_errors(want) == [], "the oracle's own document does not fit the schema"
     problems = schema_errors(got)

@@ -193,7 +193,31 @@ def _daily_source(metric: str, scope: str, tz: str) -> tuple[str, dict]:
     return f"select activity_date as d, {column} as value from fct_agent_daily where agent_id = $agent", {"agent": scope}
 
 
-def daily_steps(con, rule: Rule, scope: str, first: date, until: datetime, tz: str) -> list[Step]:
+def _goal_off_track(con, rule: Rule, days: list[date], settings) -> dict[date, float | None]:
+    """Per company day: 1.0 when the month to date (through that day) is off the rule's goal,
+    0.0 on track, None without data or when the goals file has no such goal (it may have been
+    removed or be unusable: nothing fires, and the metrics document's goals.problem says why)."""
+    from agent_analytics.goals import GoalsConfigError, load_goals
+    from agent_analytics.metrics import MetricsRequest, compute_metrics
+    from agent_analytics.periods import parse_period
+
+    try:
+        goal = next((g for g in load_goals(settings.goals_path) if g.name == rule.goal), None)
+    except GoalsConfigError:
+        goal = None
+    if goal is None:
+        return {}
+    tz, values = settings.company_tz, {}
+    for d in days:
+        as_of = local_midnight(d + timedelta(days=1), tz)
+        period = parse_period(None, None, None, f"{d:%Y-%m}", as_of, tz)
+        doc = compute_metrics(con, MetricsRequest(period, None if goal.agent is None else [goal.agent], as_of), settings)
+        row = next((g for g in doc["goals"]["items"] if g["name"] == goal.name), None)
+        values[d] = None if row is None or row["on_track"] is None else float(not row["on_track"])
+    return values
+
+
+def daily_steps(con, rule: Rule, scope: str, first: date, until: datetime, tz: str, settings=None) -> list[Step]:
     """One step per company day from `first`: complete days before `until` (final), then the
     day in progress when the metric only grows within a day and the rule is `>`/`>=`."""
     days: list[date] = []
@@ -206,17 +230,22 @@ def daily_steps(con, rule: Rule, scope: str, first: date, until: datetime, tz: s
         days.append(day)
     if not days:
         return []
-    source, params = _daily_source(rule.metric, scope, tz)
-    values = dict(
-        con.execute(f"select d, value from ({source}) where d >= $first and d <= $last",
-                    {"first": days[0], "last": days[-1], **params}).fetchall()
-    )
+    if rule.goal is not None:
+        values = _goal_off_track(con, rule, days, settings)
+    else:
+        source, params = _daily_source(rule.metric, scope, tz)
+        values = dict(
+            con.execute(f"select d, value from ({source}) where d >= $first and d <= $last",
+                        {"first": days[0], "last": days[-1], **params}).fetchall()
+        )
     steps = []
     for d in days:
         start = local_midnight(d, tz).replace(tzinfo=None)
         end = local_midnight(d + timedelta(days=1), tz).replace(tzinfo=None)
         value = values.get(d)
-        steps.append(Step(start, min(end, until), d.toordinal(), float(value) if value is not None else 0.0, final=end <= until))
+        if rule.goal is None and value is None:
+            value = 0.0  # a day without rows: nothing happened (no cost, no user)
+        steps.append(Step(start, min(end, until), d.toordinal(), None if value is None else float(value), final=end <= until))
     return steps
 
 
@@ -323,7 +352,7 @@ def _record(con, rule: Rule, scope: str, t: Transition, now: datetime) -> dict:
 
 
 def evaluate_rule(
-    con, rule: Rule, config: AlertConfig, until: datetime, tz: str, now: datetime, result: EvaluationResult
+    con, rule: Rule, config: AlertConfig, until: datetime, tz: str, now: datetime, result: EvaluationResult, settings=None
 ) -> None:
     index = _index_function(rule, tz)
     states = _load_state(con, rule, index)
@@ -339,7 +368,7 @@ def evaluate_rule(
                 if state.evaluated_through
                 else _local_date(min(first_new, until - timedelta(days=1)), tz)
             )
-            steps = daily_steps(con, rule, scope, first, until, tz)
+            steps = daily_steps(con, rule, scope, first, until, tz, settings)
         new_state, transitions = advance(rule, scope, state, steps)
         for t in transitions:
             event = _record(con, rule, scope, t, now)
@@ -414,7 +443,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, config: AlertConfig, settings, now:
             rule_until = naive_utc(now) if rule.metric in _INGEST_DAILY else until
             if rule_until is None:
                 continue
-            evaluate_rule(con, rule, config, rule_until, settings.company_tz, now, result)
+            evaluate_rule(con, rule, config, rule_until, settings.company_tz, now, result, settings)
             result.rules += 1
         if until is not None:
             queue_daily_summaries(con, config, settings, until, now, result)

@@ -58,6 +58,9 @@ METRICS = {
         Metric("rejected_files", "day", "files", False, True,
                "landing files moved to landing/rejected/ in the company day (unreadable or unloadable)"),
         Metric("quarantined_lines", "day", "lines", False, True, "input lines quarantined in the company day"),
+        Metric("goal_off_track", "day", "", False, False,
+               "1 on a company day whose month to date is off the target of the goal named by `goal` "
+               "(the goals file), 0 on track"),
     )
 }
 
@@ -93,6 +96,7 @@ class Rule:
     channels: tuple[str, ...]
     remind_every_steps: int | None = None
     description: str = ""
+    goal: str | None = None  # goal_off_track: the goal's name in the goals file
 
     @property
     def grain(self) -> str:
@@ -117,6 +121,8 @@ class Rule:
         return f"{self.window_steps}{'m' if self.grain == 'minute' else 'd'}"
 
     def condition_text(self) -> str:
+        if self.goal is not None:
+            return f"goal {self.goal} off track for {self.window_text}"
         value = f"{self.threshold:g}"
         return f"{self.metric} {self.comparison} {value} {self.unit} for {self.window_text}"
 
@@ -300,11 +306,20 @@ def _rule(name: str, body, channels: dict[str, Channel], where: _Where) -> Rule:
     if not isinstance(body, dict):
         where.fail(prefix, "must be a table")
     where.only(body, prefix, {"metric", "comparison", "threshold", "window", "scope", "severity", "channels", "remind_every",
-                              "description"})
+                              "description", "goal"})
     metric = where.text(body, prefix, "metric", required=True)
     if metric not in METRICS:
         where.fail(f"{prefix}.metric", f"{metric!r} is not one of {', '.join(METRICS)}")
     spec = METRICS[metric]
+    goal = None
+    if metric == "goal_off_track":
+        # the goal's own direction says what off track is: 1 when it is, 0 when not
+        goal = where.text(body, prefix, "goal", required=True)
+        if "comparison" in body or "threshold" in body:
+            where.fail(prefix, "a goal_off_track rule takes no comparison or threshold (it fires while the goal is off track)")
+        body = {**body, "comparison": ">=", "threshold": 1}
+    elif "goal" in body:
+        where.fail(f"{prefix}.goal", "only a goal_off_track rule names a goal")
     comparison = where.text(body, prefix, "comparison", required=True)
     if comparison not in COMPARISONS:
         where.fail(f"{prefix}.comparison", f"{comparison!r} is not one of {', '.join(COMPARISONS)}")
@@ -332,7 +347,8 @@ def _rule(name: str, body, channels: dict[str, Channel], where: _Where) -> Rule:
     description = body.get("description", "")
     if not isinstance(description, str):
         where.fail(f"{prefix}.description", "must be a string")
-    return Rule(name, metric, comparison, float(threshold), window, scope, severity, rule_channels, remind_steps, description)
+    return Rule(name, metric, comparison, float(threshold), window, scope, severity, rule_channels, remind_steps, description,
+                goal)
 
 
 # ---------------------------------------------------------------- the values of the variables

@@ -20,6 +20,7 @@ from decimal import Decimal
 import duckdb
 import pandas as pd
 
+from agent_analytics.goals import GoalsConfigError, load_goals
 from agent_analytics.json_text import finite
 from agent_analytics.metrics.labels import (
     agent_label,
@@ -33,11 +34,12 @@ from agent_analytics.metrics.labels import (
     shares,
     uptime_status,
 )
+from agent_analytics.metrics.goals import goal_values, goals_section
 from agent_analytics.metrics.measures import active_users, call_measures, message_measures, session_measures
 from agent_analytics.periods import Period, iso, local_midnight
 from agent_analytics.settings import Settings
 
-SCHEMA_VERSION = "3.0"
+SCHEMA_VERSION = "3.1"
 BUCKET_US = 15 * 60 * 1_000_000
 DURATION_BUCKETS = (
     ("<1 min", 0, 60_000), ("1-5 min", 60_000, 300_000), ("5-10 min", 300_000, 600_000), ("10+ min", 600_000, None),
@@ -639,6 +641,25 @@ def _health(con: duckdb.DuckDBPyConnection, period: Period, p: dict, summary: di
     }
 
 
+def _goals(con: duckdb.DuckDBPyConnection, request: MetricsRequest, settings: Settings, p: dict, pp: dict,
+           now: dict, daily: list[dict]) -> dict:
+    """The goals of the goals file that fit the request's scope; a file that cannot be used is
+    named in `problem` and leaves the rest of the document as it is."""
+    try:
+        goals, problem = load_goals(settings.goals_path), None
+    except GoalsConfigError as exc:
+        goals, problem = [], str(exc)
+
+    def values_of(agent: str | None) -> dict:
+        if agent is None or request.agents == [agent]:
+            return goal_values(now, daily)
+        scoped, scoped_before = {**p, "agents": [agent]}, {**pp, "agents": [agent]}
+        summary = _summary(con, scoped, _measures(con, scoped, scoped_before), "now")
+        return goal_values(summary, _daily(con, request.period, scoped))
+
+    return goals_section(goals, problem, request.agents, request.period, values_of)
+
+
 def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, settings: Settings) -> dict:
     """The whole metrics document for one period and scope (JSON-ready)."""
     period, previous = request.period, request.period.previous()
@@ -699,6 +720,7 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
             "cost": _cost(con, period, p, now, agents, models, models_before, daily),
             "tokens": _tokens(now, before, agents, models, models_before),
             "health": _health(con, period, p, now, before, settings),
+            "goals": _goals(con, request, settings, p, pp, now, daily),
             "daily": daily,
             "weekly": _weekly(daily),
         }

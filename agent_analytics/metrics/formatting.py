@@ -75,3 +75,38 @@ def change(metric: dict, label: str) -> str:
     if amount is None:
         return "(new)" if metric["trend"] == "new" else "(→ unchanged)"
     return f"({ARROWS[metric['trend']]} {amount} vs {label})"
+
+
+def in_unit(value: float | None, unit: str) -> str:
+    """A goal's value in its unit (agent_analytics/goals.py)."""
+    if value is None:
+        return NO_DATA
+    if unit == "USD":
+        return money(value)
+    if unit == "%":
+        return percent(value)
+    if unit == "ms":
+        return ms(value)
+    return f"{value:,.1f} {unit}" if unit == "users" else f"{value:,.0f} {unit}"
+
+
+def goal_target(goal: dict) -> str:
+    """'at most $60.00 a month', 'at least 150.0 users', 'P95 at most 3.0s'."""
+    what = {"at_least": "at least", "at_most": "at most"}[goal["direction"]]
+    text = f"{what} {in_unit(goal['target'], goal['unit'])}"
+    if goal["metric"] in ("sessions_per_month", "cost_per_month"):
+        text += " a month"
+    if goal["statistic"]:
+        text = f"{goal['statistic'].upper() if goal['statistic'] != 'avg' else 'average'} {text}"
+    return text
+
+
+def goal_status(goal: dict) -> str:
+    return NO_DATA if goal["on_track"] is None else "on track" if goal["on_track"] else "off track"
+
+
+def goal_value(goal: dict) -> str:
+    """The compared value: 'projected $71.20 ($35.60 so far)' for a total per month."""
+    if goal["compared"] == "projection" and goal["projection"] is not None:
+        return f"projected {in_unit(goal['projection'], goal['unit'])} ({in_unit(goal['actual'], goal['unit'])} in the period)"
+    return in_unit(goal["actual"], goal["unit"])

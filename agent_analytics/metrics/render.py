@@ -7,6 +7,9 @@ from agent_analytics.metrics.formatting import (
     change,
     count,
     duration,
+    goal_status,
+    goal_target,
+    goal_value,
     money,
     ms,
     per_minute,
@@ -83,6 +86,17 @@ def render_table(doc: dict) -> str:
         ("Error rate", "error_rate_pct", percent),
     ):
         out.append(f"  {label + ':':<26} {fmt(o[key]['value']):>12} {change(o[key], prev_label)}".rstrip())
+
+    g = doc["goals"]
+    if g["items"] or g["problem"]:
+        out += _section("Goals")
+        if g["problem"]:
+            out.append(f"  goals file not used: {g['problem']}")
+        for goal in g["items"]:
+            who = f" ({goal['agent_id']})" if goal["agent_id"] else ""
+            progress = "" if goal["progress_pct"] is None else f"{goal['progress_pct']:.0f}% of target"
+            out.append(f"  {(goal['name'] + who)[:40]:<40} {goal_status(goal):<9} {progress}".rstrip())
+            out.append(f"    {goal_target(goal)}: {goal_value(goal)}"[:WIDTH])
 
     e = doc["engagement"]
     out += _section("User engagement")

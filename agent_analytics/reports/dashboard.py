@@ -10,7 +10,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
-from agent_analytics.metrics.formatting import NO_DATA, change_amount, count, duration, money, ms, per_minute, percent, tokens
+from agent_analytics.metrics.formatting import (
+    NO_DATA,
+    change_amount,
+    count,
+    duration,
+    goal_status,
+    goal_target,
+    goal_value,
+    money,
+    ms,
+    per_minute,
+    percent,
+    tokens,
+)
 from agent_analytics.periods import Page
 from agent_analytics.reports import charts as chart_lib
 
@@ -43,6 +56,10 @@ th:first-child,td:first-child{text-align:left}
 .status.bad{background:#fee2e2;color:#991b1b} .status.none{background:#e2e8f0;color:#475569}
 .facts{display:flex;flex-wrap:wrap;gap:8px 28px;font-size:14px;margin:6px 0} .facts b{font-weight:600}
 .note{background:#fef3c7;padding:8px 12px;border-radius:6px}
+.goal{display:grid;grid-template-columns:minmax(160px,1fr) 2fr 90px;gap:4px 14px;align-items:center;font-size:14px;margin:6px 0}
+.goal .track{background:#e2e8f0;height:12px;border-radius:6px;overflow:hidden}
+.goal .fill{height:12px} .goal .fill.on{background:#10b981} .goal .fill.off{background:#ef4444}
+.goal .detail{grid-column:1/4;font-size:12px;color:#475569}
 footer{color:#64748b;font-size:12px;padding:0 28px 24px}
 """
 
@@ -251,8 +268,32 @@ def _health(doc: dict, svgs: dict[str, str]) -> str:
     return out + _chart_grid(svgs, ["request_volume", "queue_depth"])
 
 
+def _goals(doc: dict, svgs: dict[str, str]) -> str:
+    """A progress bar per goal: the compared value in percent of the target, up to 100% (on
+    track green, off track red); what was compared, in words, below it."""
+    g, out = doc["goals"], []
+    if g["problem"]:
+        out.append(f'<p class="note">The goals file was not used: {escape(g["problem"])}</p>')
+    for goal in g["items"]:
+        status = goal_status(goal)
+        width = 0.0 if goal["progress_pct"] is None else max(0.0, min(goal["progress_pct"], 100.0))
+        css = "on" if goal["on_track"] else "off"
+        kind = "none" if goal["on_track"] is None else "good" if goal["on_track"] else "bad"
+        who = f" ({goal['agent_id']})" if goal["agent_id"] else ""
+        progress = "" if goal["progress_pct"] is None else f"{goal['progress_pct']:.0f}% of target"
+        out.append(
+            f'<div class="goal" data-goal="{escape(goal["name"])}"><span><b>{escape(goal["name"] + who)}</b></span>'
+            f'<div class="track"><div class="fill {css}" style="width:{width:.1f}%"></div></div>'
+            f'<span class="status {kind}">{escape(status)}</span>'
+            f'<span class="detail">{escape(goal_target(goal))}: {escape(goal_value(goal))}'
+            f'{"; " + progress if progress else ""}{"; " + escape(goal["description"]) if goal["description"] else ""}</span></div>'
+        )
+    return "".join(out)
+
+
 SECTIONS = (
     ("overview", "Overview", None),
+    ("goals", "Goals", _goals),
     ("engagement", "User engagement", _engagement),
     ("performance", "Agent performance", _performance),
     ("cost", "Cost analysis", _cost),
@@ -276,6 +317,8 @@ def render_page(page: Page, doc: dict, pages: list[Page]) -> str:
     )
     body = []
     for key, title, render in SECTIONS:
+        if key == "goals" and not (doc["goals"]["items"] or doc["goals"]["problem"]):
+            continue  # no goals file: no section
         inner = _kpis(doc) if render is None else render(doc, svgs)
         body.append(f'<section id="{key}"><h2>{escape(title)}</h2>{inner}</section>')
     note = f'<p class="note">{escape(doc["note"])}</p>' if doc["note"] else ""

@@ -25,7 +25,7 @@ from reportlab.platypus import (
 
 from agent_analytics.metrics.formatting import count, duration, money, ms, percent
 from agent_analytics.reports import charts as chart_lib
-from agent_analytics.reports.summary import summary_figures, top_agents
+from agent_analytics.reports.summary import goal_lines, summary_figures, top_agents
 
 SECTION_TITLES = {
     "engagement": "User engagement",
@@ -87,6 +87,12 @@ def render_pdf(title: str, doc: dict, previous_doc: dict) -> bytes:
             text_columns=2,
         ),
     ]
+    if doc["goals"]["items"]:
+        story += [Paragraph("Goals", styles["Heading2"]),
+                  # long targets and values wrap in their cells
+                  _table([["Goal", "Status", "Target", "Value"]]
+                         + [[Paragraph(escape(cell), styles["BodyText"]) for cell in row] for row in goal_lines(doc)],
+                         [4 * cm, 2.2 * cm, 4.4 * cm, 6.4 * cm], text_columns=4)]
     if doc["note"]:
         story.append(Paragraph(escape(doc["note"]), styles["Italic"]))
     charts = chart_lib.charts(doc)

@@ -10,10 +10,10 @@ Every other figure is the metrics document's overview value with its change.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
-from agent_analytics.metrics.formatting import change_amount, count, money, percent
-from agent_analytics.metrics.labels import compared, round_half_up
+from agent_analytics.metrics import goals as goal_metrics
+from agent_analytics.metrics.formatting import change_amount, count, goal_status, goal_target, goal_value, money, percent
+from agent_analytics.metrics.labels import compared
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,7 @@ class Figure:
 
 
 def average_dau(doc: dict) -> float:
-    days = doc["daily"]
-    if not days:
-        return 0.0
-    return round_half_up(Decimal(sum(d["dau"] for d in days)) / len(days), "0.1")
+    return goal_metrics.average_dau(doc["daily"])
 
 
 def change_text(metric: dict) -> str:
@@ -60,10 +57,19 @@ def top_agents(doc: dict, limit: int = 5) -> list[dict]:
     return sorted(active, key=lambda a: (-a["sessions"], -a["messages"], a["agent_id"]))[:limit]
 
 
+def goal_lines(doc: dict) -> list[list[str]]:
+    """Goal, status, target, compared value: one row per goal of the document."""
+    return [[g["name"] + (f" ({g['agent_id']})" if g["agent_id"] else ""), goal_status(g), goal_target(g), goal_value(g)]
+            for g in doc["goals"]["items"]]
+
+
 def summary_text(title: str, doc: dict, previous_doc: dict) -> str:
     """Plain-text summary: the email body."""
     lines = [title, "", "Summary:"]
     lines += [f"- {f.label}: {f.value} ({f.change} vs previous period)" for f in summary_figures(doc, previous_doc)]
+    if doc["goals"]["items"]:
+        lines += ["", "Goals:"]
+        lines += [f"- {name}: {status}, {target}: {value}" for name, status, target, value in goal_lines(doc)]
     lines += ["", "Top agents:"]
     lines += [f"{i}. {a['agent_label']}: {count(a['sessions'])} sessions" for i, a in enumerate(top_agents(doc), 1)]
     return "\n".join(lines) + "\n"
