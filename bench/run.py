@@ -753,7 +753,8 @@ def bench_main(args: argparse.Namespace) -> int:
     }
     bench = Bench(workdir, env)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still reports and cleans up
-    print(f"bench: {args.events:,} messages over {args.days} days ending {last_day}, +1 day ({today}), engine {settings.engine}; workdir {workdir}")
+    print(f"bench: {args.events:,} messages over {args.days} days ending {last_day}, +1 day ({today}), "
+          f"engine {settings.engine}; workdir {workdir}")
 
     steps_ok = True
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from agent_analytics.goals import GoalsConfigError, load_goals
 from agent_analytics.json_text import finite
+from agent_analytics.metrics.goals import goal_values, goals_section
 from agent_analytics.metrics.labels import (
     agent_label,
     change_pct,
@@ -34,7 +35,6 @@ from agent_analytics.metrics.labels import (
     shares,
     uptime_status,
 )
-from agent_analytics.metrics.goals import goal_values, goals_section
 from agent_analytics.metrics.measures import active_users, call_measures, message_measures, session_measures
 from agent_analytics.periods import Period, iso, local_midnight
 from agent_analytics.settings import Settings

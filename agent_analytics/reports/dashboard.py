@@ -286,7 +286,8 @@ def _goals(doc: dict, svgs: dict[str, str]) -> str:
             f'<div class="track"><div class="fill {css}" style="width:{width:.1f}%"></div></div>'
             f'<span class="status {kind}">{escape(status)}</span>'
             f'<span class="detail">{escape(goal_target(goal))}: {escape(goal_value(goal))}'
-            f'{"; " + progress if progress else ""}{"; " + escape(goal["description"]) if goal["description"] else ""}</span></div>'
+            f'{"; " + progress if progress else ""}'
+            f'{"; " + escape(goal["description"]) if goal["description"] else ""}</span></div>'
         )
     return "".join(out)
 
