@@ -111,10 +111,12 @@ def parse_goals(data: dict, path: Path) -> list[Goal]:
             if key not in FIELDS:
                 fail(f"{where}.{key}", f"unknown setting (expected one of: {', '.join(sorted(FIELDS))})")
         metric = body.get("metric")
-        if metric not in GOAL_METRICS:
+        if not isinstance(metric, str) or metric not in GOAL_METRICS:
             fail(f"{where}.metric", f"must be one of: {', '.join(GOAL_METRICS)}")
         target = body.get("target")
-        if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target) or target < 0:
+        # TOML integers have no size limit: one beyond a float is no usable target either
+        if (isinstance(target, bool) or not isinstance(target, (int, float)) or abs(target) > 1e300
+                or not math.isfinite(target) or target < 0):
             fail(f"{where}.target", f"must be a number >= 0 (in {GOAL_METRICS[metric].unit})")
         if metric == "error_rate" and target > 100:
             fail(f"{where}.target", "an error rate is a percentage: at most 100")
@@ -134,5 +136,5 @@ def parse_goals(data: dict, path: Path) -> list[Goal]:
         description = body.get("description", "")
         if not isinstance(description, str):
             fail(f"{where}.description", "must be a string")
-        out.append(Goal(name, metric, float(target), direction, statistic, agent, description))
+        out.append(Goal(name, metric, float(target), direction, statistic, agent and agent.strip(), description))
     return out

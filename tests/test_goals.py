@@ -138,6 +138,8 @@ def test_without_a_goals_file_there_are_no_goals(home, tmp_path):
     ("[other]\n", "other: unknown setting (expected: goals)"),
     ('[goals."a b"]\nmetric = "dau"\ntarget = 1\ndirection = "at_least"', "goals.a b: a goal name is 1 to 64 letters"),
     ('[goals.x]\nmetric = "mau"\ntarget = 1\ndirection = "at_least"', "goals.x.metric: must be one of: dau, "),
+    ('[goals.x]\nmetric = ["dau"]\ntarget = 1\ndirection = "at_least"', "goals.x.metric: must be one of: dau, "),
+    ('[goals.x]\nmetric = "dau"\ntarget = 1' + "0" * 400 + '\ndirection = "at_least"', "goals.x.target: must be a number >= 0"),
     ('[goals.x]\nmetric = "dau"\ntarget = -1\ndirection = "at_least"', "goals.x.target: must be a number >= 0"),
     ('[goals.x]\nmetric = "dau"\ntarget = true\ndirection = "at_least"', "goals.x.target: must be a number >= 0"),
     ('[goals.x]\nmetric = "error_rate"\ntarget = 101\ndirection = "at_most"', "goals.x.target: an error rate is a percentage"),
@@ -157,6 +159,12 @@ def test_each_mistake_in_the_goals_file_is_one_line_naming_the_field(tmp_path, t
         load_goals(path)
     message = str(raised.value)
     assert message.startswith(f"{path}: ") and problem in message and "\n" not in message
+
+
+def test_an_agent_id_is_kept_without_surrounding_spaces(tmp_path):
+    path = tmp_path / "goals.toml"
+    path.write_text('[goals.x]\nmetric = "dau"\ntarget = 1\ndirection = "at_least"\nagent = " support "\n')
+    assert load_goals(path)[0].agent == "support"
 
 
 def test_a_total_per_month_is_projected_over_the_month_or_to_its_end():
