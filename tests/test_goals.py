@@ -110,6 +110,21 @@ def test_every_goal_against_the_hand_fixture(home, tmp_path):
     assert scoped["goals"]["items"][0] == rows["sales-dau"]
     assert json.loads(_metrics(home, goals, "--format", "json", "--agent", "support").stdout)["goals"]["items"] == []
 
+    # the dashboard draws a bar per goal, as wide as its progress up to 100%, coloured by track
+    from agent_analytics.periods import Page
+    from agent_analytics.reports.dashboard import render_page
+    from agent_analytics.reports.summary import summary_text
+
+    page = Page("custom", "Custom", parse_period(None, "2026-11-02", "2026-11-05", None,
+                                                 datetime(2026, 11, 6, tzinfo=timezone.utc), "UTC"))
+    html = render_page(page, doc, [page])
+    assert html.count('class="goal"') == 7
+    assert '<div class="goal" data-goal="budget">' in html and 'class="fill off" style="width:100.0%"' in html
+    assert 'class="fill off" style="width:75.0%"' in html and 'class="fill on" style="width:95.6%"' in html  # dau, p95
+    assert "sales-dau (sales)" in html and "projected $1.35 ($0.18 in the period); 135% of target" in html
+    # the report email lists the goals with their status
+    assert "- budget: off track, at most $1.00 a month: projected $1.35 ($0.18 in the period)" in summary_text("R", doc, doc)
+
     text = _metrics(home, goals).stdout
     assert "== Goals" in text
     assert "budget" in text and "off track" in text and "projected $1.35" in text

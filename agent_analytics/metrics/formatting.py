@@ -101,6 +101,16 @@ def goal_target(goal: dict) -> str:
     return text
 
 
+def goal_label(goal: dict) -> str:
+    """The goal's name, with its agent in parentheses for an agent's goal."""
+    return goal["name"] + (f" ({goal['agent_id']})" if goal["agent_id"] else "")
+
+
+def goal_progress(goal: dict) -> str:
+    """'135% of target'; empty without a value (no data, or a target of 0)."""
+    return "" if goal["progress_pct"] is None else f"{goal['progress_pct']:.0f}% of target"
+
+
 def goal_status(goal: dict) -> str:
     return NO_DATA if goal["on_track"] is None else "on track" if goal["on_track"] else "off track"
 

@@ -7,6 +7,8 @@ from agent_analytics.metrics.formatting import (
     change,
     count,
     duration,
+    goal_label,
+    goal_progress,
     goal_status,
     goal_target,
     goal_value,
@@ -93,9 +95,7 @@ def render_table(doc: dict) -> str:
         if g["problem"]:
             out.append(f"  goals file not used: {g['problem']}")
         for goal in g["items"]:
-            who = f" ({goal['agent_id']})" if goal["agent_id"] else ""
-            progress = "" if goal["progress_pct"] is None else f"{goal['progress_pct']:.0f}% of target"
-            out.append(f"  {(goal['name'] + who)[:40]:<40} {goal_status(goal):<9} {progress}".rstrip())
+            out.append(f"  {goal_label(goal)[:40]:<40} {goal_status(goal):<9} {goal_progress(goal)}".rstrip())
             out.append(f"    {goal_target(goal)}: {goal_value(goal)}"[:WIDTH])
 
     e = doc["engagement"]

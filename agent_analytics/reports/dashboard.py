@@ -15,6 +15,8 @@ from agent_analytics.metrics.formatting import (
     change_amount,
     count,
     duration,
+    goal_label,
+    goal_progress,
     goal_status,
     goal_target,
     goal_value,
@@ -279,10 +281,9 @@ def _goals(doc: dict, svgs: dict[str, str]) -> str:
         width = 0.0 if goal["progress_pct"] is None else max(0.0, min(goal["progress_pct"], 100.0))
         css = "on" if goal["on_track"] else "off"
         kind = "none" if goal["on_track"] is None else "good" if goal["on_track"] else "bad"
-        who = f" ({goal['agent_id']})" if goal["agent_id"] else ""
-        progress = "" if goal["progress_pct"] is None else f"{goal['progress_pct']:.0f}% of target"
+        progress = goal_progress(goal)
         out.append(
-            f'<div class="goal" data-goal="{escape(goal["name"])}"><span><b>{escape(goal["name"] + who)}</b></span>'
+            f'<div class="goal" data-goal="{escape(goal["name"])}"><span><b>{escape(goal_label(goal))}</b></span>'
             f'<div class="track"><div class="fill {css}" style="width:{width:.1f}%"></div></div>'
             f'<span class="status {kind}">{escape(status)}</span>'
             f'<span class="detail">{escape(goal_target(goal))}: {escape(goal_value(goal))}'

@@ -12,7 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent_analytics.metrics import goals as goal_metrics
-from agent_analytics.metrics.formatting import change_amount, count, goal_status, goal_target, goal_value, money, percent
+from agent_analytics.metrics.formatting import (
+    change_amount,
+    count,
+    goal_label,
+    goal_status,
+    goal_target,
+    goal_value,
+    money,
+    percent,
+)
 from agent_analytics.metrics.labels import compared
 
 
@@ -59,8 +68,7 @@ def top_agents(doc: dict, limit: int = 5) -> list[dict]:
 
 def goal_lines(doc: dict) -> list[list[str]]:
     """Goal, status, target, compared value: one row per goal of the document."""
-    return [[g["name"] + (f" ({g['agent_id']})" if g["agent_id"] else ""), goal_status(g), goal_target(g), goal_value(g)]
-            for g in doc["goals"]["items"]]
+    return [[goal_label(g), goal_status(g), goal_target(g), goal_value(g)] for g in doc["goals"]["items"]]
 
 
 def summary_text(title: str, doc: dict, previous_doc: dict) -> str:
