@@ -26,6 +26,7 @@ from tests.test_poison_build import _rewrite
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = REPO / "dbt_project"
 SCOPE_ENV = "AGENT_ANALYTICS_DBT_TESTS_LOADED_AFTER"
+CALLS_HAVE_MESSAGES = "relationships_sharing_fct_llm_calls_message_id__message_id__message_date__ref_fct_messages_"
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def test_refresh_tests_only_rows_loaded_since_the_previous_build(warehouse_env, 
     code, nodes, output = dbt({**env, SCOPE_ENV: watermark}, target, "build", "--exclude", REFRESH_EXCLUDE)
     assert code == 0, output
     assert nodes["unique_fct_messages_message_id"][:2] == ("pass", 0)
-    assert nodes["relationships_fct_llm_calls_message_id__message_id__ref_fct_messages_"][:2] == ("pass", 0)
+    assert nodes[CALLS_HAVE_MESSAGES][:2] == ("pass", 0)
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
         [(new_rows,)] = con.execute(
@@ -116,3 +117,15 @@ def test_refresh_tests_only_rows_loaded_since_the_previous_build(warehouse_env, 
     # and so does a build without the scope
     code, nodes, output = dbt(env, target, "build", "--select", "fct_messages", "--exclude", "test_type:unit")
     assert nodes["unique_fct_messages_message_id"][:2] == ("fail", 1)
+
+    # a call of a message that is not there, among the rows the refresh tests: the scoped
+    # relationships test, which reads the messages from the new calls' earliest day on, finds it
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        con.execute("insert into fct_llm_calls select * replace ('orphan#0' as llm_call_id, 'orphan' as message_id) "
+                    "from fct_llm_calls where loaded_at > cast(? as timestamp) limit 1", [watermark])
+    finally:
+        con.close()
+    code, nodes, output = dbt({**env, SCOPE_ENV: watermark}, target, "test", "--select", "fct_llm_calls")
+    assert code == 1
+    assert nodes[CALLS_HAVE_MESSAGES][:2] == ("fail", 1)

@@ -63,7 +63,7 @@ def test_the_refresh_builds_everything_but_the_scheduled_reports(defs):
 def test_asset_checks_hold_the_dbt_tests_and_the_gx_suites(defs):
     checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
     assert {"unique_fct_messages_message_id", "accepted_values_fct_messages_status__ok__error",
-            "relationships_fct_llm_calls_message_id__message_id__ref_fct_messages_"} <= checks
+            "relationships_sharing_fct_llm_calls_message_id__message_id__message_date__ref_fct_messages_"} <= checks
     assert {"gx_fct_daily_activity", "gx_fct_agent_daily", "gx_fct_daily_cost_by_provider"} <= checks
 
 

@@ -1,6 +1,9 @@
 {#- Daily LLM cost and tokens of fct_llm_calls grouped by company day and `keys` (a list of
     column names), incremental by day: the metrics layer's call measures (macros/metrics.sql). -#}
 {% macro daily_cost_rollup(keys) -%}
+{%- if is_incremental() -%}
+{%- set first_day = first_affected_day(ref('fct_llm_calls')) -%}
+{%- endif %}
 
 with
 
@@ -30,7 +33,7 @@ final as (
         max(loaded_at) as max_loaded_at
     from llm_calls
     {% if is_incremental() %}
-    where message_date in (select affected_date from affected)
+    where message_date >= {{ first_day }} and message_date in (select affected_date from affected)
     {% endif %}
     group by message_date, {{ keys | join(', ') }}
 

@@ -5,6 +5,13 @@
     watermark max(max_loaded_at). `messages` needs agent_id, is_error, response_time_ms,
     occurred_at and loaded_at. -#}
 {% macro minute_facts(messages, group_columns=[]) -%}
+{%- if is_incremental() -%}
+{#- The first minute to rebuild, as a literal (see first_affected_day for why): the scan reads
+    the messages from there on only. -#}
+{%- set first_minute = query_literal(
+    "select min(" ~ dbt.date_trunc('minute', 'occurred_at') ~ ") from " ~ messages
+    ~ " where loaded_at > " ~ loaded_watermark(), 'timestamp', '9999-12-31 00:00:00') -%}
+{%- endif %}
 
 with
 
@@ -18,6 +25,9 @@ messages as (
         loaded_at,
         {{ dbt.date_trunc('minute', 'occurred_at') }} as minute_at
     from {{ messages }}
+    {% if is_incremental() %}
+    where occurred_at >= {{ first_minute }}
+    {% endif %}
 
 ),
 

@@ -15,10 +15,10 @@
 {#- Queried when the model runs (run_query) and written in as literals, so that the scans
     below skip old Parquet row groups and table segments: the earliest occurred_at among
     messages loaded since this model's watermark, and a bound no rebuild point is below (the
-    earliest run start among messages at most one timeout before that). Not scalar subqueries
-    like the watermark: the second is a bound on occurred_at derived from the first through
-    this model's run starts, and least() of the two is a filter DuckDB does not push into the
-    scans (each would read every stored message). -#}
+    earliest run start among messages at most one timeout before that). Not scalar subqueries:
+    the second is a bound on occurred_at derived from the first through this model's run
+    starts, and least() of the two is a filter DuckDB does not push into the scans (each would
+    read every stored message). -#}
 {%- set watermark = loaded_watermark('loaded_at') -%}
 {%- set first_new_at = query_literal(
     "select min(occurred_at) from " ~ ref('stg_raw__messages') ~ " where loaded_at > " ~ watermark,

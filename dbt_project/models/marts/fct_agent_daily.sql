@@ -10,6 +10,9 @@
         on_schema_change='fail',
     )
 }}
+{%- if is_incremental() -%}
+{%- set first_day = first_affected_day(ref('fct_messages')) -%}
+{%- endif %}
 
 with
 
@@ -47,7 +50,7 @@ message_facts as (
         max(loaded_at) as max_loaded_at
     from messages
     {% if is_incremental() %}
-    where message_date in (select affected.affected_date from affected)
+    where message_date >= {{ first_day }} and message_date in (select affected.affected_date from affected)
     {% endif %}
     group by message_date, agent_id
 
@@ -61,7 +64,7 @@ session_facts as (
         {{ session_measures() }}
     from sessions
     {% if is_incremental() %}
-    where session_date in (select affected.affected_date from affected)
+    where session_date >= {{ first_day }} and session_date in (select affected.affected_date from affected)
     {% endif %}
     group by session_date, agent_id
 

@@ -1,19 +1,41 @@
 {#- Grain: one row per company day from the first to the last day with messages, days without
     traffic included as zero rows. DAU/WAU/MAU are distinct users over 1/7/30-day windows
     ending on the day (the active_users macro of macros/metrics.sql, which the metrics layer
-    shares). -#}
+    shares).
+    Incremental: rebuilds every day from the earliest day that newly loaded messages touch (see
+    affected_days) to the last, since a user active on day d counts in the WAU and MAU of the
+    29 days after it. The rebuild reads the messages of 29 days before that point on, all that
+    those windows need. -#}
+{{
+    config(
+        materialized='incremental',
+        unique_key='activity_date',
+        incremental_strategy=rebuild_strategy(),
+        partition_by=day_partition('activity_date'),
+        on_schema_change='fail',
+    )
+}}
+{%- if is_incremental() -%}
+{%- set rebuild_from = first_affected_day(ref('fct_messages')) -%}
+{%- endif %}
 
 with
 
 messages as (
 
     select * from {{ ref('fct_messages') }}
+    {% if is_incremental() %}
+    where message_date >= {{ dbt.dateadd('day', -29, rebuild_from) }}
+    {% endif %}
 
 ),
 
 agent_days as (
 
     select * from {{ ref('fct_agent_daily') }}
+    {% if is_incremental() %}
+    where activity_date >= {{ rebuild_from }}
+    {% endif %}
 
 ),
 
@@ -55,7 +77,8 @@ daily_totals as (
         sum(output_tokens) as output_tokens,
         sum(cost_usd) as cost_usd,
         sum(unpriced_calls) as unpriced_calls,
-        count(*) as active_agents
+        count(*) as active_agents,
+        max(max_loaded_at) as max_loaded_at
     from agent_days
     group by activity_date
 
@@ -78,9 +101,13 @@ final as (
         cast(coalesce(daily_totals.input_tokens, 0) as bigint) as input_tokens,
         cast(coalesce(daily_totals.output_tokens, 0) as bigint) as output_tokens,
         coalesce(daily_totals.cost_usd, 0) as cost_usd,
-        cast(coalesce(daily_totals.unpriced_calls, 0) as bigint) as unpriced_calls
+        cast(coalesce(daily_totals.unpriced_calls, 0) as bigint) as unpriced_calls,
+        daily_totals.max_loaded_at
     from active_users_counted
     left join daily_totals on active_users_counted.activity_date = daily_totals.activity_date
+    {% if is_incremental() %}
+    where active_users_counted.activity_date >= {{ rebuild_from }}
+    {% endif %}
 
 )
 

@@ -20,8 +20,8 @@
 }}
 {%- if is_incremental() -%}
 {#- rebuild_from is queried when the model runs (run_query) and written in as a literal, so that
-    the scan of int_messages_sessionized skips its older segments: as a scalar subquery (itself
-    filtered by the watermark subquery) DuckDB does not push it into the scan. -#}
+    the scan of int_messages_sessionized skips its older segments: as a scalar subquery DuckDB
+    does not push it into the scan. -#}
 {%- set watermark = loaded_watermark() -%}
 {%- set rebuild_from = query_literal(
     "select min(session_started_at) from " ~ ref('int_messages_sessionized') ~ " where loaded_at > " ~ watermark,

@@ -1,0 +1,90 @@
+"""The daily and minute marts built incrementally over a long history equal a full rebuild.
+
+fct_daily_activity rebuilds from the earliest day new messages touch and reads only the 29
+days before it (a user counts in the MAU of the 29 days after a visit); the other daily marts
+and the minute marts read from their first affected day or minute on. Over 70 days of
+generated traffic, where those windows cut the history, a refresh with one new day, and one
+with a late message 30 days back, must give exactly what a full rebuild gives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+
+import duckdb
+import pytest
+
+from agent_analytics.settings import load_settings
+from agent_analytics.synthetic_events import generate
+from ingestion.load import ingest_paths
+from orchestration.build import run_build
+from tests.test_compaction import assert_same_marts, warehouse_tables
+
+END = date(2026, 11, 20)  # the last generated day; 70 days from 2026-09-12
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    base = tmp_path_factory.mktemp("incremental_daily")
+    generated = generate(base / "generated", 4_000, 70, seed=5, end=END)
+    saved = dict(os.environ)
+    os.environ.update(AGENT_ANALYTICS_HOME=str(base / "home"), AGENT_ANALYTICS_TZ="UTC")
+    try:
+        settings = load_settings()
+        settings.ensure_dirs()
+        ingest_paths(generated.files[:-2], settings.warehouse_path, settings.raw_dir)
+        assert run_build(settings)
+        yield settings, generated.files, base
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def refreshed_then_rebuilt(settings) -> tuple[dict, dict]:
+    assert run_build(settings)
+    incremental = warehouse_tables(settings.warehouse_path, "main")
+    assert run_build(settings, full_refresh=True)
+    return incremental, warehouse_tables(settings.warehouse_path, "main")
+
+
+def test_a_new_day_then_a_late_message_a_month_back(home):
+    settings, files, base = home
+    ingest_paths([files[-2]], settings.warehouse_path, settings.raw_dir)
+    incremental, full = refreshed_then_rebuilt(settings)
+    assert_same_marts(incremental, full)
+
+    # A user with no visit in the 30 days up to the late message's day, so that the late
+    # message raises the MAU of that day and of days after it, and the window of the rebuild
+    # (29 days before the late day) cuts the user's history.
+    late_day = date(2026, 10, 20)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        [(user,)] = con.execute(
+            "select min(user_id) from fct_messages where user_id not in (select user_id from fct_messages "
+            "where message_date between ? - 29 and ?)", [late_day, late_day]).fetchall()
+        mau_before = dict(con.execute(
+            "select activity_date, mau from fct_daily_activity where activity_date between date '2026-10-20' "
+            "and date '2026-11-18'").fetchall())
+    late = base / "late.jsonl"
+    late.write_text(json.dumps({
+        "event_id": "m-late-month", "type": "message", "occurred_at": "2026-10-20T12:00:00Z", "user_id": user,
+        "agent_id": "support-bot", "status": "ok", "response_time_ms": 900}) + "\n")
+    ingest_paths([files[-1], late], settings.warehouse_path, settings.raw_dir)
+    incremental, full = refreshed_then_rebuilt(settings)
+    assert_same_marts(incremental, full)
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        mau_after = dict(con.execute(
+            "select activity_date, mau from fct_daily_activity where activity_date between date '2026-10-20' "
+            "and date '2026-11-18'").fetchall())
+        visits = {d for (d,) in con.execute(
+            "select distinct message_date from fct_messages where user_id = ? and message_id <> 'm-late-month'",
+            [user]).fetchall()}
+    # The late visit adds the user to every MAU from its day to 29 days later, unless another
+    # visit counts the user there already.
+    for day, mau in mau_after.items():
+        counted_anyway = any(0 <= (day - d).days < 30 for d in visits)
+        in_window = (day - late_day).days < 30
+        assert mau == mau_before[day] + (1 if in_window and not counted_anyway else 0), day
+    assert mau_after[late_day] == mau_before[late_day] + 1
