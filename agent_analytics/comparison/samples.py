@@ -71,14 +71,16 @@ def read_samples(con: duckdb.DuckDBPyConnection, agent: str, versions: tuple[str
                   {MESSAGES} and agent_version in ($a, $b) group by user_id)""", p).fetchone()
 
     def sample(is_b: bool, users: int) -> VersionSample:
+        # Sorted: an engine returns rows in any order (DuckDB's parallel scans too), and the
+        # seeded bootstrap must see the same arrays to give the same interval every time.
         mine, session_rows = np.asarray(messages["is_b"]) == is_b, np.asarray(sessions["is_b"]) == is_b
         times = np.asarray(messages["response_time_ms"], dtype=float)[mine]
         return VersionSample(
-            is_error=np.asarray(messages["is_error"], dtype=bool)[mine],
-            response_time_ms=times[~np.isnan(times)],
-            cost_usd=np.asarray(messages["cost_usd"], dtype=float)[mine],
-            total_tokens=np.asarray(messages["total_tokens"], dtype=float)[mine],
-            session_messages=np.asarray(sessions["message_count"], dtype=float)[session_rows],
+            is_error=np.sort(np.asarray(messages["is_error"], dtype=bool)[mine]),
+            response_time_ms=np.sort(times[~np.isnan(times)]),
+            cost_usd=np.sort(np.asarray(messages["cost_usd"], dtype=float)[mine]),
+            total_tokens=np.sort(np.asarray(messages["total_tokens"], dtype=float)[mine]),
+            session_messages=np.sort(np.asarray(sessions["message_count"], dtype=float)[session_rows]),
             users=int(users),
         )
 
