@@ -1,5 +1,5 @@
-"""The `agent-analytics` command line: ingest, build, export, metrics, report, alerts, generate, demo, dev,
-serve, tokens, up.
+"""The `agent-analytics` command line: ingest, build, export, metrics, compare, report, alerts, generate, demo,
+dev, serve, tokens, up.
 
 Bad arguments and user mistakes print one line `agent-analytics: error: ...` and exit 2
 (1 when a build fails); never a traceback.
@@ -93,16 +93,19 @@ def _seed(text: str) -> int:
     return value
 
 
-def _add_period_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--period",
-                        help="today, week, month (30 days) or Nd: the last N local days, today so far included (default 30d)")
+def _add_period_arguments(parser: argparse.ArgumentParser, default: str = "30d") -> None:
+    parser.add_argument("--period", help="today, week, month (30 days) or Nd: the last N local days, today so far "
+                                         f"included (default {default})")
     parser.add_argument("--start", help="first local day, YYYY-MM-DD (with --end)")
     parser.add_argument("--end", help="last local day, YYYY-MM-DD (with --start)")
     parser.add_argument("--month", help="a calendar month, YYYY-MM")
-    parser.add_argument("--agent", action="append", dest="agents", metavar="ID", help="only this agent (repeatable)")
     parser.add_argument("--tz", help="time zone of days and hours (default: AGENT_ANALYTICS_TZ)")
     parser.add_argument("--as-of", dest="as_of",
                         help="count up to this time: YYYY-MM-DD (the end of that day) or an ISO time (default: now)")
+
+
+def _add_scope_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--agent", action="append", dest="agents", metavar="ID", help="only this agent (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,12 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export the daily CSV or the full JSON for a period")
     _add_period_arguments(export)
+    _add_scope_argument(export)
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("-o", "--output", type=_path_arg, help="file to write (default: stdout)")
 
     metrics = sub.add_parser("metrics", help="every metric of the analytics guide for a period, in the terminal")
     _add_period_arguments(metrics)
+    _add_scope_argument(metrics)
     metrics.add_argument("--format", choices=("table", "json"), default="table")
+
+    compare = sub.add_parser("compare", help="A/B: two versions of one agent, metric by metric, with confidence "
+                                             "intervals, p-values and verdicts")
+    compare.add_argument("--agent", required=True, metavar="ID", help="the agent")
+    compare.add_argument("--versions", required=True, nargs=2, metavar=("A", "B"),
+                         help="the two versions (agent_version of the messages); differences are B minus A")
+    _add_period_arguments(compare, default="7d")
+    compare.add_argument("--format", choices=("table", "json"), default="table")
 
     report = sub.add_parser("report", help="write (and email) the reports of one frequency for a period")
     report.add_argument("--frequency", choices=("daily", "weekly", "monthly"), required=True)
@@ -274,6 +287,22 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
 
     document = _metrics_document(args, settings)
     _write(to_json(document) if args.format == "json" else render_table(document), None)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics.comparison import CompareQuery, compare_document
+    from agent_analytics.comparison.render import render_comparison
+    from agent_analytics.exports import ExportError, NoWarehouseError, to_json
+    from agent_analytics.periods import PeriodError
+
+    query = CompareQuery(agent=args.agent, versions=tuple(args.versions), period=args.period, start=args.start,
+                         end=args.end, month=args.month, tz=args.tz, as_of=args.as_of)
+    try:
+        document = compare_document(settings, query)
+    except (PeriodError, ExportError, NoWarehouseError) as exc:
+        raise UsageError(str(exc)) from None
+    _write(to_json(document) if args.format == "json" else render_comparison(document), None)
     return 0
 
 
@@ -467,6 +496,7 @@ COMMANDS = {
     "compact": cmd_compact,
     "export": cmd_export,
     "metrics": cmd_metrics,
+    "compare": cmd_compare,
     "report": cmd_report,
     "generate": cmd_generate,
     "demo": cmd_demo,

@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
+from agent_analytics import comparison
 from agent_analytics.exports import load_schema
 from agent_analytics.settings import Settings
 from agent_analytics.tokens import tokens_path
 from ingestion.landing import remove_stale_incoming
-from service import health_routes, ingest_routes, read_routes
+from service import compare_routes, health_routes, ingest_routes, read_routes
 from service.auth import TokenStore
 from service.errors import install_error_handlers
 
@@ -41,15 +42,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.warehouse_turn = anyio.Lock()  # see read_routes.warehouse_turn
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)
-    for module in (ingest_routes, read_routes, health_routes):
+    for module in (ingest_routes, read_routes, compare_routes, health_routes):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)
     return app
 
 
 def _openapi(app: FastAPI) -> dict:
-    """FastAPI's document, with the export's JSON schema, and without the 422 FastAPI declares
-    for parameters: a request that does not validate is answered 400."""
+    """FastAPI's document, with the JSON schemas of the export and the comparison, and without
+    the 422 FastAPI declares for parameters: a request that does not validate is answered 400."""
     if app.openapi_schema:
         return app.openapi_schema
     from fastapi.openapi.utils import get_openapi
@@ -61,7 +62,7 @@ def _openapi(app: FastAPI) -> dict:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    export = {k: v for k, v in load_schema().items() if k not in ("$schema", "$id")}
-    schemas["AnalyticsExport"] = export
+    for name, schema in (("AnalyticsExport", load_schema()), ("AbComparison", comparison.load_schema())):
+        schemas[name] = {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
     app.openapi_schema = document
     return document

@@ -43,8 +43,9 @@ _DOCUMENT = {
 }
 
 
-class ExportRequest(BaseModel):
-    """At most one of period, start/end, month (default period 30d)."""
+class PeriodFields(BaseModel):
+    """The period of a read body: at most one of period, start/end, month; its time zone and
+    the time it is counted up to."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -52,9 +53,14 @@ class ExportRequest(BaseModel):
     start: str | None = None
     end: str | None = None
     month: str | None = None
-    agents: list[str] | None = None
     tz: str | None = None
     as_of: str | None = None
+
+
+class ExportRequest(PeriodFields):
+    """The default period is 30d."""
+
+    agents: list[str] | None = None
     format: Literal["json", "csv"] = "json"
 
 
@@ -72,17 +78,24 @@ _EXPORT_OPENAPI = {
              responses={**_DOCUMENT, **error_responses(400, 401, 403, 413, 503)}, openapi_extra=_EXPORT_OPENAPI)
 async def post_export(request: Request) -> Response:
     settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes)
+    fields = await json_object_body(request, '{"period": "30d", "format": "json"}')
+    asked = ExportRequest.model_validate(fields)  # a ValidationError is answered 400
+    query = MetricsQuery(**asked.model_dump(exclude={"format"}))
+    async with warehouse_turn(request):
+        return await run_in_threadpool(_answer, settings, query, asked.format)
+
+
+async def json_object_body(request: Request, example: str) -> dict:
+    """The request's body as one JSON object, whatever its Content-Type (`curl -d` sends a form
+    type); an empty body is {}. 400 naming the problem otherwise, with `example` of a good one."""
+    body = await read_body(request, request.app.state.settings.max_body_bytes)
     try:
         fields = json.loads(body) if body.strip() else {}
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, f"the body is not JSON ({exc})") from None
     if not isinstance(fields, dict):
-        raise ApiError(400, "the body must be one JSON object, e.g. {\"period\": \"30d\", \"format\": \"json\"}")
-    asked = ExportRequest.model_validate(fields)  # a ValidationError is answered 400
-    query = MetricsQuery(**asked.model_dump(exclude={"format"}))
-    async with warehouse_turn(request):
-        return await run_in_threadpool(_answer, settings, query, asked.format)
+        raise ApiError(400, f"the body must be one JSON object, e.g. {example}")
+    return fields
 
 
 METRICS_PARAMETERS = {"period", "start", "end", "month", "agent", "tz", "as_of", "format"}

@@ -44,7 +44,8 @@ def api_schema(served):
     return schemathesis.openapi.from_url(f"{server.url}/openapi.json")
 
 
-WITH_INPUT = [("/v1/traces", "POST"), ("/v1/events", "POST"), ("/v1/analytics/export", "POST"), ("/v1/metrics", "GET")]
+WITH_INPUT = [("/v1/traces", "POST"), ("/v1/events", "POST"), ("/v1/analytics/export", "POST"), ("/v1/metrics", "GET"),
+              ("/v1/analytics/compare", "POST")]
 # Negative cases (data the document does not allow) only where there is input to get wrong.
 RUNS = ([(path, method, GenerationMode.POSITIVE) for path, method in [*WITH_INPUT, ("/healthz", "GET"), ("/readyz", "GET")]]
         + [(path, method, GenerationMode.NEGATIVE) for path, method in WITH_INPUT])
@@ -80,6 +81,7 @@ def test_the_document_declares_every_error_and_the_bearer_scheme(served):
         ("/v1/traces", "post"): {"200", "400", "401", "403", "413", "415", "503"},
         ("/v1/events", "post"): {"202", "400", "401", "403", "413", "415", "503"},
         ("/v1/analytics/export", "post"): {"200", "400", "401", "403", "413", "503"},
+        ("/v1/analytics/compare", "post"): {"200", "400", "401", "403", "413", "503"},
         ("/v1/metrics", "get"): {"200", "400", "401", "403", "503"},
         ("/healthz", "get"): {"200"},
         ("/readyz", "get"): {"200", "503"},

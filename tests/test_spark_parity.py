@@ -15,7 +15,8 @@ compared through DuckDB, which reads the Spark tables' Parquet (agent_analytics/
 integers, text, days and times exactly, money exactly (DECIMAL), averages and percentiles within
 1e-9 relative (both engines compute continuous percentiles exactly; float sums may add in
 another order). Then the metrics document of the period, read from the serving copy published
-from the Spark tables, equals the one computed on the DuckDB warehouse.
+from the Spark tables, equals the one computed on the DuckDB warehouse, and so does the A/B
+comparison of the busiest agent's two versions read through the views over Spark's tables.
 
 Skipped only where Java or the spark extra (pip install -e '.[spark]') is missing.
 """
@@ -40,6 +41,8 @@ if shutil.which("java") is None:
 pytest.importorskip("pyspark", reason="pyspark is missing: pip install -e '.[spark]'")
 pytest.importorskip("dbt.adapters.spark", reason="dbt-spark is missing: pip install -e '.[spark]'")
 
+from agent_analytics.comparison.document import comparison_document  # noqa: E402
+from agent_analytics.comparison.samples import read_samples  # noqa: E402
 from agent_analytics.exports import MetricsQuery, metrics_document  # noqa: E402
 from agent_analytics.metrics import MetricsRequest, compute_metrics  # noqa: E402
 from agent_analytics.periods import parse_as_of, parse_period  # noqa: E402
@@ -139,6 +142,24 @@ def _documents(env: dict) -> tuple[dict, dict]:
     return ours, metrics_document(settings, query)
 
 
+def _comparisons(env: dict) -> tuple[dict, dict]:
+    """The A/B comparison of v1 and v2 of the busiest agent over the generated month: from the
+    DuckDB warehouse, and from Spark's tables (the views `open_marts` reads them through before
+    a serving copy exists)."""
+    settings = load_settings({**env, "AGENT_ANALYTICS_ENGINE": "spark"})
+    period = parse_period(None, str(END - timedelta(days=29)), str(END), None,
+                          parse_as_of(str(END + timedelta(days=1)), settings.company_tz), settings.company_tz)
+    documents = []
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as duck, open_spark_marts(settings) as spark:
+        duck.execute("set TimeZone = 'UTC'")
+        agent = duck.execute("select agent_id from fct_messages group by 1 order by count(*) desc, 1 limit 1").fetchone()[0]
+        for con in (duck, spark):
+            a, b, both = read_samples(con, agent, ("v1", "v2"), period)
+            documents.append(comparison_document(agent={"agent_id": agent}, versions=("v1", "v2"), period=period,
+                                                 as_of=period.end, a=a, b=b, users_in_both=both))
+    return documents[0], documents[1]
+
+
 def _row_counts(env: dict) -> dict[str, int]:
     with duckdb.connect(str(Path(env["AGENT_ANALYTICS_HOME"]) / "warehouse.duckdb"), read_only=True) as con:
         return {m.name: con.execute(f'select count(*) from main."{m.name}"').fetchone()[0] for m in marts()}
@@ -187,4 +208,9 @@ def test_every_mart_is_the_same_on_spark_after_a_first_build_and_after_a_late_fi
     assert serving_database(load_settings(env)).exists()
     ours, theirs = _documents(env)
     assert ours["performance"]["messages"] > 20_000
+    assert _close(ours, theirs) == []
+
+    # the A/B comparison reads the same samples from Spark's tables (fct_sessions.agent_version too)
+    ours, theirs = _comparisons(env)
+    assert ours["metrics"]["messages"]["a"] > 1000 and ours["metrics"]["sessions"]["b"] > 100
     assert _close(ours, theirs) == []

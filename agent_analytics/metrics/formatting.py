@@ -12,6 +12,18 @@ NO_DATA = "no data"
 # needs, or an overflow of values stored before the ingest bounds) and shows NO_DATA.
 
 
+def aligned_table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
+    """Lines of a text table indented by two spaces: a header, a rule, the rows; `align` holds
+    one letter per column, `l` (left) or `r` (right)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align, strict=False)]
+        return "  " + "  ".join(parts)
+
+    return [line(headers), "  " + "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+
+
 def money(value: float | None) -> str:
     """Dollars rounded half up to the cent ($0.125 -> $0.13); 4 places below one cent."""
     if value is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agent_analytics.metrics.formatting import (
     NO_DATA,
+    aligned_table,
     change,
     count,
     duration,
@@ -26,16 +27,6 @@ BAR = 30
 def _bar(share: float) -> str:
     full = share / 100 * BAR
     return "█" * int(full) + ("▌" if full - int(full) >= 0.5 else "")
-
-
-def _table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align, strict=False)]
-        return "  " + "  ".join(parts)
-
-    return [line(headers), "  " + "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
 
 
 def _section(title: str) -> list[str]:
@@ -121,7 +112,7 @@ def render_table(doc: dict) -> str:
     out += _section("Agent performance")
     out.append(f"  Active agents: {perf['active_agents']}   average response: {ms(perf['avg_response_time_ms'])}"
                f"   error rate: {percent(perf['error_rate_pct'])}")
-    out += _table(
+    out += aligned_table(
         ["Agent", "Sessions", "Messages", "vs prev", "Cost", "vs prev", "Error %", "vs prev", "Avg resp"],
         [[a["agent_label"][:26], count(a["sessions"]), count(a["messages"]), _delta(a["vs_previous"]["messages"]),
           money(a["cost_usd"]), _delta(a["vs_previous"]["cost_usd"]), percent(a["error_rate_pct"], 1),
@@ -137,7 +128,7 @@ def render_table(doc: dict) -> str:
                        f"{_bar((h['avg_response_time_ms'] or 0) / top * 100)}")
     if perf["tools"]:
         out.append("  Tool latency")
-        out += _table(
+        out += aligned_table(
             ["Tool", "Calls", "Avg", "P95", "Errors"],
             [[t["tool_name"][:24], count(t["calls"]), ms(t["avg_latency_ms"]), ms(t["p95_latency_ms"]),
               f"{t['error_share_pct']:.1f}%"] for t in perf["tools"]],
@@ -176,7 +167,7 @@ def render_table(doc: dict) -> str:
                f"   completion {t['output_tokens']:,} ({t['output_share_pct']:.0f}%)")
     per_message = NO_DATA if t["avg_tokens_per_message"] is None else f"{t['avg_tokens_per_message']:,.0f}"
     out.append(f"  Average tokens per message: {per_message}   total {change(t['vs_previous']['total_tokens'], prev_label)}")
-    out += _table(
+    out += aligned_table(
         ["Agent", "Prompt", "Completion", "Total", "vs prev", "Per message"],
         [[a["agent_label"][:30], tokens(a["input_tokens"]), tokens(a["output_tokens"]), tokens(a["total_tokens"]),
           _pct_delta(a["change_pct"]), f"{a['avg_tokens_per_message']:,.0f}"] for a in t["by_agent"]],

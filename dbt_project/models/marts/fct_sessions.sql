@@ -1,5 +1,6 @@
 {#- Grain: one row per session (see int_messages_sessionized). A session belongs to the
-    company day on which it starts.
+    company day on which it starts, and to the agent version of its first message (the A/B
+    comparison's per-session unit, agent_analytics/comparison/).
     Incremental: for every (user, agent) with newly loaded messages, the sessions that start
     at or after `rebuild_from` (the earliest start of a session holding a newly loaded
     message) are deleted and rebuilt from their messages (strategy replace_from). Earlier
@@ -80,6 +81,7 @@ sessions_aggregated as (
         session_id,
         user_id,
         agent_id,
+        {{ first_value_by('agent_version', ['occurred_at', 'message_id']) }} as agent_version,
         min(session_started_at) as session_started_at,
         max(occurred_at) as last_message_at,
         {{ arg_max_value('coalesce(response_time_ms, 0)', ['occurred_at', 'message_id']) }} as last_response_time_ms,
@@ -97,6 +99,7 @@ final as (
         session_id,
         user_id,
         agent_id,
+        agent_version,
         {{ to_company_date('session_started_at') }} as session_date,
         session_started_at,
         last_message_at,
