@@ -140,6 +140,9 @@ def test_a_broken_goals_file_is_named_and_the_rest_of_the_document_stands(home, 
     assert doc["goals"] == {"problem": f"{goals}: goals.dau.target: must be a number >= 0 (in users)", "items": []}
     assert doc["performance"]["messages"] == 9
     assert f"goals file not used: {goals}: goals.dau.target" in _metrics(home, goals).stdout
+    from agent_analytics.reports.summary import summary_text
+
+    assert f"Goals:\nThe goals file was not used: {goals}: goals.dau.target" in summary_text("R", doc, doc)
 
 
 def test_without_a_goals_file_there_are_no_goals(home, tmp_path):
@@ -242,3 +245,39 @@ def test_a_goal_off_track_fires_and_one_on_track_does_not(built_fixture_home, tm
     assert [e[0] for e in result.events] == ["alert.triggered"]
     assert episodes == [("tight-budget", datetime(2026, 11, 4), 1.0)]
     assert set(states) == {"tight-budget", "loose-budget", "gone"}  # every rule evaluated its day
+
+
+def test_a_day_without_a_goal_value_neither_resolves_nor_opens_an_episode():
+    """Off track, then a day without a value (no data, or the goal removed), then off track
+    again: one episode, triggered on the first day and never resolved; a day without a value
+    opens none either."""
+    from datetime import timedelta
+
+    from agent_analytics.alerts.evaluate import State, Step, advance
+
+    rule = _rules({"r": {"metric": "goal_off_track", "goal": "budget", "channels": ["hook"]}}).rules["r"]
+    first = datetime(2026, 11, 1)
+
+    def steps(values):
+        return [Step(first + timedelta(days=i), first + timedelta(days=i + 1), 100 + i, v) for i, v in enumerate(values)]
+
+    state, transitions = advance(rule, "all", State(), steps([1.0, None, 1.0]))
+    assert [t.kind for t in transitions] == ["triggered"]
+    assert state.episode_id is not None and state.evaluated_through == first + timedelta(days=2)
+    state, transitions = advance(rule, "all", State(), steps([None, None]))
+    assert transitions == [] and state.episode_id is None and state.evaluated_through == first + timedelta(days=1)
+    state, transitions = advance(rule, "all", State(), steps([1.0, 0.0]))
+    assert [t.kind for t in transitions] == ["triggered", "resolved"]
+
+
+def test_a_goal_alert_names_its_goal_and_says_off_or_on_track():
+    from agent_analytics.alerts import events as ev
+
+    rule = _rules({"tight-budget": {"metric": "goal_off_track", "goal": "tight", "channels": ["hook"]}}).rules["tight-budget"]
+    at = datetime(2026, 11, 4)
+    fired = ev.alert_data(rule, "all", "e1", at, at, 1.0)
+    resolved = ev.alert_data(rule, "all", "e1", at, at, 0.0, resolved=True)
+    assert fired["goal"] == "tight"
+    assert ev.headline({"event": ev.TRIGGERED, "data": fired}) == (
+        "ALERT [warning] tight-budget (goal tight): goal tight off track for 1d: off track")
+    assert ev.headline({"event": ev.RESOLVED, "data": resolved}) == "RESOLVED [warning] tight-budget (goal tight): now on track"

@@ -69,6 +69,12 @@ def advance(rule: Rule, scope: str, state: State, steps: list[Step]) -> tuple[St
     """Walk the steps in order; return the new state and the transitions (pure function)."""
     out: list[Transition] = []
     for step in steps:
+        if step.value is None and rule.goal is not None:
+            # A goal without a value that day (no data yet, or the goal left the goals file)
+            # says nothing about its track: an open episode stays open, none opens.
+            if step.final:
+                state = replace(state, evaluated_through=step.at)
+            continue
         holds = rule.holds(step.value)
         if not step.final and not holds:
             break  # a partial day that does not hold yet may still come to hold: wait

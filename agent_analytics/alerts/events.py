@@ -71,6 +71,8 @@ def alert_data(rule: Rule, scope: str, episode: str, started_at: datetime, at: d
         "started_at": utc_text(started_at),
         "value": _number(value),
     }
+    if rule.goal is not None:
+        data["goal"] = rule.goal  # the goal's agent, if any, is the goal's (the goals file), not the rule's scope
     if resolved:
         data["resolved_at"] = utc_text(at)
     else:
@@ -89,7 +91,10 @@ def headline(event: dict) -> str:
             f"messages {data['messages']}, costs ${data['costs']:.2f}, error rate {rate}"
         )
     scope = "all agents" if data["scope"] == "all" else f"agent {data['scope']}"
-    value = "no data" if data["value"] is None else f"{data['value']:g} {data['unit']}"
+    value = "no data" if data["value"] is None else f"{data['value']:g} {data['unit']}".rstrip()
+    if data.get("goal") is not None:
+        scope = f"goal {data['goal']}"
+        value = value if data["value"] is None else ("off track" if data["value"] else "on track")
     if kind == RESOLVED:
         return f"RESOLVED [{data['severity']}] {data['rule']} ({scope}): now {value}"
     if kind == TEST:

@@ -25,7 +25,7 @@ from reportlab.platypus import (
 
 from agent_analytics.metrics.formatting import count, duration, money, ms, percent
 from agent_analytics.reports import charts as chart_lib
-from agent_analytics.reports.summary import goal_lines, summary_figures, top_agents
+from agent_analytics.reports.summary import goal_lines, goals_problem, summary_figures, top_agents
 
 SECTION_TITLES = {
     "engagement": "User engagement",
@@ -93,6 +93,8 @@ def render_pdf(title: str, doc: dict, previous_doc: dict) -> bytes:
                   _table([["Goal", "Status", "Target", "Value"]]
                          + [[Paragraph(escape(cell), styles["BodyText"]) for cell in row] for row in goal_lines(doc)],
                          [4 * cm, 2.2 * cm, 4.4 * cm, 6.4 * cm], text_columns=4)]
+    if goals_problem(doc):
+        story.append(Paragraph(escape(goals_problem(doc)), styles["Italic"]))
     if doc["note"]:
         story.append(Paragraph(escape(doc["note"]), styles["Italic"]))
     charts = chart_lib.charts(doc)

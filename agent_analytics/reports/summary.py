@@ -71,13 +71,20 @@ def goal_lines(doc: dict) -> list[list[str]]:
     return [[goal_label(g), goal_status(g), goal_target(g), goal_value(g)] for g in doc["goals"]["items"]]
 
 
+def goals_problem(doc: dict) -> str | None:
+    """Why the goals file was not used (unreadable, invalid), as a sentence; None when it was."""
+    problem = doc["goals"]["problem"]
+    return None if problem is None else f"The goals file was not used: {problem}"
+
+
 def summary_text(title: str, doc: dict, previous_doc: dict) -> str:
     """Plain-text summary: the email body."""
     lines = [title, "", "Summary:"]
     lines += [f"- {f.label}: {f.value} ({f.change} vs previous period)" for f in summary_figures(doc, previous_doc)]
-    if doc["goals"]["items"]:
+    if doc["goals"]["items"] or goals_problem(doc):
         lines += ["", "Goals:"]
         lines += [f"- {name}: {status}, {target}: {value}" for name, status, target, value in goal_lines(doc)]
+        lines += [goals_problem(doc)] if goals_problem(doc) else []
     lines += ["", "Top agents:"]
     lines += [f"{i}. {a['agent_label']}: {count(a['sessions'])} sessions" for i, a in enumerate(top_agents(doc), 1)]
     return "\n".join(lines) + "\n"
