@@ -3,8 +3,9 @@
 fct_daily_activity rebuilds from the earliest day new messages touch and reads only the 29
 days before it (a user counts in the MAU of the 29 days after a visit); the other daily marts
 and the minute marts read from their first affected day or minute on. Over 70 days of
-generated traffic, where those windows cut the history, a refresh with one new day, and one
-with a late message 30 days back, must give exactly what a full rebuild gives.
+generated traffic, where those windows cut the history, a refresh with a new day four days
+after the last, and one with the days between and a late message 30 days back, must give
+exactly what a full rebuild gives.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def home(tmp_path_factory):
     try:
         settings = load_settings()
         settings.ensure_dirs()
-        ingest_paths(generated.files[:-2], settings.warehouse_path, settings.raw_dir)
+        ingest_paths(generated.files[:-4], settings.warehouse_path, settings.raw_dir)
         assert run_build(settings)
         yield settings, generated.files, base
     finally:
@@ -49,11 +50,15 @@ def refreshed_then_rebuilt(settings) -> tuple[dict, dict]:
     return incremental, warehouse_tables(settings.warehouse_path, "main")
 
 
-def test_a_new_day_then_a_late_message_a_month_back(home):
+def test_a_day_after_a_gap_then_the_gap_and_a_late_message_a_month_back(home):
     settings, files, base = home
-    ingest_paths([files[-2]], settings.warehouse_path, settings.raw_dir)
+    # 11-20 after 11-16: the days between, without traffic, are rows of fct_daily_activity too,
+    # also 11-17, before the lookback of the new day (lookback_days 2: from 11-18)
+    ingest_paths([files[-1]], settings.warehouse_path, settings.raw_dir)
     incremental, full = refreshed_then_rebuilt(settings)
     assert_same_marts(incremental, full)
+    days = [r[0] for r in incremental["fct_daily_activity"]]
+    assert days[-5:] == [date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18), date(2026, 11, 19), END]
 
     # A user with no visit in the 30 days up to the late message's day, so that the late
     # message raises the MAU of that day and of days after it, and the window of the rebuild
@@ -65,19 +70,19 @@ def test_a_new_day_then_a_late_message_a_month_back(home):
             "where message_date between ? - 29 and ?)", [late_day, late_day]).fetchall()
         mau_before = dict(con.execute(
             "select activity_date, mau from fct_daily_activity where activity_date between date '2026-10-20' "
-            "and date '2026-11-18'").fetchall())
+            "and date '2026-11-15'").fetchall())
     late = base / "late.jsonl"
     late.write_text(json.dumps({
         "event_id": "m-late-month", "type": "message", "occurred_at": "2026-10-20T12:00:00Z", "user_id": user,
         "agent_id": "support-bot", "status": "ok", "response_time_ms": 900}) + "\n")
-    ingest_paths([files[-1], late], settings.warehouse_path, settings.raw_dir)
+    ingest_paths([*files[-4:-1], late], settings.warehouse_path, settings.raw_dir)
     incremental, full = refreshed_then_rebuilt(settings)
     assert_same_marts(incremental, full)
 
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         mau_after = dict(con.execute(
             "select activity_date, mau from fct_daily_activity where activity_date between date '2026-10-20' "
-            "and date '2026-11-18'").fetchall())
+            "and date '2026-11-15'").fetchall())
         visits = {d for (d,) in con.execute(
             "select distinct message_date from fct_messages where user_id = ? and message_id <> 'm-late-month'",
             [user]).fetchall()}

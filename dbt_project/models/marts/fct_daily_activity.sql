@@ -3,7 +3,7 @@
     ending on the day (the active_users macro of macros/metrics.sql, which the metrics layer
     shares).
     Incremental: rebuilds every day from the earliest day that newly loaded messages touch (see
-    affected_days) to the last, since a user active on day d counts in the WAU and MAU of the
+    affected_days), or the day after the last day built if earlier, to the last, since a user active on day d counts in the WAU and MAU of the
     29 days after it. The rebuild reads the messages of 29 days before that point on, all that
     those windows need. -#}
 {{
@@ -16,7 +16,11 @@
     )
 }}
 {%- if is_incremental() -%}
-{%- set rebuild_from = first_affected_day(ref('fct_messages')) -%}
+{#- From the first affected day, or the day after the last one built if that is earlier: days
+    without traffic between the last built day and new messages a few days later are rows too. -#}
+{%- set rebuild_from = query_literal(
+    "select least((select min(affected_date) from (" ~ affected_days(ref('fct_messages')) ~ ") as affected), "
+    ~ "(select " ~ dbt.dateadd('day', 1, 'max(activity_date)') ~ " from " ~ this ~ "))", 'date', '9999-12-31') -%}
 {%- endif %}
 
 with
