@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -508,7 +510,15 @@ COMMANDS = {
 }
 
 
+def _stop_on_sigterm() -> None:
+    """A parent that ignores SIGTERM (some launchers of background jobs do) passes that on to
+    its children; a build, `up` or `serve` started that way would then survive `kill`."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _stop_on_sigterm()
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
+# The suite's processes stop on SIGTERM however the suite was launched: a launcher of
+# background jobs may hand down SIGTERM ignored, and the crash tests send it to children.
+if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @dataclass(frozen=True)

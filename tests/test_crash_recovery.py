@@ -481,3 +481,16 @@ def test_a_build_started_in_the_background_leaves_sigterm_working(day1_home):
     restored, child_ignored = background.stdout.splitlines()[-2:]
     assert restored == "True True"  # SIGINT still ignored, SIGTERM back to its default
     assert not int(child_ignored, 16) & (1 << (signal.SIGTERM - 1)), f"a later child ignores SIGTERM: {child_ignored}"
+
+
+def test_the_command_line_stops_on_sigterm_even_when_its_parent_ignored_it():
+    """A launcher may hand SIGTERM down ignored; the command line takes the default back, so
+    `kill` still stops a build, `up` or `serve` (the process ends by SIGTERM, not after 5 s)."""
+    code = ("import os, signal, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "from agent_analytics_cli.main import _stop_on_sigterm\n"
+            "_stop_on_sigterm()\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "time.sleep(5)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert run.returncode == -signal.SIGTERM
