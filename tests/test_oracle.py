@@ -499,6 +499,10 @@ CASES = [
     # the data ends on 11-20: the last minute and 11-24 have no data (null, not 0)
     ("week-beyond-the-data", ["--period", "week"], {"kind": "rolling", "days": 7, "label": "week"}, "UTC", None,
      "2026-11-24T12:00:00Z"),
+    # whole UTC days of a company-wide document come from the daily marts, but for 11-21 and
+    # 11-22, after the last built day, which are counted from the messages (WAU and MAU not 0)
+    ("30d-whole-days-past-the-data", ["--period", "30d"], {"kind": "rolling", "days": 30, "label": "30d"}, "UTC",
+     None, "2026-11-23T00:00:00Z"),
     # the days before the data (it starts on 10-07): counts 0, ratios and changes without a value
     ("custom-before-the-data-one-agent", ["--start", "2026-09-25", "--end", "2026-10-06", "--agent", "faq"],
      {"kind": "custom", "start": date(2026, 9, 25), "end": date(2026, 10, 6)}, "UTC", ["faq"], AS_OF_TEXT),
@@ -635,6 +639,37 @@ def test_month_to_date_counts_up_to_as_of(generated):
     assert (dau["value"], dau["previous"], dau["date"], dau["partial"]) == (
         len(users["2026-11-20"]), len(users["2026-10-20"]), "2026-11-20", True)
     assert doc["daily"][-1] | {"dau": len(users["2026-11-20"]), "date": "2026-11-20", "partial": True} == doc["daily"][-1]
+
+
+def test_whole_days_come_from_the_daily_marts(generated):
+    """The cases above take both paths of the daily series: the first day the daily marts do
+    not answer is the period's first (all counted from the messages) for an agent scope,
+    another time zone or a cut day, later for whole UTC days (the home's zone)."""
+    import duckdb
+
+    from agent_analytics.metrics.compute import _first_unbuilt_day
+    from agent_analytics.periods import parse_as_of, parse_period
+    from agent_analytics.settings import load_settings
+
+    settings = load_settings(generated[1])
+    expected = {
+        "30d-whole-days-past-the-data": date(2026, 11, 21),  # built to 11-20, the last day with data
+        "calendar-month": date(2026, 11, 1),  # all of October
+        "custom": date(2026, 11, 16),  # after its last day: all 14 days from the marts
+        "month-to-date": date(2026, 11, 20),  # to the day before the cut day
+        "month-two-agents": date(2026, 10, 22),
+        "30d-new-york-across-dst": date(2026, 10, 22),
+    }
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        for case_id, first_counted in expected.items():
+            _, args, _, tz, agents, as_of = BY_ID[case_id]
+            kind = dict(zip(args[::2], args[1::2], strict=False))
+            period = parse_period(kind.get("--period"), kind.get("--start"), kind.get("--end"), kind.get("--month"),
+                                  parse_as_of(as_of, tz), tz)
+            assert _first_unbuilt_day(con, period, {"agents": agents}, settings.company_tz) == first_counted, case_id
+    finally:
+        con.close()
 
 
 @pytest.mark.parametrize("case_id", ["30d-new-york-across-dst", "month-to-date-kolkata-two-agents",

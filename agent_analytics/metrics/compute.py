@@ -159,10 +159,81 @@ def _distribution(con: duckdb.DuckDBPyConnection, p: dict, column: str, buckets)
 ADDITIVE = ("sessions", "messages", "errors", "cost_usd", "input_tokens", "output_tokens", "total_tokens", "llm_calls")
 
 
-def _daily(con: duckdb.DuckDBPyConnection, period: Period, p: dict) -> list[dict]:
+def _daily(con: duckdb.DuckDBPyConnection, period: Period, p: dict, company_tz: str) -> list[dict]:
     """One row per local day start_date..end_date, each counted inside the window (the last
-    one cut at the window's end): DAU/WAU/MAU, the additive measures and their ratios."""
+    one cut at the window's end): DAU/WAU/MAU, the additive measures and their ratios.
+
+    Whole days of a company-wide document in the company's time zone come from the daily
+    marts (fct_daily_activity, fct_agent_daily), which hold exactly these figures; the rest
+    (a cut last day, days after the last built one, an agent scope, another time zone) are
+    counted from the messages, which costs a scan of their 29 days before as well."""
     first, last = period.start_date, period.end_date
+    split = _first_unbuilt_day(con, period, p, company_tz)
+    rows = _built_days(con, first, split - timedelta(days=1)) if split > first else []
+    if split <= last:
+        rows += _counted_days(con, period, p, split)
+    cut = local_midnight(last + timedelta(days=1), period.tz) > period.end
+    return [
+        {
+            "date": r["date"],
+            "partial": cut and r["date"] == last,
+            "dau": r["dau"],
+            "wau": r["wau"],
+            "mau": r["mau"],
+            **{k: r[k] for k in ADDITIVE},
+            "cost_per_message": _ratio(r["cost_usd"], r["messages"]),
+            "avg_response_time_ms": _ratio(r["total_response_time_ms"], r["timed_messages"]),
+            "error_rate": _ratio(r["errors"], r["messages"]),
+        }
+        for r in rows
+    ]
+
+
+def _first_unbuilt_day(con: duckdb.DuckDBPyConnection, period: Period, p: dict, company_tz: str) -> date:
+    """The first day of the period that the daily marts cannot answer: after the last whole
+    day inside the window, and after the last day they hold (the days after it have no row,
+    but their WAU and MAU still count earlier users)."""
+    if p["agents"] is not None or period.tz != company_tz:
+        return period.start_date
+    whole_last = period.end_date
+    if local_midnight(whole_last + timedelta(days=1), period.tz) > period.end:
+        whole_last -= timedelta(days=1)
+    built_last = con.execute("select max(activity_date) from fct_daily_activity").fetchone()[0]
+    if built_last is None:
+        return period.start_date
+    return max(period.start_date, min(whole_last, built_last) + timedelta(days=1))
+
+
+def _built_days(con: duckdb.DuckDBPyConnection, first: date, last: date) -> list[dict]:
+    """Days first..last from the daily marts, a day without a row counted as 0."""
+    sums = ",\n".join(f"sum({k}) as {k}" for k in (*ADDITIVE, "timed_messages", "total_response_time_ms"))
+    columns = ",\n".join(f"coalesce(totals.{k}, 0) as {k}" for k in (*ADDITIVE, "timed_messages", "total_response_time_ms"))
+    return _rows(
+        con,
+        f"""
+        with
+        days as (
+            select cast(generate_series as date) as d
+            from generate_series(cast($first as timestamp), cast($last as timestamp), interval 1 day)
+        ),
+        totals as (
+            select activity_date, {sums}
+            from fct_agent_daily where activity_date between $first and $last group by 1
+        )
+        select days.d as date, coalesce(activity.dau, 0) as dau, coalesce(activity.wau, 0) as wau,
+               coalesce(activity.mau, 0) as mau, {columns}
+        from days
+        left join fct_daily_activity activity on activity.activity_date = days.d
+        left join totals on totals.activity_date = days.d
+        order by days.d
+        """,
+        {"first": first, "last": last},
+    )
+
+
+def _counted_days(con: duckdb.DuckDBPyConnection, period: Period, p: dict, first: date) -> list[dict]:
+    """Days first..end_date counted from the messages inside the window."""
+    last = period.end_date
     q = {
         "first": first,
         "last": last,
@@ -171,7 +242,7 @@ def _daily(con: duckdb.DuckDBPyConnection, period: Period, p: dict) -> list[dict
         "ws": p["start"],
         "agents": p["agents"],
     }
-    rows = _rows(
+    return _rows(
         con,
         f"""
         with
@@ -215,21 +286,6 @@ def _daily(con: duckdb.DuckDBPyConnection, period: Period, p: dict) -> list[dict
         """,
         q,
     )
-    cut = local_midnight(last + timedelta(days=1), period.tz) > period.end
-    return [
-        {
-            "date": r["date"],
-            "partial": cut and r["date"] == last,
-            "dau": r["dau"],
-            "wau": r["wau"],
-            "mau": r["mau"],
-            **{k: r[k] for k in ADDITIVE},
-            "cost_per_message": _ratio(r["cost_usd"], r["messages"]),
-            "avg_response_time_ms": _ratio(r["total_response_time_ms"], r["timed_messages"]),
-            "error_rate": _ratio(r["errors"], r["messages"]),
-        }
-        for r in rows
-    ]
 
 
 def _weekly(daily: list[dict]) -> list[dict]:
@@ -387,20 +443,41 @@ def _tools(con: duckdb.DuckDBPyConnection, p: dict) -> list[dict]:
     )
 
 
-def _calls_by_model(con: duckdb.DuckDBPyConnection, p: dict, pp: dict) -> dict[str, list[dict]]:
-    """One pass over the LLM calls of the window and the previous one (a call has its message's
-    time): the measures per (provider, model) on each side, and the unpriced tokens split into
-    input and output."""
-    rows = _rows(
-        con,
-        f"""select {SIDE.format(col='occurred_at')} as side, provider, model, {call_measures()},
-                   coalesce(sum(input_tokens) filter (where not is_priced), 0) as unpriced_input_tokens,
-                   coalesce(sum(output_tokens) filter (where not is_priced), 0) as unpriced_output_tokens
-            from fct_llm_calls where occurred_at >= $pstart and occurred_at < $end and {SCOPE}
-            group by all having side is not null""",
-        _both(p, pp),
-    )
+def _calls_by_model(con: duckdb.DuckDBPyConnection, period: Period, p: dict, pp: dict, company_tz: str) -> dict[str, list[dict]]:
+    """The measures per (provider, model) of the LLM calls of the window and of the previous one
+    (a call has its message's time). Whole company days of a company-wide document come from
+    fct_daily_cost_by_model, which holds the same measures per day; otherwise one pass over
+    the calls of both windows."""
+    previous = period.previous()
+    if p["agents"] is None and period.tz == company_tz and not period.partial and not previous.partial:
+        days = {"first": period.start_date, "last": period.end_date,
+                "pfirst": previous.start_date, "plast": previous.end_date}
+        rows = _rows(
+            con,
+            f"""select case when cost_date between $first and $last then 'now' else 'before' end as side,
+                       provider, model, {_summed_call_measures()}
+                from fct_daily_cost_by_model
+                where cost_date between $first and $last or cost_date between $pfirst and $plast
+                group by all""",
+            days,
+        )
+    else:
+        rows = _rows(
+            con,
+            f"""select {SIDE.format(col='occurred_at')} as side, provider, model, {call_measures()}
+                from fct_llm_calls where occurred_at >= $pstart and occurred_at < $end and {SCOPE}
+                group by all having side is not null""",
+            _both(p, pp),
+        )
     return {side: [r for r in rows if r["side"] == side] for side in ("now", "before")}
+
+
+def _summed_call_measures() -> str:
+    """call_measures() over rows that already hold them: each summed, with its type kept."""
+    columns = [item.rsplit(" as ", 1)[1].strip() for item in call_measures().split(",\n")]
+    return ", ".join(
+        f"cast(sum({c}) as {'decimal(38, 10)' if c.endswith('_usd') else 'bigint'}) as {c}" for c in columns
+    )
 
 
 def _with_previous(rows: list[dict], before: list[dict], keys: tuple[str, ...], value: str) -> list[dict]:
@@ -655,7 +732,7 @@ def _goals(con: duckdb.DuckDBPyConnection, request: MetricsRequest, settings: Se
             return goal_values(now, daily)
         scoped, scoped_before = {**p, "agents": [agent]}, {**pp, "agents": [agent]}
         summary = _summary(con, scoped, _measures(con, scoped, scoped_before), "now")
-        return goal_values(summary, _daily(con, request.period, scoped))
+        return goal_values(summary, _daily(con, request.period, scoped, settings.company_tz))
 
     return goals_section(goals, problem, request.agents, request.period, values_of)
 
@@ -671,8 +748,8 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
         measures = _measures(con, p, pp)
         now, before = _summary(con, p, measures, "now"), _summary(con, pp, measures, "before")
         agents = _agents(measures)
-        daily = _daily(con, period, p)
-        calls = _calls_by_model(con, p, pp)
+        daily = _daily(con, period, p, settings.company_tz)
+        calls = _calls_by_model(con, period, p, pp, settings.company_tz)
         models, models_before = calls["now"], calls["before"]
         dau = compared(daily[-1]["dau"], _dau_on_last_day(con, previous, p))
         dau.update(date=period.end_date, partial=period.partial)

@@ -35,6 +35,8 @@
     cast(coalesce(sum(cache_read_tokens), 0) as bigint) as cache_read_tokens,
     cast(coalesce(sum(total_tokens), 0) as bigint) as total_tokens,
     cast(coalesce(sum(case when is_priced then 0 else total_tokens end), 0) as bigint) as unpriced_tokens,
+    cast(coalesce(sum(case when is_priced then 0 else input_tokens end), 0) as bigint) as unpriced_input_tokens,
+    cast(coalesce(sum(case when is_priced then 0 else output_tokens end), 0) as bigint) as unpriced_output_tokens,
     cast(coalesce(sum(cost_usd), 0) as decimal(38, 10)) as cost_usd,
     cast(coalesce(sum(reported_cost_usd), 0) as decimal(38, 10)) as reported_cost_usd,
     cast(coalesce(sum(case when cost_source = 'estimated' then cost_usd end), 0) as decimal(38, 10)) as estimated_cost_usd

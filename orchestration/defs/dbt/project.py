@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
+import filelock
 from dagster_dbt import DbtProject
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -47,12 +49,26 @@ def dbt_on_path(environ: dict[str, str]) -> dict[str, str]:
     return {**environ, "PATH": folder + (os.pathsep + path if path else "")}
 
 
+# How long a build waits for another process's parse of the same checkout. dagster-dbt's
+# guard gives up after 60 s, which a parse on a loaded 2-core machine can take.
+PARSE_WAIT_S = 900.0
+
+
 def prepare_manifest() -> Path:
     """Parse the project into its manifest with dagster-dbt's preparer (processes preparing
     at the same time wait for one parse; dbt's partial parsing keeps a repeated parse short)."""
     os.environ.update(dbt_on_path(dict(os.environ)))
-    DBT_PROJECT.preparer.prepare(DBT_PROJECT)
-    return DBT_PROJECT.manifest_path
+    deadline = time.monotonic() + PARSE_WAIT_S
+    while True:
+        try:
+            DBT_PROJECT.preparer.prepare(DBT_PROJECT)
+            return DBT_PROJECT.manifest_path
+        except filelock.Timeout:  # another process still parses: once it is done, ours is a no-op
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"another process has been parsing the dbt project for over {PARSE_WAIT_S:.0f} s "
+                    f"(lock {DBT_PROJECT.manifest_path.with_suffix('.concurrent-update-lock')})"
+                ) from None
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
