@@ -102,6 +102,15 @@ def load_goals(path: Path) -> list[Goal]:
     return parse_goals(read_goals_file(path), path)
 
 
+def named(load, path: Path, name: str):
+    """The goal or budget called `name` that `load` (load_goals, load_budgets) reads from the
+    goals file; None when the file has none or cannot be used (an alert rule then has no value)."""
+    try:
+        return next((item for item in load(path) if item.name == name), None)
+    except GoalsConfigError:
+        return None
+
+
 def parse_goals(data: dict, path: Path) -> list[Goal]:
     def fail(where: str, problem: str):
         raise GoalsConfigError(f"{path}: {where}: {problem}")

@@ -109,7 +109,7 @@ import numpy as np
 import pandas as pd
 from genai_prices import Usage, calc_price
 
-SCHEMA_VERSION = "3.1"
+SCHEMA_VERSION = "3.2"
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = 1  # one microsecond, the unit of every timestamp below
