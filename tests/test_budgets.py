@@ -139,6 +139,15 @@ def test_every_budget_against_the_hand_fixture(home, goals):
     assert '<div class="fill off" style="width:100.0%">' in html and '<div class="fill on" style="width:15.0%">' in html
     assert ("- anthropic (provider anthropic): on track, $0.15 of $1.00 (15% used); forecast $0.69 (69%) at $0.02/day, "
             "exhausted in 39.7 days") in summary_text("R", doc, doc)
+    # the PDF report has a table of them (a cell wraps its text)
+    import io
+
+    from pypdf import PdfReader
+
+    from agent_analytics.reports.pdf import render_pdf
+
+    pdf_text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(render_pdf("R", doc, doc))).pages).replace("\n", " ")
+    assert "Budgets (2026-11 to date, UTC)" in pdf_text and "sales (agent sales) exceeded $0.13 of $0.10 (125%" in pdf_text
 
 
 def test_a_day_in_progress_counts_up_to_the_end_and_its_elapsed_part(home, goals):

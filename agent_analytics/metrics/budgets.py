@@ -77,22 +77,24 @@ def budget_window(end: datetime, tz: str) -> BudgetWindow:
 def spend_by(con: duckdb.DuckDBPyConnection, kind: str, window: BudgetWindow) -> dict[str, tuple[Decimal, Decimal]]:
     """agent id or provider -> (cost of the month so far, cost of the last 7 days so far)."""
     mart, day, key, facts = SOURCES[kind]
+    # the day in progress, if any, from the row-level facts (one company day, cut at the end)
+    in_progress = f"""
+            union all
+            select {key}, sum(cost_usd), sum(cost_usd)
+            from {facts} where message_date = $last_day and occurred_at < $end group by {key}"""
     sql = f"""
         select key, coalesce(sum(month_usd), 0), coalesce(sum(week_usd), 0) from (
             select {key} as key,
                    sum(cost_usd) filter (where {day} >= $month_first) as month_usd,
                    sum(cost_usd) filter (where {day} >= $week_first) as week_usd
             from {mart} where {day} >= $first and {day} <= $whole_through group by {key}
-            union all
-            select {key}, sum(cost_usd), sum(cost_usd)
-            from {facts} where $partial and message_date = $last_day and occurred_at < $end group by {key}
+            {in_progress if window.fraction < 1 else ""}
         ) group by key"""
-    rows = con.execute(sql, {
-        "month_first": window.month_first, "week_first": window.week_first,
-        "first": min(window.month_first, window.week_first), "whole_through": window.whole_through,
-        "partial": window.fraction < 1, "last_day": window.last_day,
-        "end": window.end.astimezone(timezone.utc).replace(tzinfo=None),
-    }).fetchall()
+    params = {"month_first": window.month_first, "week_first": window.week_first,
+              "first": min(window.month_first, window.week_first), "whole_through": window.whole_through}
+    if window.fraction < 1:
+        params.update(last_day=window.last_day, end=window.end.astimezone(timezone.utc).replace(tzinfo=None))
+    rows = con.execute(sql, params).fetchall()
     return {k: (Decimal(m), Decimal(w)) for k, m, w in rows}
 
 
