@@ -7,6 +7,8 @@
     statistic = "avg" | "p50" | "p95" | "p99"   # response_time only (default avg)
     agent = "support"              # optional: that agent's messages only
 
+The same file holds the monthly budgets, `[budgets.<name>]` (agent_analytics/budgets.py).
+
 `load_goals` validates the file and raises `GoalsConfigError` with one line naming the file,
 the goal and the field. A missing file means no goals. Every period's metrics document
 evaluates the goals that fit its scope (agent_analytics/metrics/goals.py); definitions in
@@ -46,6 +48,7 @@ GOAL_METRICS = {
 DIRECTIONS = ("at_least", "at_most")
 STATISTICS = ("avg", "p50", "p95", "p99")
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+SECTIONS = ("goals", "budgets")  # the goals file's top-level tables
 FIELDS = {"metric", "target", "direction", "statistic", "agent", "description"}
 
 
@@ -75,28 +78,43 @@ class Goal:
         return value >= self.target if self.direction == "at_least" else value <= self.target
 
 
-def load_goals(path: Path) -> list[Goal]:
-    """The goals of the file at `path` in file order; [] when there is no file."""
+def read_goals_file(path: Path) -> dict:
+    """The goals file's TOML tables ({} when there is no file); GoalsConfigError when it cannot
+    be read or parsed. Goals and budgets (agent_analytics/budgets.py) both live in it."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return []
+        return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise GoalsConfigError(f"{path}: cannot read: {type(exc).__name__} (set {GOALS_VAR})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise GoalsConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_goals(data, path)
+    for key in data:
+        if key not in SECTIONS:
+            raise GoalsConfigError(f"{path}: {key}: unknown setting (expected: {', '.join(SECTIONS)})")
+    return data
+
+
+def load_goals(path: Path) -> list[Goal]:
+    """The goals of the file at `path` in file order; [] when there is no file."""
+    return parse_goals(read_goals_file(path), path)
+
+
+def named(load, path: Path, name: str):
+    """The goal or budget called `name` that `load` (load_goals, load_budgets) reads from the
+    goals file; None when the file has none or cannot be used (an alert rule then has no value)."""
+    try:
+        return next((item for item in load(path) if item.name == name), None)
+    except GoalsConfigError:
+        return None
 
 
 def parse_goals(data: dict, path: Path) -> list[Goal]:
     def fail(where: str, problem: str):
         raise GoalsConfigError(f"{path}: {where}: {problem}")
 
-    for key in data:
-        if key != "goals":
-            fail(key, "unknown setting (expected: goals)")
     goals = data.get("goals", {})
     if not isinstance(goals, dict):
         fail("goals", "must be a table of goals ([goals.<name>])")

@@ -109,7 +109,7 @@ import numpy as np
 import pandas as pd
 from genai_prices import Usage, calc_price
 
-SCHEMA_VERSION = "3.1"
+SCHEMA_VERSION = "3.2"
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = 1  # one microsecond, the unit of every timestamp below
@@ -1067,6 +1067,8 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
         "tokens": tokens,
         "health": health,
         "goals": {"problem": None, "items": goal_rows},
+        "budgets": _budgets(C, [b for b in s.get("budgets", []) if scope is None or b.get("agent") in scope],
+                            end, s.get("company_tz", "UTC")),
         "daily": daily,
         "weekly": weekly,
     })
@@ -1114,6 +1116,41 @@ def _goal_row(g: dict, values: dict, months) -> dict:
         "progress_pct": None if compared is None or target == 0 else float(Fraction(compared) * 100 / Fraction(target)),
         "on_track": met,
     }
+
+
+def _budgets(C: pd.DataFrame, budgets: list[dict], end: int, company_tz: str) -> dict:
+    """Each budget against the company-time-zone month holding `end`, from the priced calls:
+    the cost of [month start, end) and of the last 7 company days up to `end`, their rate per
+    elapsed day (a day in progress counts as its elapsed fraction), the forecast at that rate
+    over the rest of the month, exact with Decimal / Fraction."""
+    zone = ZoneInfo(company_tz)
+    last = local_date(end - US, zone)
+    day_start, day_end = midnight(last, zone), midnight(last + timedelta(days=1), zone)
+    elapsed = Fraction(end - day_start, day_end - day_start)
+    month_start, week_start = midnight(last.replace(day=1), zone), midnight(last - timedelta(days=6), zone)
+    left = calendar.monthrange(last.year, last.month)[1] - last.day + 1 - elapsed
+    rows = []
+    for b in budgets:
+        mine = C["agent"] == b["agent"] if "agent" in b else C["provider"] == b["provider"] if "provider" in b else True
+        spend = dsum(C.loc[mine & (C["us"] >= month_start) & (C["us"] < end), "cost"].tolist())
+        week = dsum(C.loc[mine & (C["us"] >= week_start) & (C["us"] < end), "cost"].tolist())
+        rate = Fraction(week) / (6 + elapsed)
+        forecast = Fraction(spend) + rate * left
+        amount = Fraction(str(b["budget_usd"]))
+        if spend >= amount:
+            exhausted, status = 0, "exceeded"
+        else:
+            exhausted = None if rate == 0 else (amount - Fraction(spend)) / rate
+            status = "forecast_over" if forecast > amount else "on_track"
+        rows.append({
+            "name": b["name"], "description": b.get("description", ""),
+            "scope": "agent" if "agent" in b else "provider" if "provider" in b else "company",
+            "agent_id": b.get("agent"), "provider": b.get("provider"), "month": f"{last:%Y-%m}",
+            "budget_usd": float(amount), "spend_usd": spend, "last_7_days_usd": week, "run_rate_usd_per_day": rate,
+            "forecast_usd": forecast, "percent_used": Fraction(spend) * 100 / amount, "forecast_pct": forecast * 100 / amount,
+            "days_until_exhausted": exhausted, "status": status,
+        })
+    return {"problem": None, "month": f"{last:%Y-%m}", "time_zone": company_tz, "days_left_in_month": left, "items": rows}
 
 
 def _plain(value):

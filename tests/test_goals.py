@@ -18,9 +18,10 @@ import jsonschema
 import pytest
 
 from agent_analytics.exports import load_schema
-from agent_analytics.goals import GoalsConfigError, load_goals
+from agent_analytics.goals import load_goals
 from agent_analytics.metrics.goals import month_factor
 from agent_analytics.periods import parse_period
+from tests.goals_file_helpers import day_steps, one_line_problem, rules
 from tests.service_server import SCRIPT, copy_built_home
 
 GOALS = """
@@ -153,7 +154,7 @@ def test_without_a_goals_file_there_are_no_goals(home, tmp_path):
 
 @pytest.mark.parametrize(("text", "problem"), [
     ("goals = 3", "goals: must be a table of goals ([goals.<name>])"),
-    ("[other]\n", "other: unknown setting (expected: goals)"),
+    ("[other]\n", "other: unknown setting (expected: goals, budgets)"),
     ('[goals."a b"]\nmetric = "dau"\ntarget = 1\ndirection = "at_least"', "goals.a b: a goal name is 1 to 64 letters"),
     ('[goals.x]\nmetric = "mau"\ntarget = 1\ndirection = "at_least"', "goals.x.metric: must be one of: dau, "),
     ('[goals.x]\nmetric = ["dau"]\ntarget = 1\ndirection = "at_least"', "goals.x.metric: must be one of: dau, "),
@@ -171,12 +172,7 @@ def test_without_a_goals_file_there_are_no_goals(home, tmp_path):
     ("[goals.x\n", "not valid TOML"),
 ])
 def test_each_mistake_in_the_goals_file_is_one_line_naming_the_field(tmp_path, text, problem):
-    path = tmp_path / "goals.toml"
-    path.write_text(text)
-    with pytest.raises(GoalsConfigError) as raised:
-        load_goals(path)
-    message = str(raised.value)
-    assert message.startswith(f"{path}: ") and problem in message and "\n" not in message
+    assert problem in one_line_problem(load_goals, tmp_path / "goals.toml", text)
 
 
 def test_an_agent_id_is_kept_without_surrounding_spaces(tmp_path):
@@ -196,13 +192,7 @@ def test_a_total_per_month_is_projected_over_the_month_or_to_its_end():
 
 # ---------------------------------------------------------------- the alert rule kind goal_off_track
 
-HOOK = {"hook": {"type": "webhook", "url_env": "GOALS_TEST_HOOK_URL", "secret_env": "GOALS_TEST_HOOK_SECRET"}}
-
-
-def _rules(rules: dict):
-    from agent_analytics.alerts.rules import parse_config
-
-    return parse_config({"channels": HOOK, "rules": rules}, Path("alerts.toml"))
+_rules = rules
 
 
 @pytest.mark.parametrize(("rule", "problem"), [
@@ -253,13 +243,13 @@ def test_a_day_without_a_goal_value_neither_resolves_nor_opens_an_episode():
     opens none either."""
     from datetime import timedelta
 
-    from agent_analytics.alerts.evaluate import State, Step, advance
+    from agent_analytics.alerts.evaluate import State, advance
 
     rule = _rules({"r": {"metric": "goal_off_track", "goal": "budget", "channels": ["hook"]}}).rules["r"]
     first = datetime(2026, 11, 1)
 
     def steps(values):
-        return [Step(first + timedelta(days=i), first + timedelta(days=i + 1), 100 + i, v) for i, v in enumerate(values)]
+        return day_steps(first, values)
 
     state, transitions = advance(rule, "all", State(), steps([1.0, None, 1.0]))
     assert [t.kind for t in transitions] == ["triggered"]

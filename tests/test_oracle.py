@@ -108,8 +108,29 @@ statistic = "p99"
 target = 0
 direction = "at_most"
 agent = "faq"
+
+[budgets.company]
+budget_usd = 50
+description = "all agents"
+
+[budgets.support]
+budget_usd = 10
+agent = "support"
+
+[budgets.tech]
+budget_usd = 1
+agent = "tech"
+
+[budgets.openai]
+budget_usd = 20
+provider = "openai"
+
+[budgets.unused-provider]
+budget_usd = 5
+provider = "nobody"
 """
 GOALS = [{"name": name, **body} for name, body in tomllib.loads(GOALS_TOML)["goals"].items()]
+BUDGETS = [{"name": name, **body} for name, body in tomllib.loads(GOALS_TOML)["budgets"].items()]
 
 
 # ============================================================================ comparison helpers
@@ -560,7 +581,8 @@ def cli_document(generated, case_id: str) -> dict:
 def test_metrics_equal_the_oracle(generated, case_id):
     _, _, period, tz, agents, as_of = BY_ID[case_id]
     got = cli_document(generated, case_id)
-    want = oracle.compute(generated[0], period, tz, datetime.fromisoformat(as_of), agents, {**SETTINGS, "goals": GOALS})
+    want = oracle.compute(generated[0], period, tz, datetime.fromisoformat(as_of), agents,
+                          {**SETTINGS, "goals": GOALS, "budgets": BUDGETS})
 
     assert schema_errors(want) == [], "the oracle's own document does not fit the schema"
     problems = schema_errors(got)

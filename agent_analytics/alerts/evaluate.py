@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta, timezone
 import duckdb
 
 from agent_analytics.alerts import events as ev
+from agent_analytics.alerts.budgets import budget_values
 from agent_analytics.alerts.rules import METRICS, AlertConfig, Rule
 from agent_analytics.alerts.store import ensure_alert_tables
 from agent_analytics.periods import local_midnight
@@ -69,8 +70,8 @@ def advance(rule: Rule, scope: str, state: State, steps: list[Step]) -> tuple[St
     """Walk the steps in order; return the new state and the transitions (pure function)."""
     out: list[Transition] = []
     for step in steps:
-        if step.value is None and rule.goal is not None:
-            # A goal without a value that day (no data yet, or the goal left the goals file)
+        if step.value is None and rule.names_target:
+            # A goal or budget without a value that day (no data yet, or it left the goals file)
             # says nothing about its track: an open episode stays open, none opens.
             if step.final:
                 state = replace(state, evaluated_through=step.at)
@@ -203,14 +204,11 @@ def _goal_off_track(con, rule: Rule, days: list[date], settings) -> dict[date, f
     """Per company day: 1.0 when the month to date (through that day) is off the rule's goal,
     0.0 on track, None without data or when the goals file has no such goal (it may have been
     removed or be unusable: nothing fires, and the metrics document's goals.problem says why)."""
-    from agent_analytics.goals import GoalsConfigError, load_goals
+    from agent_analytics.goals import load_goals, named
     from agent_analytics.metrics import MetricsRequest, compute_metrics
     from agent_analytics.periods import parse_period
 
-    try:
-        goal = next((g for g in load_goals(settings.goals_path) if g.name == rule.goal), None)
-    except GoalsConfigError:
-        goal = None
+    goal = named(load_goals, settings.goals_path, rule.goal)
     if goal is None:
         return {}
     tz, values = settings.company_tz, {}
@@ -238,6 +236,8 @@ def daily_steps(con, rule: Rule, scope: str, first: date, until: datetime, tz: s
         return []
     if rule.goal is not None:
         values = _goal_off_track(con, rule, days, settings)
+    elif rule.budget is not None:
+        values = budget_values(con, rule, days, until, settings)
     else:
         source, params = _daily_source(rule.metric, scope, tz)
         values = dict(
@@ -249,7 +249,7 @@ def daily_steps(con, rule: Rule, scope: str, first: date, until: datetime, tz: s
         start = local_midnight(d, tz).replace(tzinfo=None)
         end = local_midnight(d + timedelta(days=1), tz).replace(tzinfo=None)
         value = values.get(d)
-        if rule.goal is None and value is None:
+        if not rule.names_target and value is None:
             value = 0.0  # a day without rows: nothing happened (no cost, no user)
         steps.append(Step(start, min(end, until), d.toordinal(), None if value is None else float(value), final=end <= until))
     return steps

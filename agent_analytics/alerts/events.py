@@ -73,6 +73,8 @@ def alert_data(rule: Rule, scope: str, episode: str, started_at: datetime, at: d
     }
     if rule.goal is not None:
         data["goal"] = rule.goal  # the goal's agent, if any, is the goal's (the goals file), not the rule's scope
+    if rule.budget is not None:
+        data["budget"] = rule.budget  # its agent or provider is the budget's (the goals file)
     if resolved:
         data["resolved_at"] = utc_text(at)
     else:
@@ -95,6 +97,11 @@ def headline(event: dict) -> str:
     if data.get("goal") is not None:
         scope = f"goal {data['goal']}"
         value = value if data["value"] is None else ("off track" if data["value"] else "on track")
+    if data.get("budget") is not None:
+        scope = f"budget {data['budget']}"
+        if data["value"] is not None:
+            over = "forecast over budget" if data["value"] else "forecast within budget"
+            value = over if data["metric"] == "budget_forecast_over" else f"{data['value']:.1f}% of budget spent"
     if kind == RESOLVED:
         return f"RESOLVED [{data['severity']}] {data['rule']} ({scope}): now {value}"
     if kind == TEST:

@@ -61,8 +61,15 @@ METRICS = {
         Metric("goal_off_track", "day", "", False, False,
                "1 on a company day whose month to date is off the target of the goal named by `goal` "
                "(the goals file), 0 on track"),
+        Metric("budget_forecast_over", "day", "", False, False,
+               "1 on a company day whose month-end forecast (as of the day's end) is over the budget named by "
+               "`budget` (the goals file), 0 within it"),
+        Metric("budget_spend_pct", "day", "%", False, True,
+               "month-to-date spend of the budget named by `budget` (the goals file) in percent of it, "
+               "as of the company day's end (so far for the day in progress)"),
     )
 }
+BUDGET_METRICS = ("budget_forecast_over", "budget_spend_pct")
 
 
 class AlertsConfigError(ValueError):
@@ -97,6 +104,13 @@ class Rule:
     remind_every_steps: int | None = None
     description: str = ""
     goal: str | None = None  # goal_off_track: the goal's name in the goals file
+    budget: str | None = None  # budget_forecast_over, budget_spend_pct: the budget's name in the goals file
+
+    @property
+    def names_target(self) -> bool:
+        """Whether the rule follows a goal or a budget of the goals file (a day without its value
+        neither opens nor resolves an episode)."""
+        return self.goal is not None or self.budget is not None
 
     @property
     def grain(self) -> str:
@@ -123,6 +137,10 @@ class Rule:
     def condition_text(self) -> str:
         if self.goal is not None:
             return f"goal {self.goal} off track for {self.window_text}"
+        if self.metric == "budget_forecast_over":
+            return f"budget {self.budget} forecast over budget for {self.window_text}"
+        if self.budget is not None:
+            return f"budget {self.budget} spend {self.comparison} {self.threshold:g}% of budget for {self.window_text}"
         value = f"{self.threshold:g}"
         return f"{self.metric} {self.comparison} {value} {self.unit} for {self.window_text}"
 
@@ -306,20 +324,21 @@ def _rule(name: str, body, channels: dict[str, Channel], where: _Where) -> Rule:
     if not isinstance(body, dict):
         where.fail(prefix, "must be a table")
     where.only(body, prefix, {"metric", "comparison", "threshold", "window", "scope", "severity", "channels", "remind_every",
-                              "description", "goal"})
+                              "description", "goal", "budget"})
     metric = where.text(body, prefix, "metric", required=True)
     if metric not in METRICS:
         where.fail(f"{prefix}.metric", f"{metric!r} is not one of {', '.join(METRICS)}")
     spec = METRICS[metric]
-    goal = None
-    if metric == "goal_off_track":
-        # the goal's own direction says what off track is: 1 when it is, 0 when not
-        goal = where.text(body, prefix, "goal", required=True)
+    goal = _named(body, where, prefix, "goal", metric, ("goal_off_track",))
+    budget = _named(body, where, prefix, "budget", metric, BUDGET_METRICS)
+    if metric in ("goal_off_track", "budget_forecast_over"):
+        # 1 while the goal is off track / the forecast is over the budget, 0 when not
         if "comparison" in body or "threshold" in body:
-            where.fail(prefix, "a goal_off_track rule takes no comparison or threshold (it fires while the goal is off track)")
+            what = "the goal is off track" if goal else "the forecast is over the budget"
+            where.fail(prefix, f"a {metric} rule takes no comparison or threshold (it fires while {what})")
         body = {**body, "comparison": ">=", "threshold": 1}
-    elif "goal" in body:
-        where.fail(f"{prefix}.goal", "only a goal_off_track rule names a goal")
+    elif metric == "budget_spend_pct":
+        body = {"comparison": ">=", **body}  # "spend over N% of the budget": threshold = N
     comparison = where.text(body, prefix, "comparison", required=True)
     if comparison not in COMPARISONS:
         where.fail(f"{prefix}.comparison", f"{comparison!r} is not one of {', '.join(COMPARISONS)}")
@@ -348,7 +367,16 @@ def _rule(name: str, body, channels: dict[str, Channel], where: _Where) -> Rule:
     if not isinstance(description, str):
         where.fail(f"{prefix}.description", "must be a string")
     return Rule(name, metric, comparison, float(threshold), window, scope, severity, rule_channels, remind_steps, description,
-                goal)
+                goal, budget)
+
+
+def _named(body: dict, where: _Where, prefix: str, key: str, metric: str, metrics: tuple[str, ...]) -> str | None:
+    """The goal or budget a rule of `metrics` names (required there, refused elsewhere)."""
+    if metric in metrics:
+        return where.text(body, prefix, key, required=True)
+    if key in body:
+        where.fail(f"{prefix}.{key}", f"only a {' or '.join(metrics)} rule names a {key}")
+    return None
 
 
 # ---------------------------------------------------------------- the values of the variables

@@ -20,8 +20,10 @@ from decimal import Decimal
 import duckdb
 import pandas as pd
 
+from agent_analytics.budgets import load_budgets
 from agent_analytics.goals import GoalsConfigError, load_goals
 from agent_analytics.json_text import finite
+from agent_analytics.metrics.budgets import budgets_section
 from agent_analytics.metrics.goals import goal_values, goals_section
 from agent_analytics.metrics.labels import (
     agent_label,
@@ -39,7 +41,7 @@ from agent_analytics.metrics.measures import active_users, call_measures, messag
 from agent_analytics.periods import Period, iso, local_midnight
 from agent_analytics.settings import Settings
 
-SCHEMA_VERSION = "3.1"
+SCHEMA_VERSION = "3.2"
 BUCKET_US = 15 * 60 * 1_000_000
 DURATION_BUCKETS = (
     ("<1 min", 0, 60_000), ("1-5 min", 60_000, 300_000), ("5-10 min", 300_000, 600_000), ("10+ min", 600_000, None),
@@ -737,6 +739,16 @@ def _goals(con: duckdb.DuckDBPyConnection, request: MetricsRequest, settings: Se
     return goals_section(goals, problem, request.agents, request.period, values_of)
 
 
+def _budgets(con: duckdb.DuckDBPyConnection, request: MetricsRequest, settings: Settings) -> dict:
+    """The monthly budgets of the goals file that fit the request's scope, for the company month
+    holding the period's end; a file that cannot be used is named in `problem`."""
+    try:
+        budgets, problem = load_budgets(settings.goals_path), None
+    except GoalsConfigError as exc:
+        budgets, problem = [], str(exc)
+    return budgets_section(con, budgets, problem, request.agents, request.period.end, settings.company_tz)
+
+
 def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, settings: Settings) -> dict:
     """The whole metrics document for one period and scope (JSON-ready)."""
     period, previous = request.period, request.period.previous()
@@ -798,6 +810,7 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
             "tokens": _tokens(now, before, agents, models, models_before),
             "health": _health(con, period, p, now, before, settings),
             "goals": _goals(con, request, settings, p, pp, now, daily),
+            "budgets": _budgets(con, request, settings),
             "daily": daily,
             "weekly": _weekly(daily),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent_analytics.metrics.budget_text import budget_lines, budgets_heading, budgets_problem
 from agent_analytics.metrics.formatting import (
     NO_DATA,
     aligned_table,
@@ -88,6 +89,12 @@ def render_table(doc: dict) -> str:
         for goal in g["items"]:
             out.append(f"  {goal_label(goal)[:40]:<40} {goal_status(goal):<9} {goal_progress(goal)}".rstrip())
             out.append(f"    {goal_target(goal)}: {goal_value(goal)}"[:WIDTH])
+    if doc["budgets"]["items"] or budgets_problem(doc):
+        out += _section(budgets_heading(doc))
+        out += [f"  {budgets_problem(doc)}"] if budgets_problem(doc) else []
+        for label, status, used, forecast in budget_lines(doc):
+            out.append(f"  {label[:40]:<40} {status:<13} {used}"[:WIDTH].rstrip())
+            out.append(f"    {forecast}"[:WIDTH])
 
     e = doc["engagement"]
     out += _section("User engagement")

@@ -28,6 +28,8 @@ from agent_analytics.metrics.formatting import (
 )
 from agent_analytics.periods import Page
 from agent_analytics.reports import charts as chart_lib
+from agent_analytics.reports.budget_html import CSS as BUDGET_CSS
+from agent_analytics.reports.budget_html import budgets_html
 
 GOOD = {"Excellent", "Good", "Fast", "Healthy"}
 WARN = {"Acceptable"}
@@ -296,6 +298,7 @@ def _goals(doc: dict, svgs: dict[str, str]) -> str:
 SECTIONS = (
     ("overview", "Overview", None),
     ("goals", "Goals", _goals),
+    ("budgets", "Budgets", budgets_html),
     ("engagement", "User engagement", _engagement),
     ("performance", "Agent performance", _performance),
     ("cost", "Cost analysis", _cost),
@@ -319,14 +322,14 @@ def render_page(page: Page, doc: dict, pages: list[Page]) -> str:
     )
     body = []
     for key, title, render in SECTIONS:
-        if key == "goals" and not (doc["goals"]["items"] or doc["goals"]["problem"]):
-            continue  # no goals file: no section
+        if key in ("goals", "budgets") and not (doc[key]["items"] or doc[key]["problem"]):
+            continue  # no goals file (or no budgets in it): no section
         inner = _kpis(doc) if render is None else render(doc, svgs)
         body.append(f'<section id="{key}"><h2>{escape(title)}</h2>{inner}</section>')
     note = f'<p class="note">{escape(doc["note"])}</p>' if doc["note"] else ""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>Agent analytics: {escape(page.title)}</title><style>{CSS}</style></head><body>"
+        f"<title>Agent analytics: {escape(page.title)}</title><style>{CSS}{BUDGET_CSS}</style></head><body>"
         f"<header><h1>Agent analytics: {escape(page.title)}</h1>"
         f"<p>{escape(period['start_date'])} to {escape(period['end_date'])} ({escape(doc['time_zone'])}), {escape(scope)}"
         f"{'; the last day so far' if period['partial'] else ''}; compared with {escape(_previous_text(doc))}."

@@ -23,6 +23,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from agent_analytics.metrics.budget_text import budget_lines, budgets_heading, budgets_problem
 from agent_analytics.metrics.formatting import count, duration, money, ms, percent
 from agent_analytics.reports import charts as chart_lib
 from agent_analytics.reports.summary import goal_lines, goals_problem, summary_figures, top_agents
@@ -87,14 +88,17 @@ def render_pdf(title: str, doc: dict, previous_doc: dict) -> bytes:
             text_columns=2,
         ),
     ]
-    if doc["goals"]["items"]:
-        story += [Paragraph("Goals", styles["Heading2"]),
-                  # long targets and values wrap in their cells
-                  _table([["Goal", "Status", "Target", "Value"]]
-                         + [[Paragraph(escape(cell), styles["BodyText"]) for cell in row] for row in goal_lines(doc)],
-                         [4 * cm, 2.2 * cm, 4.4 * cm, 6.4 * cm], text_columns=4)]
-    if goals_problem(doc):
-        story.append(Paragraph(escape(goals_problem(doc)), styles["Italic"]))
+    for heading, header, rows, problem in (
+        ("Goals", ["Goal", "Status", "Target", "Value"], goal_lines(doc), goals_problem(doc)),
+        (budgets_heading(doc), ["Budget", "Status", "Spent", "Forecast"], budget_lines(doc), budgets_problem(doc)),
+    ):
+        if rows:
+            story += [Paragraph(heading, styles["Heading2"]),
+                      # long targets and values wrap in their cells
+                      _table([header] + [[Paragraph(escape(cell), styles["BodyText"]) for cell in row] for row in rows],
+                             [4 * cm, 2.2 * cm, 4.4 * cm, 6.4 * cm], text_columns=4)]
+        if problem:
+            story.append(Paragraph(escape(problem), styles["Italic"]))
     if doc["note"]:
         story.append(Paragraph(escape(doc["note"]), styles["Italic"]))
     charts = chart_lib.charts(doc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent_analytics.metrics import goals as goal_metrics
+from agent_analytics.metrics.budget_text import budget_lines, budgets_heading, budgets_problem
 from agent_analytics.metrics.formatting import (
     change_amount,
     count,
@@ -85,6 +86,10 @@ def summary_text(title: str, doc: dict, previous_doc: dict) -> str:
         lines += ["", "Goals:"]
         lines += [f"- {name}: {status}, {target}: {value}" for name, status, target, value in goal_lines(doc)]
         lines += [goals_problem(doc)] if goals_problem(doc) else []
+    if doc["budgets"]["items"] or budgets_problem(doc):
+        lines += ["", budgets_heading(doc) + ":"]
+        lines += [f"- {name}: {status}, {used}; {forecast}" for name, status, used, forecast in budget_lines(doc)]
+        lines += [budgets_problem(doc)] if budgets_problem(doc) else []
     lines += ["", "Top agents:"]
     lines += [f"{i}. {a['agent_label']}: {count(a['sessions'])} sessions" for i, a in enumerate(top_agents(doc), 1)]
     return "\n".join(lines) + "\n"
