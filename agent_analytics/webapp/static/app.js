@@ -68,7 +68,7 @@ function readView() {
   const q = new URLSearchParams(location.search);
   return {
     period: q.get("period"), start: q.get("start"), end: q.get("end"), month: q.get("month"),
-    agents: q.getAll("agent"), tz: q.get("tz"),
+    agents: q.getAll("agent"), tz: q.get("tz"), as_of: q.get("as_of"),
     drill: q.get("drill") === "messages" ? {
       day: q.get("day"), hour: q.get("hour"), status: q.get("status"), page: Number(q.get("page") || 1),
     } : null,
@@ -82,6 +82,7 @@ function periodParams(view) {
   else if (view.period) q.set("period", view.period);
   for (const agent of view.agents) q.append("agent", agent);
   if (view.tz) q.set("tz", view.tz);
+  if (view.as_of) q.set("as_of", view.as_of);  // only from a link: counts up to that time
   return q;
 }
 
@@ -417,6 +418,12 @@ function addMonths(month, delta) {
   return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
 }
 
+function shownMonth() {
+  // the month the switcher stands on: the view's, else the month of as_of or of today
+  const view = currentView();
+  return view.month || (view.as_of || session.today).slice(0, 7);
+}
+
 function syncControls(view) {
   const kind = view.month ? "calendar" : view.start && view.end ? "custom"
     : /^\d+d$/.test(view.period || "") && !["7d", "30d", "90d"].includes(view.period) ? "nd" : (view.period || "30d");
@@ -426,14 +433,14 @@ function syncControls(view) {
   if (kind === "nd") $("#days").value = parseInt(view.period, 10);
   if (view.start) $("#start").value = view.start;
   if (view.end) $("#end").value = view.end;
-  $("#month-label").textContent = view.month || session.today.slice(0, 7);
+  $("#month-label").textContent = shownMonth();
   $("#tz").value = view.tz || session.time_zone;
   for (const option of $("#agents").options) option.selected = view.agents.includes(option.value);
 }
 
 function setupControls() {
   const period = {period: null, start: null, end: null, month: null, drill: null};
-  const shownMonth = () => currentView().month || session.today.slice(0, 7);
+  $("#controls").addEventListener("submit", (event) => event.preventDefault());  // Enter: the change event does it
   $("#period").addEventListener("change", (event) => {
     const kind = event.target.value;
     $("#nd-control").hidden = kind !== "nd";
@@ -471,13 +478,17 @@ function showError(message) {
   box.textContent = message || "";
 }
 
+let renders = 0;  // only the newest view is drawn: an answer to an older one is dropped
+
 async function show() {
   const view = currentView();
+  const mine = ++renders;
   main.dataset.ready = "0";
   main.setAttribute("aria-busy", "true");
   syncControls(view);
   try {
     const doc = await getJson("/app/metrics", periodParams(view));
+    if (mine !== renders) return;
     window.__metricsDocument = doc;
     const p = doc.period;
     $("#period-line").textContent = `${p.label}: ${p.start_date} to ${p.end_date}${p.partial ? " (so far)" : ""}, time zone ${doc.time_zone}, `
@@ -490,12 +501,14 @@ async function show() {
     await renderMessages(view);
     showError(null);
   } catch (error) {
+    if (mine !== renders) return;
     if (error instanceof LoginNeeded) return showLogin();
     showError(error.message);
-  } finally {
-    main.removeAttribute("aria-busy");
   }
+  if (mine !== renders) return;
+  main.removeAttribute("aria-busy");
   await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  if (mine !== renders) return;
   window.__renderedAt = performance.now();
   main.dataset.ready = "1";
 }
