@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response, Security
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
@@ -25,12 +26,13 @@ from agent_analytics.periods import PeriodError, check_tz, local_date, parse_as_
 from agent_analytics.tokens import TokenError
 from agent_analytics.webapp.messages import (
     DEFAULT_PAGE_SIZE,
+    MAX_PAGE,
     MAX_PAGE_SIZE,
     MessageFilter,
     MessagesError,
     list_messages,
 )
-from service.auth import check_token
+from service.auth import bearer, check_token
 from service.bodies import read_body
 from service.errors import ApiError, error_responses, unavailable
 from service.health_routes import readiness
@@ -52,6 +54,8 @@ PERIOD_PARAMETERS = {"period", "start", "end", "month", "agent", "tz", "as_of"}
 MESSAGE_PARAMETERS = PERIOD_PARAMETERS | {"hour", "status", "page", "page_size"}
 
 router = APIRouter(tags=[TAG])
+cookie = APIKeyCookie(name=COOKIE, auto_error=False, scheme_name="LoginCookie",
+                      description="the read token kept by POST /login (HttpOnly, SameSite=Strict)")
 
 
 def static_files() -> StaticFiles:
@@ -69,18 +73,13 @@ def open_here(request: Request) -> bool:
         raise unavailable(f"the token store cannot be read: {exc}", 60) from None
 
 
-def presented_token(request: Request) -> str | None:
-    """The token of the request: its bearer token, else the login cookie."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return request.cookies.get(COOKIE) or None
-
-
-def page_reader(request: Request) -> str:
-    """A dependency admitting the page's readers: 'token' (a read token) or 'open' (see the
-    module's docstring); 401 otherwise, 403 for a token of another scope."""
-    presented = presented_token(request)
+def page_reader(request: Request,
+                credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
+                kept: Annotated[str | None, Security(cookie)] = None) -> str:
+    """A dependency admitting the page's readers: 'token' (a read token, as a bearer token or
+    in the login cookie) or 'open' (see the module's docstring); 401 otherwise, 403 for a token
+    of another scope."""
+    presented = credentials.credentials if credentials else kept
     if presented:
         check_token(request, presented, "read")
         return "token"
@@ -100,7 +99,7 @@ def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
-@router.post("/login", summary="keep a read token in an HttpOnly, SameSite=Strict cookie, then go to /",
+@router.post("/login", status_code=303, summary="keep a read token in an HttpOnly, SameSite=Strict cookie, then go to /",
              responses={303: {"description": "logged in: back to the page"}, **error_responses(400, 401, 403, 413)},
              openapi_extra={"requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
                  "schema": {"type": "object", "properties": {"token": {"type": "string"}}, "required": ["token"]}}}}})
@@ -117,7 +116,7 @@ async def login(request: Request) -> Response:
     return answer
 
 
-@router.post("/logout", summary="forget the login cookie, then go to /",
+@router.post("/logout", status_code=303, summary="forget the login cookie, then go to /",
              responses={303: {"description": "logged out: back to the page"}})
 def logout(request: Request) -> Response:
     answer = RedirectResponse("/", status_code=303)
@@ -147,7 +146,7 @@ class Session(BaseModel):
             response_model=Session, responses=error_responses(503))
 async def session(request: Request) -> Session:
     try:
-        access = page_reader(request)
+        access = page_reader(request, await bearer(request), await cookie(request))
     except ApiError as exc:
         if exc.status in (401, 403):
             return Session(access="none")
@@ -228,10 +227,10 @@ class MessagePage(BaseModel):
 async def messages(
     request: Request, period: Period = None, start: Day = None, end: Day = None, month: Month = None,
     agent: Agents = None, tz: Zone = None, as_of: AsOf = None,
-    hour: Annotated[int | None, Query(description="only this local hour of the day, 0-23")] = None,
-    status: Annotated[str | None, Query(description="ok or error")] = None,
-    page: Annotated[int, Query(description="page number, from 1")] = 1,
-    page_size: Annotated[int, Query(description=f"messages per page, at most {MAX_PAGE_SIZE}")] = DEFAULT_PAGE_SIZE,
+    hour: Annotated[int | None, Query(ge=0, le=23, description="only this local hour of the day, 0-23")] = None,
+    status: Annotated[Literal["ok", "error"] | None, Query(description="only messages of this status")] = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page number, from 1")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="messages per page")] = DEFAULT_PAGE_SIZE,
 ) -> JSONResponse:
     _check_parameters(request, MESSAGE_PARAMETERS)
     settings = request.app.state.settings

@@ -18,6 +18,7 @@ import pandas as pd
 from agent_analytics.periods import Period, iso
 
 MAX_PAGE_SIZE = 500
+MAX_PAGE = 1_000_000  # keeps the offset a small integer
 DEFAULT_PAGE_SIZE = 50
 BUCKET_US = 15 * 60 * 1_000_000  # every IANA zone's offset is a whole number of quarter hours
 STATUSES = ("ok", "error")
@@ -49,8 +50,8 @@ class MessageFilter:
             raise MessagesError(f"hour must be 0-23, not {self.hour}")
         if self.status is not None and self.status not in STATUSES:
             raise MessagesError(f"status must be one of {', '.join(STATUSES)}, not {self.status!r}")
-        if self.page < 1:
-            raise MessagesError(f"page must be 1 or more, not {self.page}")
+        if not 1 <= self.page <= MAX_PAGE:
+            raise MessagesError(f"page must be 1-{MAX_PAGE}, not {self.page}")
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise MessagesError(f"page_size must be 1-{MAX_PAGE_SIZE}, not {self.page_size}")
 
