@@ -487,7 +487,9 @@ async function show() {
   main.setAttribute("aria-busy", "true");
   syncControls(view);
   try {
-    const doc = await getJson("/app/metrics", periodParams(view));
+    const params = periodParams(view);
+    const doc = await (prefetched && prefetched.key === String(params) ? prefetched.answer : getJson("/app/metrics", params));
+    prefetched = null;
     if (mine !== renders) return;
     window.__metricsDocument = doc;
     const p = doc.period;
@@ -548,7 +550,12 @@ $("#login-form").addEventListener("submit", async (event) => {
   location.reload();
 });
 
+let prefetched = null;  // the first view's document, asked for while the session is read
+
 async function start() {
+  const params = periodParams(readView());
+  prefetched = {key: String(params), answer: getJson("/app/metrics", params)};
+  prefetched.answer.catch(() => null);  // a refusal is handled once the session says why
   try {
     session = await getJson("/app/session", new URLSearchParams());
   } catch (error) {
