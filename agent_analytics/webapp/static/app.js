@@ -487,9 +487,7 @@ async function show() {
   main.setAttribute("aria-busy", "true");
   syncControls(view);
   try {
-    const params = periodParams(view);
-    const doc = await (prefetched && prefetched.key === String(params) ? prefetched.answer : getJson("/app/metrics", params));
-    prefetched = null;
+    const doc = await getJson("/app/metrics", periodParams(view));
     if (mine !== renders) return;
     window.__metricsDocument = doc;
     const p = doc.period;
@@ -550,12 +548,7 @@ $("#login-form").addEventListener("submit", async (event) => {
   location.reload();
 });
 
-let prefetched = null;  // the first view's document, asked for while the session is read
-
 async function start() {
-  const params = periodParams(readView());
-  prefetched = {key: String(params), answer: getJson("/app/metrics", params)};
-  prefetched.answer.catch(() => null);  // a refusal is handled once the session says why
   try {
     session = await getJson("/app/session", new URLSearchParams());
   } catch (error) {
