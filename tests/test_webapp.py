@@ -500,3 +500,22 @@ def test_every_chart_has_its_numbers_and_axe_finds_no_serious_violation(tab, ser
     tab.act(lambda: page.click("#overview figure tbody tr:has-text('2026-11-02') [data-key=date] button"))
     results = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
     assert [v["id"] for v in results["violations"] if v["impact"] in ("serious", "critical")] == []
+
+
+def test_open_only_on_a_loopback_address(tmp_path):
+    """In process: with no token, a server listening on every address keeps the page's data closed."""
+    from starlette.testclient import TestClient
+
+    from agent_analytics.settings import load_settings
+    from service.app import create_app
+
+    settings = load_settings({"AGENT_ANALYTICS_HOME": str(tmp_path / "home")})
+    closed, opened = ("0.0.0.0", "192.0.2.1", None), ("127.0.0.1", "::1", "localhost")
+    for host in closed + opened:
+        with TestClient(create_app(settings, listen_host=host)) as client:
+            session, metrics = client.get("/app/session"), client.get("/app/metrics")
+        if host in closed:
+            assert (session.status_code, session.json()["access"], metrics.status_code) == (200, "none", 401), host
+        else:  # let in, and there is no warehouse yet
+            assert (session.status_code, metrics.status_code) == (503, 503), host
+            assert metrics.json() == {"error": "no warehouse yet: run a build first"}
