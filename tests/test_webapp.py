@@ -311,7 +311,7 @@ def test_drill_into_an_agent_a_day_an_hour_and_an_error_point(tab, served):
     assert 0 < m3_cost < 0.01
     assert m3[0] == "2026-11-02, 10:40:00" and m3[7:] == ["1", "1", "550", f"${float(m3_cost):.4f}", "search_kb"]
     assert_shows_document(tab, served)  # the sections above are scoped to the agent too
-    page.screenshot(path=str(artifact("messages-agent.png")), full_page=False)
+    page.locator("section#messages").screenshot(path=str(artifact("messages-agent.png")))
 
     # back to every agent, then a day from the overview chart's numbers
     tab.act(lambda: page.click("#all-agents"))
@@ -341,6 +341,21 @@ def test_drill_into_an_agent_a_day_an_hour_and_an_error_point(tab, served):
     new_york = (datetime(2026, 11, 1, 4, tzinfo=UTC), datetime(2026, 11, 20, 15, 30, tzinfo=UTC))
     assert message_ids(tab) == fixture_messages(*new_york, hour=5, tz="America/New_York") == ["m3", "m2", "m1"]
     assert shown_rows(tab)[0][0] == "2026-11-02, 05:40:00"  # shown in the view's zone
+
+
+def test_a_click_on_a_bar_lists_its_messages(tab):
+    page = tab.page
+    tab.open(f"?month=2026-11&as_of={AS_OF}")
+    # where the cost chart draws its bar of 2026-11-03 (index 2: the third day of the month)
+    x, y = page.evaluate("""() => {
+      const plot = document.querySelectorAll('#cost figure [role=img]')[0].plot;
+      const box = plot.over.getBoundingClientRect();
+      return [box.left + plot.valToPos(2, 'x'), box.top + box.height - 3];
+    }""")
+    tab.act(lambda: page.mouse.click(x, y))
+    assert dict(tab.query())["day"] == "2026-11-03"
+    assert message_ids(tab) == fixture_messages(datetime(2026, 11, 3, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC)) \
+        == ["m7", "m6"]
 
 
 def test_the_message_list_pages_on_the_server(served):

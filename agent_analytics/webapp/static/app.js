@@ -186,13 +186,14 @@ function chart({title, labels, series, columns, rows, bars = false, onPick = nul
         {values: (u, splits) => splits.map(yFormat), size: 70, stroke: "#334155"},
       ],
       series: [{}, ...series.map((s, i) => ({
-        label: s.label, stroke: COLORS[i], width: 2,
+        label: s.label, stroke: COLORS[i], width: 2, spanGaps: true,
         fill: bars ? COLORS[i] + "cc" : undefined,
         paths: bars ? window.uPlot.paths.bars({size: [0.7, 60], align: 0}) : undefined,
         points: {show: !bars && labels.length <= 45},
       }))],
     };
     const plot = new window.uPlot(options, [xs, ...series.map((s) => s.values)], canvas);
+    canvas.plot = plot;  // for the tests: where a point is drawn
     if (onPick) {
       plot.over.addEventListener("click", () => {
         const i = plot.cursor.idx;
@@ -408,6 +409,7 @@ async function renderMessages(view) {
       el("span", {id: "page-of"}, `page ${page} of ${found.pages}`),
       el("button", {type: "button", id: "next-page", disabled: page >= found.pages, onclick: () => move(page + 1)}, "Next page")),
   );
+  section.scrollIntoView({block: "start"});
 }
 
 // ------------------------------------------------------------------ controls
