@@ -349,9 +349,11 @@ def test_a_click_on_a_bar_lists_its_messages(tab):
     # where the cost chart draws its bar of 2026-11-03 (index 2: the third day of the month)
     x, y = page.evaluate("""() => {
       const plot = document.querySelectorAll('#cost figure [role=img]')[0].plot;
+      plot.over.scrollIntoView({block: 'center'});
       const box = plot.over.getBoundingClientRect();
       return [box.left + plot.valToPos(2, 'x'), box.top + box.height - 3];
     }""")
+    page.mouse.move(x, y)  # uPlot's cursor follows the mouse; the click lists its point's messages
     tab.act(lambda: page.mouse.click(x, y))
     assert dict(tab.query())["day"] == "2026-11-03"
     assert message_ids(tab) == fixture_messages(datetime(2026, 11, 3, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC)) \
