@@ -439,10 +439,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if not tokens:
         print(f"{PROG}: warning: no tokens exist yet, so every request but /healthz and /readyz gets 401 "
               f"(create one with '{PROG} tokens create --scope ingest|read --name NAME')", file=sys.stderr)
+        if args.host in ("127.0.0.1", "::1", "localhost"):
+            print(f"{PROG}: the dashboard at http://{args.host}:{args.port}/ is open to this machine until a token "
+                  "exists", file=sys.stderr)
     settings.ensure_dirs()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # No access log: every error is logged once by the service itself, and successes need no line each.
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, access_log=False,
+    uvicorn.run(create_app(settings, listen_host=args.host), host=args.host, port=args.port, access_log=False,
                 ssl_certfile=str(args.ssl_certfile) if args.ssl_certfile else None,
                 ssl_keyfile=str(args.ssl_keyfile) if args.ssl_keyfile else None)
     return 0

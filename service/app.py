@@ -13,7 +13,7 @@ from agent_analytics.exports import load_schema
 from agent_analytics.settings import Settings
 from agent_analytics.tokens import tokens_path
 from ingestion.landing import remove_stale_incoming
-from service import compare_routes, health_routes, ingest_routes, read_routes
+from service import compare_routes, health_routes, ingest_routes, read_routes, webapp_routes
 from service.auth import TokenStore
 from service.errors import install_error_handlers
 
@@ -21,7 +21,10 @@ logger = logging.getLogger("agent_analytics.service")
 STALE_INCOMING_S = 3600.0  # a temporary this old belongs to a writer that was killed
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, listen_host: str | None = None) -> FastAPI:
+    """The application; `listen_host` is the address the server listens on: on a loopback one, with
+    no token at all, the dashboard is open (service/webapp_routes.py)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         removed = remove_stale_incoming(settings.landing_dir, STALE_INCOMING_S)
@@ -38,12 +41,14 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.listen_host = listen_host
     app.state.tokens = TokenStore(tokens_path(settings.home))
     app.state.warehouse_turn = anyio.Lock()  # see read_routes.warehouse_turn
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)
-    for module in (ingest_routes, read_routes, compare_routes, health_routes):
+    for module in (ingest_routes, read_routes, compare_routes, health_routes, webapp_routes):
         app.include_router(module.router)
+    app.mount("/static", webapp_routes.static_files(), name="static")
     app.openapi = lambda: _openapi(app)
     return app
 

@@ -48,14 +48,20 @@ def require(scope: str):
     def check(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> Token:
         if credentials is None:
             raise ApiError(401, "missing bearer token: send the header 'Authorization: Bearer <token>'", CHALLENGE)
-        try:
-            token = find_token(request.app.state.tokens.tokens(), credentials.credentials)
-        except TokenError as exc:
-            raise unavailable(f"the token store cannot be read: {exc}", 60) from None
-        if token is None:
-            raise ApiError(401, "unknown or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if token.scope != scope:
-            raise ApiError(403, f"token {token.name!r} has the scope {token.scope}; this endpoint needs {scope}")
-        return token
+        return check_token(request, credentials.credentials, scope)
 
     return check
+
+
+def check_token(request: Request, presented: str, scope: str) -> Token:
+    """The stored token `presented` is, if it has `scope`: 401 when unknown or revoked, 403
+    with another scope, 503 when the store cannot be read. The token is never in a message."""
+    try:
+        token = find_token(request.app.state.tokens.tokens(), presented)
+    except TokenError as exc:
+        raise unavailable(f"the token store cannot be read: {exc}", 60) from None
+    if token is None:
+        raise ApiError(401, "unknown or revoked token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    if token.scope != scope:
+        raise ApiError(403, f"token {token.name!r} has the scope {token.scope}; this endpoint needs {scope}")
+    return token

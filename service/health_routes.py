@@ -42,7 +42,7 @@ async def readyz(request: Request) -> Ready:
     settings = request.app.state.settings
     async with warehouse_turn(request):
         await run_in_threadpool(_check_warehouse, settings)
-    return await run_in_threadpool(_ready, settings)
+    return await run_in_threadpool(readiness, settings)
 
 
 def _check_warehouse(settings) -> None:
@@ -50,7 +50,7 @@ def _check_warehouse(settings) -> None:
         con.execute("select count(*) from dim_agents").fetchone()  # the marts are there
 
 
-def _ready(settings) -> Ready:
+def readiness(settings) -> Ready:
     ages = []
     now = time.time()
     for path in scan(settings.landing_dir)[0]:
@@ -60,14 +60,14 @@ def _ready(settings) -> Ready:
             continue  # loaded and moved away meanwhile
     return Ready(
         status="ready",
-        last_build=_last_build(settings),
+        last_build=last_build(settings),
         waiting_files=len(ages),
         newest_waiting_file_age_s=round(min(ages), 3) if ages else None,
         oldest_waiting_file_age_s=round(max(ages), 3) if ages else None,
     )
 
 
-def _last_build(settings) -> str | None:
+def last_build(settings) -> str | None:
     try:
         mtime = (settings.exports_dir / "analytics.json").stat().st_mtime
     except OSError:

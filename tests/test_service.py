@@ -612,12 +612,15 @@ def test_https_with_a_certificate(tmp_path):
                     "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
                    check=True, capture_output=True, timeout=60)
     home = tmp_path / "home"
-    token = make_tokens(home, sender="ingest")["sender"]
+    tokens = make_tokens(home, sender="ingest", reader="read")
+    token = tokens["sender"]
     server = start_server(home, tmp_path / "server.log", certificate=(cert, key))
     try:
         assert server.url.startswith("https://")
         response = httpx.post(f"{server.url}/v1/events", content=b'{"event_id":"tls"}\n', headers=bearer(token), verify=str(cert))
         assert response.status_code == 202
+        login = httpx.post(f"{server.url}/login", data={"token": tokens["reader"]}, verify=str(cert))
+        assert login.status_code == 303 and "; Secure" in login.headers["set-cookie"]  # the dashboard's cookie
         with pytest.raises(httpx.TransportError):  # plain HTTP is not served on that port
             httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5)
     finally:

@@ -22,6 +22,7 @@ from tests.service_server import copy_built_home, make_tokens, start_server
 FIXTURES = Path(__file__).parent / "fixtures"
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 INGEST_PATHS = ("/v1/traces", "/v1/events")
+READ_BY_THE_PAGE = ("/app/metrics", "/app/messages")  # a bearer token or the dashboard's login cookie
 
 # Bodies of these types are generated as bytes and text: send them as such.
 schemathesis.serializer.alias("application/x-protobuf", "application/octet-stream")
@@ -45,9 +46,10 @@ def api_schema(served):
 
 
 WITH_INPUT = [("/v1/traces", "POST"), ("/v1/events", "POST"), ("/v1/analytics/export", "POST"), ("/v1/metrics", "GET"),
-              ("/v1/analytics/compare", "POST")]
+              ("/v1/analytics/compare", "POST"), ("/app/metrics", "GET"), ("/app/messages", "GET")]
 # Negative cases (data the document does not allow) only where there is input to get wrong.
-RUNS = ([(path, method, GenerationMode.POSITIVE) for path, method in [*WITH_INPUT, ("/healthz", "GET"), ("/readyz", "GET")]]
+RUNS = ([(path, method, GenerationMode.POSITIVE) for path, method in [*WITH_INPUT, ("/healthz", "GET"), ("/readyz", "GET"),
+                                                                                ("/app/session", "GET")]]
         + [(path, method, GenerationMode.NEGATIVE) for path, method in WITH_INPUT])
 
 
@@ -85,16 +87,22 @@ def test_the_document_declares_every_error_and_the_bearer_scheme(served):
         ("/v1/metrics", "get"): {"200", "400", "401", "403", "503"},
         ("/healthz", "get"): {"200"},
         ("/readyz", "get"): {"200", "503"},
+        ("/", "get"): {"200"},  # the dashboard (service/webapp_routes.py)
+        ("/login", "post"): {"303", "400", "401", "403", "413"},
+        ("/logout", "post"): {"303"},
+        ("/app/session", "get"): {"200", "503"},
+        ("/app/metrics", "get"): {"200", "400", "401", "403", "503"},
+        ("/app/messages", "get"): {"200", "400", "401", "403", "503"},
     }
     operations = {(path, method): op for path, item in document["paths"].items() for method, op in item.items()}
     assert set(operations) == set(expected)
     for key, codes in expected.items():
         assert set(operations[key]["responses"]) == codes, key
-        for code in codes - {"200", "202"}:
+        for code in codes - {"200", "202", "303"}:
             content = operations[key]["responses"][code]["content"]
             if key[0] == "/v1/traces":  # google.rpc.Status, as the OTLP/HTTP specification says
                 assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/TraceErrorBody"}
                 assert content["application/x-protobuf"]["schema"] == {"type": "string", "format": "binary"}
             else:
                 assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
-        assert ("security" in operations[key]) == key[0].startswith("/v1/"), key
+        assert ("security" in operations[key]) == (key[0].startswith("/v1/") or key[0] in READ_BY_THE_PAGE), key
