@@ -58,7 +58,7 @@ def compare_samples(a: VersionSample, b: VersionSample, seed: int = st.SEED) -> 
         "messages_per_session": _skewed(a.session_messages, b.session_messages, seed),
         "error_rate_pct": (
             _ratio(errors_a, a.messages, 100), _ratio(errors_b, b.messages, 100),
-            _scaled(st.two_proportion_test(errors_a, a.messages, errors_b, b.messages), 100), a.messages, b.messages,
+            scaled(st.two_proportion_test(errors_a, a.messages, errors_b, b.messages), 100), a.messages, b.messages,
         ),
         "cost_per_message_usd": _skewed(a.cost_usd, b.cost_usd, seed),
         "tokens_per_message": _skewed(a.total_tokens, b.total_tokens, seed),
@@ -161,7 +161,7 @@ def _ratio(numerator: int, denominator: int, scale: float) -> float | None:
     return numerator / denominator * scale if denominator else None
 
 
-def _scaled(interval: Interval, factor: float) -> Interval:
+def scaled(interval: Interval, factor: float) -> Interval:
     """A proportion's interval in percentage points."""
 
     def scale(value: float | None) -> float | None:
