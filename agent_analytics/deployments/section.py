@@ -17,8 +17,8 @@ import duckdb
 import pandas as pd
 
 from agent_analytics.comparison import statistics as st
-from agent_analytics.comparison.document import METRICS, Z_TEST, scaled, verdict
-from agent_analytics.deployments.windows import Deployment, find_deployments
+from agent_analytics.comparison.document import METRICS, Z_TEST, enough, scaled, verdict
+from agent_analytics.deployments.windows import Deployment, find_deployments, mart_window_hours
 from agent_analytics.metrics.labels import change_pct, change_pp
 
 # The metrics of each window, in the order shown (the comparison's names).
@@ -111,12 +111,11 @@ def error_rate_test(before: dict, after: dict) -> dict:
     the windows' counts, with the comparison's verdict and thresholds."""
     interval = scaled(st.two_proportion_test(before["errors"], before["messages"], after["errors"], after["messages"]),
                       100)
-    n = min(before["messages"], after["messages"])
-    pooled = _ratio(before["errors"] + after["errors"], before["messages"] + after["messages"])
-    enough = (n >= st.MIN_MESSAGES and min(before["users"], after["users"]) >= st.MIN_USERS
-              and pooled is not None and n * min(pooled, 1 - pooled) >= st.MIN_EXPECTED)
+    metric = _METRIC["error_rate_pct"]
+    sufficient = enough(metric, before["messages"], after["messages"], before["users"], after["users"],
+                        before["errors"] + after["errors"], before["messages"] + after["messages"])
     return {"test": Z_TEST, "p_value": interval.p_value, "ci_low": interval.low, "ci_high": interval.high,
-            "verdict": verdict(_METRIC["error_rate_pct"], interval, enough)}
+            "verdict": verdict(metric, interval, sufficient)}
 
 
 UNTESTED = {"test": None, "p_value": None, "ci_low": None, "ci_high": None}
@@ -141,15 +140,7 @@ def changes(before: dict, after: dict) -> dict[str, dict]:
 def deployment_row(d: Deployment, before: dict, after: dict) -> dict:
     """One deployment: what was deployed, its windows and each window's metrics."""
     return {
-        "deployment_id": d.deployment_id,
-        "agent_id": d.agent_id,
-        "agent_label": d.agent_label,
-        "version": d.version,
-        "previous_version": d.previous_version,
-        "description": d.description,
-        "deployed_at": d.deployed_at,
-        "window_hours": d.length.total_seconds() / 3600,
-        "clipped_by": d.clipped_by,
+        **d.describe(),
         "before": {"start": d.before[0], "end": d.before[1], **{k: before[k] for k in SECTION_METRICS}},
         "after": {"start": d.after[0], "end": d.after[1], **{k: after[k] for k in SECTION_METRICS}},
         "changes": changes(before, after),
@@ -163,16 +154,11 @@ def deployments_section(con: duckdb.DuckDBPyConnection, start: datetime, end: da
     the neighbouring deployments and at `as_of`."""
     found = find_deployments(con, start, end, as_of, agents)
     metrics = window_metrics(con, found)
-    window = found[0].window_hours if found else _mart_window(con)
+    window = found[0].window_hours if found else mart_window_hours(con)
     return {
         "window_hours": window,
         "rank_tests": RANK_TESTS,
         "items": [deployment_row(d, metrics[d.deployment_id, "before"], metrics[d.deployment_id, "after"])
                   for d in found],
     }
-
-
-def _mart_window(con: duckdb.DuckDBPyConnection) -> int | None:
-    row = con.execute("select max(window_hours) from fct_deployments").fetchone()
-    return None if row[0] is None else int(row[0])
 

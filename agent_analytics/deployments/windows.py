@@ -15,14 +15,16 @@ from datetime import datetime, timedelta, timezone
 
 import duckdb
 
+from agent_analytics.exports import ExportError
 from agent_analytics.metrics.labels import agent_label
+from agent_analytics.periods import iso
 
 WINDOW_PATTERN = re.compile(r"(\d+)([hd])")
 MAX_WINDOW_HOURS = 24 * 366
 CLIPPED_BY = ("next deployment", "now", "previous deployment")  # the order ties are named in
 
 
-class WindowError(ValueError):
+class WindowError(ExportError):
     """A --window / window value we cannot use; one line for the user."""
 
 
@@ -48,6 +50,20 @@ class Deployment:
     length: timedelta  # of each window after clipping
     clipped_by: str | None  # what clipped the windows: next deployment, now, previous deployment
 
+    def describe(self) -> dict:
+        """What was deployed, and the windows' length (hours) and what clipped them."""
+        return {
+            "deployment_id": self.deployment_id,
+            "agent_id": self.agent_id,
+            "agent_label": self.agent_label,
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "description": self.description,
+            "deployed_at": iso_utc(self.deployed_at),
+            "window_hours": self.length.total_seconds() / 3600,
+            "clipped_by": self.clipped_by,
+        }
+
     @property
     def before(self) -> tuple[datetime, datetime]:
         return self.deployed_at - self.length, self.deployed_at
@@ -55,6 +71,11 @@ class Deployment:
     @property
     def after(self) -> tuple[datetime, datetime]:
         return self.deployed_at, self.deployed_at + self.length
+
+
+def iso_utc(moment: datetime) -> str:
+    """A naive UTC timestamp of the marts as the documents write instants."""
+    return iso(moment.replace(tzinfo=timezone.utc))
 
 
 def naive(moment: datetime) -> datetime:
@@ -97,3 +118,10 @@ def find_deployments(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
                                 description, deployed_at, int(hours), timedelta(milliseconds=int(length_ms)),
                                 clipped_by))
     return found
+
+
+def mart_window_hours(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The window fct_deployments was built with (var deployment_window_hours); None while it
+    holds no deployment."""
+    row = con.execute("select max(window_hours) from fct_deployments").fetchone()
+    return None if row[0] is None else int(row[0])
