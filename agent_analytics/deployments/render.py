@@ -4,6 +4,7 @@ the comparison's table (before against after), then the tests and warnings."""
 from __future__ import annotations
 
 from agent_analytics.comparison.render import metrics_table, tests_lines
+from agent_analytics.metrics.formatting import NO_DATA, money, ms, percent
 
 
 def _hours(value: float) -> str:
@@ -37,3 +38,59 @@ def render_deployments(doc: dict) -> str:
         out += [f"warning: {line}" for line in d["warnings"]]
     out += ["", *tests_lines(doc["significance_level"])]
     return "\n".join(line.rstrip() for line in out) + "\n"
+
+
+# ---------------------------------------------------------------- the metrics document's section
+# Shared by the terminal view, the dashboard, the PDF and the email summary.
+
+
+def heading(item: dict) -> str:
+    """`2026-11-10 12:00 UTC  Support Agent (support)  v2 (after v1)`."""
+    previous = f" (after {item['previous_version']})" if item["previous_version"] else ""
+    return f"{item['deployed_at'][:16].replace('T', ' ')} UTC  {item['agent_label']}  {item['version']}{previous}"
+
+
+def window_text(item: dict) -> str:
+    clipped = f", clipped by the {item['clipped_by']}" if item["clipped_by"] else ""
+    return f"{_hours(item['window_hours'])} before and after{clipped}"
+
+
+def _change(row: dict) -> str:
+    if "change_pp" in row:
+        shown = "" if row["change_pp"] is None else f"{row['change_pp']:+.2f} pp"
+    else:
+        shown = "" if row["change_pct"] is None else f"{row['change_pct']:+.0f}%"
+    verdict = row["verdict"] if row["verdict"] not in (None, "n/a") else ""
+    inside = ", ".join(part for part in (shown, verdict) if part)
+    return f" ({inside})" if inside else ""
+
+
+EFFECTS = (  # (metric, label, format of a value), in the order shown
+    ("messages", "messages", lambda v: f"{v:,}"),
+    ("sessions", "sessions", lambda v: f"{v:,}"),
+    ("error_rate_pct", "error rate", percent),
+    ("avg_response_time_ms", "avg response", ms),
+    ("p95_response_time_ms", "P95", ms),
+    ("cost_per_message_usd", "cost per message", money),
+    ("tokens_per_message", "tokens per message", lambda v: NO_DATA if v is None else f"{v:,.0f}"),
+)
+
+
+def effects(item: dict) -> list[str]:
+    """`error rate 33.33% -> 0.00% (-33.33 pp, insufficient data)`, one per metric of EFFECTS."""
+    return [f"{label} {fmt(item['before'][name])} -> {fmt(item['after'][name])}{_change(item['changes'][name])}"
+            for name, label, fmt in EFFECTS]
+
+
+def section_lines(section: dict, limit: int = 10) -> list[str]:
+    """The document's deployments, each as its heading, its window and its effects (two lines)."""
+    out = []
+    for item in section["items"][:limit]:
+        parts = effects(item)
+        out += [f"  {heading(item)}  ({window_text(item)})",
+                *("    " + ", ".join(parts[a:b]) for a, b in ((0, 3), (3, 5), (5, None)))]
+    if len(section["items"]) > limit:
+        out.append(f"  ... and {len(section['items']) - limit} more (agent-analytics deployments)")
+    if section["items"]:
+        out.append("  significance: error rate only here; every test: agent-analytics deployments")
+    return out
