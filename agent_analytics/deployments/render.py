@@ -44,10 +44,15 @@ def render_deployments(doc: dict) -> str:
 # Shared by the terminal view, the dashboard, the PDF and the email summary.
 
 
+def deployed(item: dict) -> str:
+    """`2026-11-10 12:00 UTC`."""
+    return f"{item['deployed_at'][:16].replace('T', ' ')} UTC"
+
+
 def heading(item: dict) -> str:
     """`2026-11-10 12:00 UTC  Support Agent (support)  v2 (after v1)`."""
     previous = f" (after {item['previous_version']})" if item["previous_version"] else ""
-    return f"{item['deployed_at'][:16].replace('T', ' ')} UTC  {item['agent_label']}  {item['version']}{previous}"
+    return f"{deployed(item)}  {item['agent_label']}  {item['version']}{previous}"
 
 
 def window_text(item: dict) -> str:
@@ -75,11 +80,36 @@ EFFECTS = (  # (metric, label, format of a value), in the order shown
     ("tokens_per_message", "tokens per message", lambda v: NO_DATA if v is None else f"{v:,.0f}"),
 )
 
+FORMATS = {name: fmt for name, _, fmt in EFFECTS}
+
+
+def effect(item: dict, name: str) -> str:
+    """`33.33% -> 0.00% (-33.33 pp, insufficient data)`: a metric of EFFECTS before and after."""
+    fmt = FORMATS[name]
+    return f"{fmt(item['before'][name])} -> {fmt(item['after'][name])}{_change(item['changes'][name])}"
+
 
 def effects(item: dict) -> list[str]:
     """`error rate 33.33% -> 0.00% (-33.33 pp, insufficient data)`, one per metric of EFFECTS."""
-    return [f"{label} {fmt(item['before'][name])} -> {fmt(item['after'][name])}{_change(item['changes'][name])}"
-            for name, label, fmt in EFFECTS]
+    return [f"{label} {effect(item, name)}" for name, label, _ in EFFECTS]
+
+
+SUMMARY = ("messages", "error_rate_pct", "avg_response_time_ms", "cost_per_message_usd")  # a report's short list
+
+
+LABELS = {name: label for name, label, _ in EFFECTS}
+
+
+def summary_line(item: dict) -> str:
+    """A deployment and its effect in one line (the reports): heading, then the SUMMARY metrics."""
+    return f"{heading(item)}: " + ", ".join(f"{LABELS[name]} {effect(item, name)}" for name in SUMMARY)
+
+
+def summary_table(items: list[dict]) -> list[list[str]]:
+    """The same as a table (the PDF), its header first."""
+    return [["Deployed", "Agent", "Version", *(LABELS[name] for name in SUMMARY)]] + [
+        [deployed(item), item["agent_label"], item["version"], *(effect(item, name) for name in SUMMARY)]
+        for item in items]
 
 
 def section_lines(section: dict, limit: int = 10) -> list[str]:

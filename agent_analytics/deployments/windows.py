@@ -123,5 +123,5 @@ def find_deployments(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
 def mart_window_hours(con: duckdb.DuckDBPyConnection) -> int | None:
     """The window fct_deployments was built with (var deployment_window_hours); None while it
     holds no deployment."""
-    row = con.execute("select max(window_hours) from fct_deployments").fetchone()
-    return None if row[0] is None else int(row[0])
+    (hours,) = con.execute("select max(window_hours) from fct_deployments").fetchall()[0]  # fetch all: no open result
+    return None if hours is None else int(hours)
