@@ -26,6 +26,8 @@ import json
 import math
 import os
 import subprocess
+import sys
+from datetime import date, datetime
 from pathlib import Path
 
 import jsonschema
@@ -35,6 +37,9 @@ from agent_analytics.comparison.document import METRICS
 from agent_analytics.deployments.windows import WindowError, parse_window
 from agent_analytics.exports import load_schema
 from tests.service_server import SCRIPT
+
+sys.path.insert(0, str(Path(__file__).parent))
+import oracle  # noqa: E402  (tests/oracle.py: no code shared with the warehouse)
 
 AS_OF = "2026-11-14T02:00:00Z"
 PERIOD = ["--start", "2026-11-10", "--end", "2026-11-13", "--as-of", AS_OF]
@@ -208,6 +213,26 @@ def test_the_section_follows_the_scope_and_the_period(built):
     doc = _json(built, "metrics", "--start", "2026-11-12", "--end", "2026-11-12", "--as-of", "2026-11-12T07:00:00Z")
     (s1,) = doc["deployments"]["items"]
     assert (s1["window_hours"], s1["clipped_by"], s1["before"]["messages"], s1["after"]["messages"]) == (1.0, "now", 0, 0)
+
+
+def test_the_section_equals_the_oracles(built):
+    """tests/oracle.py recomputes the section from the raw events (no shared code), here on the
+    hand fixture, every scope and a period cut by as-of; tests/test_oracle.py on generated data."""
+    from tests.test_oracle import differences
+
+    events = [built.parent / "hand.jsonl"]
+    custom = {"kind": "custom", "start": date(2026, 11, 10), "end": date(2026, 11, 13)}
+    for argv, period, agents, as_of in (
+        (PERIOD, custom, None, AS_OF),
+        ([*PERIOD, "--agent", "support", "--agent", "faq"], custom, ["support", "faq"], AS_OF),
+        (["--start", "2026-11-12", "--end", "2026-11-12", "--as-of", "2026-11-12T07:00:00Z"],
+         {"kind": "custom", "start": date(2026, 11, 12), "end": date(2026, 11, 12)}, None, "2026-11-12T07:00:00Z"),
+    ):
+        got = _json(built, "metrics", *argv)["deployments"]
+        moment = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+        want = oracle.compute(events, period, "UTC", moment, agents)["deployments"]
+        assert want["items"], argv
+        assert differences(got, want) == [], argv
 
 
 def test_the_command_in_json_runs_the_comparisons_tests(built):

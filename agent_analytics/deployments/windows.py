@@ -92,30 +92,30 @@ def find_deployments(con: duckdb.DuckDBPyConnection, start: datetime, end: datet
         """
         with lengths as (
             select d.*, coalesce($hours, d.window_hours) as asked_hours,
-                   coalesce($hours, d.window_hours) * 3600000::bigint as asked_ms,
-                   date_diff('millisecond', d.previous_deployed_at, d.deployed_at) as to_previous_ms,
-                   date_diff('millisecond', d.deployed_at, d.next_deployed_at) as to_next_ms,
-                   greatest(date_diff('millisecond', d.deployed_at, $as_of), 0) as to_now_ms
+                   coalesce($hours, d.window_hours) * 3600000000::bigint as asked_us,
+                   date_diff('microsecond', d.previous_deployed_at, d.deployed_at) as to_previous_us,
+                   date_diff('microsecond', d.deployed_at, d.next_deployed_at) as to_next_us,
+                   greatest(date_diff('microsecond', d.deployed_at, $as_of), 0) as to_now_us
             from fct_deployments d
             where d.deployed_at >= $start and d.deployed_at < $end
               and ($agents is null or list_contains($agents, d.agent_id))
         )
         select l.deployment_id, l.agent_id, a.agent_name, l.agent_version, l.previous_version, l.description,
-               l.deployed_at, l.asked_hours, l.asked_ms, l.to_next_ms, l.to_now_ms, l.to_previous_ms
+               l.deployed_at, l.asked_hours, l.asked_us, l.to_next_us, l.to_now_us, l.to_previous_us
         from lengths l left join dim_agents a on a.agent_id = l.agent_id
         order by l.deployed_at, l.agent_id, l.deployment_id
         """,
         {"start": naive(start), "end": naive(end), "as_of": naive(as_of), "agents": agents, "hours": window_hours},
     ).fetchall()
     found = []
-    for (deployment_id, agent_id, name, version, previous_version, description, deployed_at, hours, asked_ms,
+    for (deployment_id, agent_id, name, version, previous_version, description, deployed_at, hours, asked_us,
          *limits) in rows:
-        length_ms, clipped_by = asked_ms, None
+        length_us, clipped_by = asked_us, None
         for limit, reason in zip(limits, CLIPPED_BY, strict=True):
-            if limit is not None and limit < length_ms:
-                length_ms, clipped_by = limit, reason
+            if limit is not None and limit < length_us:
+                length_us, clipped_by = limit, reason
         found.append(Deployment(deployment_id, agent_id, agent_label(name, agent_id), version, previous_version,
-                                description, deployed_at, int(hours), timedelta(milliseconds=int(length_ms)),
+                                description, deployed_at, int(hours), timedelta(microseconds=int(length_us)),
                                 clipped_by))
     return found
 
