@@ -321,3 +321,41 @@ def test_bad_arguments_are_one_line_and_exit_2(built):
         proc = run(built, "deployments", *argv)
         assert proc.returncode == 2 and proc.stdout == "", argv
         assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith(f"agent-analytics: error: {expected}")
+
+
+def test_the_dashboard_pdf_and_email_list_the_deployments(built, tmp_path):
+    from pypdf import PdfReader
+
+    from agent_analytics.exports import MetricsQuery, metrics_document
+    from agent_analytics.periods import Page
+    from agent_analytics.reports import charts, dashboard, pdf, summary
+    from agent_analytics.settings import load_settings
+
+    settings = load_settings(_env(built))
+    query = MetricsQuery(start="2026-11-10", end="2026-11-13", as_of=AS_OF, agents=["support"])
+    doc = metrics_document(settings, query)
+    previous = metrics_document(settings, MetricsQuery(start="2026-11-06", end="2026-11-09", as_of=AS_OF,
+                                                       agents=["support"]))
+    # dashboard: a Deployments section, one row per deployment, each metric before -> after
+    page = Page("custom", "Custom", None)
+    html = dashboard.render_page(page, doc, [page])
+    assert '<section id="deployments"><h2>Deployments</h2>' in html
+    assert ("<td>2026-11-10 12:00 UTC</td><td>Support Agent (support)</td><td>v2</td>"
+            "<td>12 h before and after, clipped by the next deployment</td><td>3 -&gt; 2 (-33%)</td>") in html
+    assert "<td>33.33% -&gt; 0.00% (-33.33 pp, insufficient data)</td>" in html
+    # markers on the daily time series: a dashed line labelled with each version
+    for name in ("dau_trend", "cost_trend"):
+        axes = getattr(charts, name)(doc).axes[0]
+        assert sorted(t.get_text() for t in axes.texts) == ["v2", "v3"], name
+    # a page without deployments has no such section
+    assert '<section id="deployments">' not in dashboard.render_page(page, previous, [page])
+    # email summary and PDF
+    text = summary.summary_text("Weekly report", doc, previous)
+    assert ("- 2026-11-10 12:00 UTC  Support Agent (support)  v2: messages 3 -> 2 (-33%), error rate 33.33% -> 0.00% "
+            "(-33.33 pp, insufficient data), avg response 1.5s -> 4.0s (+167%), cost per message $0.01 -> $0.02 (+100%)"
+            ) in text.splitlines()
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf.render_pdf("Weekly report", doc, previous))
+    extracted = " ".join("\n".join(p.extract_text() for p in PdfReader(str(path)).pages).split())
+    assert "Deployments Deployed Agent Version messages error rate avg response cost per message" in extracted
+    assert "2026-11-11 00:00 UTC Support Agent (support) v3" in extracted
