@@ -20,7 +20,6 @@ from decimal import Decimal
 import duckdb
 import pandas as pd
 
-from agent_analytics.deployments.section import deployments_section
 from agent_analytics.goals import GoalsConfigError, load_goals
 from agent_analytics.json_text import finite
 from agent_analytics.metrics.goals import goal_values, goals_section
@@ -663,6 +662,10 @@ def _goals(con: duckdb.DuckDBPyConnection, request: MetricsRequest, settings: Se
 
 def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, settings: Settings) -> dict:
     """The whole metrics document for one period and scope (JSON-ready)."""
+    # here, not at the top: the section uses the comparison's statistics, whose package reads
+    # agent labels from this one
+    from agent_analytics.deployments.section import deployments_section
+
     period, previous = request.period, request.period.previous()
     p = {"start": _naive(period.start), "end": _naive(period.end), "agents": request.agents}
     pp = {"start": _naive(previous.start), "end": _naive(previous.end), "agents": request.agents}
