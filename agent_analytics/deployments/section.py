@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import duckdb
-import pandas as pd
 
 from agent_analytics.comparison import statistics as st
 from agent_analytics.comparison.document import METRICS, Z_TEST, enough, scaled, verdict
@@ -29,44 +28,21 @@ RANK_TESTS = ("Mann-Whitney U and bootstrap intervals need every message's value
               "`agent-analytics deployments`, not in this document")
 _METRIC = {m.name: m for m in METRICS}
 
-WINDOW_METRICS = """
-with
-sides as (
-    select deployment_id, agent_id, side, window_start, window_end
-    from deployment_windows
-),
-messages as (
-    select s.deployment_id, s.side,
-           count(*) as messages,
-           count(*) filter (where m.is_error) as errors,
-           count(distinct m.user_id) as users,
-           avg(m.response_time_ms) as avg_response_time_ms,
-           quantile_cont(m.response_time_ms, 0.95) as p95_response_time_ms,
-           sum(m.cost_usd) as cost_usd,
-           sum(m.total_tokens) as total_tokens
-    from sides s
-    join fct_messages m
-      on m.agent_id = s.agent_id and m.occurred_at >= s.window_start and m.occurred_at < s.window_end
-    where m.occurred_at >= $lo and m.occurred_at < $hi and list_contains($agents, m.agent_id)
-    group by all
-),
-sessions as (
-    select s.deployment_id, s.side, count(*) as sessions, sum(x.message_count) as session_messages
-    from sides s
-    join fct_sessions x
-      on x.agent_id = s.agent_id and x.session_started_at >= s.window_start and x.session_started_at < s.window_end
-    where x.session_started_at >= $lo and x.session_started_at < $hi and list_contains($agents, x.agent_id)
-    group by all
-)
-select s.deployment_id, s.side,
-       coalesce(m.messages, 0) as messages, coalesce(m.errors, 0) as errors, coalesce(m.users, 0) as users,
-       m.avg_response_time_ms, m.p95_response_time_ms, coalesce(m.cost_usd, 0) as cost_usd,
-       coalesce(m.total_tokens, 0) as total_tokens,
-       coalesce(x.sessions, 0) as sessions, coalesce(x.session_messages, 0) as session_messages
-from sides s
-left join messages m on m.deployment_id = s.deployment_id and m.side = s.side
-left join sessions x on x.deployment_id = s.deployment_id and x.side = s.side
-"""
+# Per window, one filtered aggregate of its own (unioned): each scans only its time range of the
+# marts (loaded day by day, so the range skips most other row groups), where a join of the
+# windows with the marts would scan the whole span from the first window to the last.
+MESSAGE_MEASURES = """count(*) as messages, count(*) filter (where is_error) as errors,
+    count(distinct user_id) as users, avg(response_time_ms) as avg_response_time_ms,
+    quantile_cont(response_time_ms, 0.95) as p95_response_time_ms, coalesce(sum(cost_usd), 0) as cost_usd,
+    coalesce(sum(total_tokens), 0) as total_tokens"""
+SESSION_MEASURES = "count(*) as sessions, coalesce(sum(message_count), 0) as session_messages"
+
+
+def _per_window(table: str, time_column: str, measures: str, windows: int) -> str:
+    return "\nunion all\n".join(
+        f"select {i} as k, {measures} from {table} "
+        f"where agent_id = $agent{i} and {time_column} >= $start{i} and {time_column} < $end{i}"
+        for i in range(windows))
 
 
 def _ratio(numerator, denominator, scale: float = 1.0) -> float | None:
@@ -75,20 +51,21 @@ def _ratio(numerator, denominator, scale: float = 1.0) -> float | None:
 
 def window_metrics(con: duckdb.DuckDBPyConnection, deployments: list[Deployment]) -> dict[tuple[str, str], dict]:
     """(deployment_id, 'before' | 'after') -> the agent's counts and metrics in that window."""
-    if not deployments:
+    windows = [(d.deployment_id, side, d.agent_id, bounds)
+               for d in deployments for side, bounds in (("before", d.before), ("after", d.after))]
+    if not windows:
         return {}
-    rows = [(d.deployment_id, d.agent_id, side, *bounds)
-            for d in deployments for side, bounds in (("before", d.before), ("after", d.after))]
-    frame = pd.DataFrame(rows, columns=["deployment_id", "agent_id", "side", "window_start", "window_end"])
-    con.register("deployment_windows", frame)
-    try:
-        cursor = con.execute(WINDOW_METRICS, {"lo": min(r[3] for r in rows), "hi": max(r[4] for r in rows),
-                                              "agents": sorted({d.agent_id for d in deployments})})
+    p = {}
+    for i, (_, _, agent, (start, end)) in enumerate(windows):
+        p.update({f"agent{i}": agent, f"start{i}": start, f"end{i}": end})
+    found: dict[int, dict] = {}
+    for table, time_column, measures in (("fct_messages", "occurred_at", MESSAGE_MEASURES),
+                                         ("fct_sessions", "session_started_at", SESSION_MEASURES)):
+        cursor = con.execute(_per_window(table, time_column, measures, len(windows)), p)
         names = [c[0] for c in cursor.description]
-        found = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.unregister("deployment_windows")
-    return {(r["deployment_id"], r["side"]): _metrics(r) for r in found}
+        for row in cursor.fetchall():
+            found.setdefault(row[0], {}).update(zip(names[1:], row[1:], strict=True))
+    return {(deployment_id, side): _metrics(found[i]) for i, (deployment_id, side, _, _) in enumerate(windows)}
 
 
 def _metrics(r: dict) -> dict:
