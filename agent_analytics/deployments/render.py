@@ -80,7 +80,9 @@ EFFECTS = (  # (metric, label, format of a value), in the order shown
     ("tokens_per_message", "tokens per message", lambda v: NO_DATA if v is None else f"{v:,.0f}"),
 )
 
+LABELS = {name: label for name, label, _ in EFFECTS}
 FORMATS = {name: fmt for name, _, fmt in EFFECTS}
+SUMMARY = ("messages", "error_rate_pct", "avg_response_time_ms", "cost_per_message_usd")  # a report's short list
 
 
 def effect(item: dict, name: str) -> str:
@@ -92,12 +94,6 @@ def effect(item: dict, name: str) -> str:
 def effects(item: dict) -> list[str]:
     """`error rate 33.33% -> 0.00% (-33.33 pp, insufficient data)`, one per metric of EFFECTS."""
     return [f"{label} {effect(item, name)}" for name, label, _ in EFFECTS]
-
-
-SUMMARY = ("messages", "error_rate_pct", "avg_response_time_ms", "cost_per_message_usd")  # a report's short list
-
-
-LABELS = {name: label for name, label, _ in EFFECTS}
 
 
 def summary_line(item: dict) -> str:
@@ -113,7 +109,8 @@ def summary_table(items: list[dict]) -> list[list[str]]:
 
 
 def section_lines(section: dict, limit: int = 10) -> list[str]:
-    """The document's deployments, each as its heading, its window and its effects (two lines)."""
+    """The document's deployments (the first `limit`), each as its heading and window, then its
+    effects on three lines (at most 100 columns for the usual values)."""
     out = []
     for item in section["items"][:limit]:
         parts = effects(item)
