@@ -283,3 +283,24 @@ def report_period(frequency: str, period_end: date, tz: str, as_of: datetime | N
     else:
         raise ValueError(f"unknown frequency {frequency!r}: use {', '.join(FREQUENCIES)}")
     return label, days_period(kind, label, first, last, tz, as_of)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeriodQuery:
+    """A period as a user gives it (command options, API fields): at most one of `period`,
+    `start`/`end`, `month`, the time zone and the time it is counted up to; None: the default."""
+
+    period: str | None = None
+    start: str | None = None
+    end: str | None = None
+    month: str | None = None
+    tz: str | None = None
+    as_of: str | None = None
+
+    def resolve(self, company_tz: str, default_period: str) -> tuple[Period, datetime]:
+        """The period (`default_period` when none is given) and the as-of time; PeriodError for
+        a bad one or a bad time zone."""
+        tz = check_tz(self.tz or company_tz)
+        as_of = parse_as_of(self.as_of, tz)
+        given = self.period or self.start or self.end or self.month
+        return parse_period(self.period if given else default_period, self.start, self.end, self.month, as_of, tz), as_of

@@ -1,5 +1,5 @@
-"""The `agent-analytics` command line: ingest, build, export, metrics, compare, report, alerts, generate, demo,
-dev, serve, tokens, up.
+"""The `agent-analytics` command line: ingest, build, export, metrics, compare, deployments, report, alerts,
+generate, demo, dev, serve, tokens, up.
 
 Bad arguments and user mistakes print one line `agent-analytics: error: ...` and exit 2
 (1 when a build fails); never a traceback.
@@ -140,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the two versions (agent_version of the messages); differences are B minus A")
     _add_period_arguments(compare, default="7d")
     compare.add_argument("--format", choices=("table", "json"), default="table")
+
+    deployments = sub.add_parser("deployments", help="each deployment: the agent's metrics the same time before and "
+                                                     "after it, the change and its significance")
+    deployments.add_argument("--agent", metavar="ID", help="only this agent's deployments (default: every agent)")
+    deployments.add_argument("--window", metavar="LENGTH",
+                             help="hours or days before and after, e.g. 12h or 7d (default: the build's, 7d)")
+    _add_period_arguments(deployments, default="30d: the deployments of the last 30 days")
+    deployments.add_argument("--format", choices=("table", "json"), default="table")
 
     report = sub.add_parser("report", help="write (and email) the reports of one frequency for a period")
     report.add_argument("--frequency", choices=("daily", "weekly", "monthly"), required=True)
@@ -292,20 +300,38 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from agent_analytics.comparison import CompareQuery, compare_document
-    from agent_analytics.comparison.render import render_comparison
+def _tested_document(args: argparse.Namespace, make, render) -> int:
+    """Print the document `make()` answers (compare, deployments) as JSON or as `render` draws it."""
     from agent_analytics.exports import ExportError, NoWarehouseError, to_json
     from agent_analytics.periods import PeriodError
 
-    query = CompareQuery(agent=args.agent, versions=tuple(args.versions), period=args.period, start=args.start,
-                         end=args.end, month=args.month, tz=args.tz, as_of=args.as_of)
     try:
-        document = compare_document(settings, query)
+        document = make()
     except (PeriodError, ExportError, NoWarehouseError) as exc:
         raise UsageError(str(exc)) from None
-    _write(to_json(document) if args.format == "json" else render_comparison(document), None)
+    _write(to_json(document) if args.format == "json" else render(document), None)
     return 0
+
+
+def _period_options(args: argparse.Namespace) -> dict:
+    return {"period": args.period, "start": args.start, "end": args.end, "month": args.month, "tz": args.tz,
+            "as_of": args.as_of}
+
+
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics.comparison import CompareQuery, compare_document
+    from agent_analytics.comparison.render import render_comparison
+
+    query = CompareQuery(agent=args.agent, versions=tuple(args.versions), **_period_options(args))
+    return _tested_document(args, lambda: compare_document(settings, query), render_comparison)
+
+
+def cmd_deployments(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics.deployments.command import DeploymentsQuery, deployments_document
+    from agent_analytics.deployments.render import render_deployments
+
+    query = DeploymentsQuery(agent=args.agent, window=args.window, **_period_options(args))
+    return _tested_document(args, lambda: deployments_document(settings, query), render_deployments)
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -502,6 +528,7 @@ COMMANDS = {
     "export": cmd_export,
     "metrics": cmd_metrics,
     "compare": cmd_compare,
+    "deployments": cmd_deployments,
     "report": cmd_report,
     "generate": cmd_generate,
     "demo": cmd_demo,

@@ -106,6 +106,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import oracle_deployments  # tests/oracle_deployments.py, beside this file
 import pandas as pd
 from genai_prices import Usage, calc_price
 
@@ -280,7 +281,7 @@ def validate(obj) -> dict | None:
             return None
         if not _opt_string(obj.get("description")):
             return None
-        rec.update(agent_id=obj["agent_id"])
+        rec.update(agent_id=obj["agent_id"], agent_version=obj["agent_version"], description=obj.get("description"))
     return rec
 
 
@@ -347,7 +348,7 @@ class Dataset:
     """The valid, deduplicated events as flat tables (timestamps in epoch microseconds)."""
 
     def __init__(self, records: list[dict]):
-        msgs, calls, tools, health, queues = [], [], [], [], []
+        msgs, calls, tools, health, queues, deployments = [], [], [], [], [], []
         known_agents: set[str] = set()
         for r in records:
             us = to_us(r["ts"])
@@ -381,6 +382,8 @@ class Dataset:
                 queues.append({"eid": r["event_id"], "us": us, "queue": r["queue"], "depth": r["depth"]})
             else:
                 known_agents.add(r["agent_id"])
+                deployments.append({"eid": r["event_id"], "us": us, "agent": r["agent_id"], "version": r["agent_version"],
+                                    "description": r["description"]})
 
         def frame(rows, columns):
             return pd.DataFrame(rows, columns=columns)
@@ -397,6 +400,7 @@ class Dataset:
         self.messages["rt"] = self.messages["rt"].astype("float64")
         self.tools["lat"] = self.tools["lat"].astype("float64")
         self.known_agents = sorted(known_agents)
+        self.deployments = deployments
 
         # latest agent name by (occurred_at, event_id)
         self.agent_names: dict[str, str] = {}
@@ -1069,9 +1073,22 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
         "goals": {"problem": None, "items": goal_rows},
         "budgets": _budgets(C, [b for b in s.get("budgets", []) if scope is None or b.get("agent") in scope],
                             end, s.get("company_tz", "UTC")),
+        "deployments": _deployments(ds, S, start, end, as_of_us, scope, label_of),
         "daily": daily,
         "weekly": weekly,
     })
+
+
+def _deployments(ds: Dataset, sessions: pd.DataFrame, start: int, end: int, as_of_us: int,
+                 scope: list[str] | None, label_of) -> dict:
+    """The `deployments` section (tests/oracle_deployments.py) from the dataset's tables."""
+    tokens: dict[int, int] = {}
+    for m, inp, out in zip(ds.calls["m"].tolist(), ds.calls["inp"].tolist(), ds.calls["out"].tolist(), strict=True):
+        tokens[m] = tokens.get(m, 0) + inp + out
+    messages = [{"index": i, **row} for i, row in enumerate(ds.messages[["us", "user", "agent", "err", "rt", "cost"]]
+                                                           .to_dict("records"))]
+    return oracle_deployments.section(ds.deployments, messages, tokens, sessions[["agent", "start", "n"]].to_dict("records"),
+                                      start, end, as_of_us, scope, label_of, iso)
 
 
 GOAL_UNITS = {"dau": "users", "sessions_per_month": "sessions", "cost_per_month": "USD", "cost_per_user": "USD",

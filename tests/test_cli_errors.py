@@ -65,6 +65,12 @@ CASES = [
     ("metrics-format", ["metrics", "--format", "xml"], {}, "argument --format: invalid choice: 'xml'"),
     ("metrics-no-warehouse", ["metrics"], {}, "no warehouse at "),
     ("metrics-unknown-agent", ["metrics", "--agent", "nobody"], {}, "unknown agent 'nobody' (known agents: sales, support)", WAREHOUSE),
+    ("deployments-unknown-agent", ["deployments", "--agent", "nobody"], {},
+     "unknown agent 'nobody' (known agents: sales, support)", WAREHOUSE),
+    ("deployments-bad-window", ["deployments", "--window", "7x"], {},
+     "--window '7x': give hours or days, e.g. 12h or 7d (1h to 366d)"),
+    ("deployments-zero-window", ["deployments", "--window", "0h"], {}, "--window '0h': give hours or days"),
+    ("deployments-window-over-a-year", ["deployments", "--window", "367d"], {}, "--window '367d': give hours or days"),
     # export -o
     ("export-o-folder", ["export", "-o", "{dir}"], {}, "-o {dir}: is a folder; give a file name"),
     ("export-o-under-file", ["export", "-o", "{file}/out.csv"], {}, "-o {file}/out.csv: {file} is a file, not a folder"),

@@ -41,7 +41,7 @@ MARTS = [
     "int_messages_sessionized", "fct_messages", "fct_llm_calls", "fct_sessions", "fct_agent_daily", "fct_daily_activity",
     "fct_daily_cost_by_provider", "fct_daily_cost_by_model",
     "fct_downtime_incidents", "fct_tool_calls", "fct_health_checks",
-    "fct_queue_samples", "dim_agents", "fct_agent_minute", "fct_platform_minute",
+    "fct_queue_samples", "dim_agents", "fct_agent_minute", "fct_platform_minute", "fct_deployments",
 ]
 VOLATILE = {"loaded_at", "max_loaded_at"}  # load timestamps differ between builds by design
 

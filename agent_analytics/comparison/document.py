@@ -48,6 +48,8 @@ METRICS = (
 )
 THRESHOLDS = {"min_messages": st.MIN_MESSAGES, "min_sessions": st.MIN_SESSIONS, "min_users": st.MIN_USERS,
               "min_expected_count": st.MIN_EXPECTED}
+# The levels and thresholds every document of tests states.
+TEST_SETTINGS = {"confidence_level": st.CONFIDENCE, "significance_level": st.ALPHA, "thresholds": THRESHOLDS}
 
 
 def compare_samples(a: VersionSample, b: VersionSample, seed: int = st.SEED) -> dict[str, dict]:
@@ -58,7 +60,7 @@ def compare_samples(a: VersionSample, b: VersionSample, seed: int = st.SEED) -> 
         "messages_per_session": _skewed(a.session_messages, b.session_messages, seed),
         "error_rate_pct": (
             _ratio(errors_a, a.messages, 100), _ratio(errors_b, b.messages, 100),
-            _scaled(st.two_proportion_test(errors_a, a.messages, errors_b, b.messages), 100), a.messages, b.messages,
+            scaled(st.two_proportion_test(errors_a, a.messages, errors_b, b.messages), 100), a.messages, b.messages,
         ),
         "cost_per_message_usd": _skewed(a.cost_usd, b.cost_usd, seed),
         "tokens_per_message": _skewed(a.total_tokens, b.total_tokens, seed),
@@ -75,8 +77,8 @@ def compare_samples(a: VersionSample, b: VersionSample, seed: int = st.SEED) -> 
                                        value_a, value_b, "n/a")
             continue
         value_a, value_b, interval, n_a, n_b = tested[metric.name]
-        enough = _enough(metric, a, b, n_a, n_b, errors_a + errors_b)
-        result[metric.name] = _row(metric, value_a, value_b, interval, n_a, n_b, verdict(metric, interval, enough))
+        sufficient = enough(metric, n_a, n_b, a.users, b.users, errors_a + errors_b, a.messages + b.messages)
+        result[metric.name] = _row(metric, value_a, value_b, interval, n_a, n_b, verdict(metric, interval, sufficient))
     return result
 
 
@@ -94,38 +96,41 @@ def verdict(metric: Metric, interval: Interval, enough: bool) -> str:
     return "better" if lower == (metric.better == "lower") else "worse"
 
 
-def _enough(metric: Metric, a: VersionSample, b: VersionSample, n_a: int, n_b: int, errors: int) -> bool:
-    """Whether both versions' samples are large enough for the metric's test to mean something."""
+def enough(metric: Metric, n_a: int, n_b: int, users_a: int, users_b: int, errors: int, messages: int) -> bool:
+    """Whether both samples (n_a, n_b units; users_a, users_b users; errors of messages in
+    both) are large enough for the metric's test to mean something."""
     least = st.MIN_SESSIONS if metric.unit == "session" else st.MIN_MESSAGES
-    if min(n_a, n_b) < least or min(a.users, b.users) < st.MIN_USERS:
+    if min(n_a, n_b) < least or min(users_a, users_b) < st.MIN_USERS:
         return False
     if metric.test == Z_TEST:  # the normal approximation needs enough errors and successes
-        pooled = errors / (a.messages + b.messages)
+        pooled = errors / messages
         return min(n_a, n_b) * min(pooled, 1 - pooled) >= st.MIN_EXPECTED
     return True
 
 
-def warnings(versions: tuple[str, str], a: VersionSample, b: VersionSample, users_in_both: int) -> list[str]:
-    """One line per reason a verdict may be missing or weaker than it looks."""
+def warnings(versions: tuple[str, str], a: VersionSample, b: VersionSample, users_in_both: int,
+             kind: str = "version") -> list[str]:
+    """One line per reason a verdict may be missing or weaker than it looks; `kind` names what
+    A and B are (versions; the windows before and after a deployment)."""
     lines = []
     for version, sample in zip(versions, (a, b), strict=True):
         if sample.messages < st.MIN_MESSAGES:
-            lines.append(f"version {version!r} has {sample.messages} messages, fewer than {st.MIN_MESSAGES}: "
+            lines.append(f"{kind} {version!r} has {sample.messages} messages, fewer than {st.MIN_MESSAGES}: "
                          "no verdict on the metrics per message")
         if sample.sessions < st.MIN_SESSIONS:
-            lines.append(f"version {version!r} has {sample.sessions} sessions, fewer than {st.MIN_SESSIONS}: "
+            lines.append(f"{kind} {version!r} has {sample.sessions} sessions, fewer than {st.MIN_SESSIONS}: "
                          "no verdict on messages per session")
         if sample.users < st.MIN_USERS:
-            lines.append(f"version {version!r} has {sample.users} users, fewer than {st.MIN_USERS}: no verdict at all "
+            lines.append(f"{kind} {version!r} has {sample.users} users, fewer than {st.MIN_USERS}: no verdict at all "
                          "(a user's messages are not independent of each other)")
     errors, messages = int(a.is_error.sum() + b.is_error.sum()), a.messages + b.messages
     if messages and min(a.messages, b.messages) >= st.MIN_MESSAGES:
         pooled = errors / messages
         if min(a.messages, b.messages) * min(pooled, 1 - pooled) < st.MIN_EXPECTED:
-            lines.append(f"fewer than {st.MIN_EXPECTED} errors (or successes) expected in a version at the pooled "
+            lines.append(f"fewer than {st.MIN_EXPECTED} errors (or successes) expected in a {kind} at the pooled "
                          f"error rate {pooled * 100:.2f}%: no verdict on the error rate")
     if users_in_both:
-        lines.append(f"{users_in_both} users sent messages to both versions: the versions' samples are not fully "
+        lines.append(f"{users_in_both} users sent messages to both {kind}s: the {kind}s' samples are not fully "
                      "independent")
     return lines
 
@@ -134,19 +139,20 @@ def comparison_document(*, agent: dict, versions: tuple[str, str], period: Perio
                         a: VersionSample, b: VersionSample, users_in_both: int) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
-        "generated_at": iso(datetime.now(timezone.utc)),
-        "as_of": iso(as_of),
-        "time_zone": period.tz,
-        "period": period.describe(),
+        **stamp(period, as_of),
         "agent": agent,
         "versions": {"a": versions[0], "b": versions[1]},
-        "confidence_level": st.CONFIDENCE,
-        "significance_level": st.ALPHA,
-        "thresholds": THRESHOLDS,
+        **TEST_SETTINGS,
         "users_in_both": users_in_both,
         "metrics": compare_samples(a, b),
         "warnings": warnings(versions, a, b, users_in_both),
     }
+
+
+def stamp(period: Period, as_of: datetime) -> dict:
+    """When a document was made, the time it counts up to, its time zone and period."""
+    return {"generated_at": iso(datetime.now(timezone.utc)), "as_of": iso(as_of), "time_zone": period.tz,
+            "period": period.describe()}
 
 
 def load_schema() -> dict:
@@ -161,7 +167,7 @@ def _ratio(numerator: int, denominator: int, scale: float) -> float | None:
     return numerator / denominator * scale if denominator else None
 
 
-def _scaled(interval: Interval, factor: float) -> Interval:
+def scaled(interval: Interval, factor: float) -> Interval:
     """A proportion's interval in percentage points."""
 
     def scale(value: float | None) -> float | None:

@@ -44,17 +44,28 @@ def render_comparison(doc: dict) -> str:
         f"  as of {doc['as_of']}",
         "",
     ]
+    out += metrics_table(doc["metrics"], doc["confidence_level"])
+    out += ["", *tests_lines(doc["significance_level"])]
+    out += [f"warning: {line}" for line in doc["warnings"]]
+    return "\n".join(line.rstrip() for line in out) + "\n"
+
+
+def metrics_table(metrics: dict, confidence_level: float, names: tuple[str, str] = ("A", "B")) -> list[str]:
+    """One row per metric of a comparison: both values, the difference, its interval, p and the
+    verdict; `names` head the two value columns."""
     rows = []
     for metric in METRICS:
-        m = doc["metrics"][metric.name]
+        m = metrics[metric.name]
         difference = "" if m["difference"] is None else _signed(metric.name, m["difference"]) + FORMATS[metric.name][2]
         interval = ("" if m["ci_low"] is None
                     else f"{_signed(metric.name, m['ci_low'])} .. {_signed(metric.name, m['ci_high'])}")
         rows.append([metric.label, _value(metric.name, m["a"]), _value(metric.name, m["b"]), difference, interval,
                      _p(m["p_value"]), m["verdict"]])
-    out += aligned_table(["metric", "A", "B", "B - A", f"{doc['confidence_level']:.0%} CI", "p", "verdict"], rows,
-                         "lrrrrrl")
-    out += ["", f"tests: error rate: {Z_TEST}; the others: {RANK_TEST} (p) and a bootstrap (CI).",
-            f"significant: p < {doc['significance_level']:g} and a CI without 0 (docs/metric-definitions.md)"]
-    out += [f"warning: {line}" for line in doc["warnings"]]
-    return "\n".join(line.rstrip() for line in out) + "\n"
+    first, second = names
+    return aligned_table(["metric", first, second, f"{second} - {first}", f"{confidence_level:.0%} CI", "p", "verdict"],
+                         rows, "lrrrrrl")
+
+
+def tests_lines(significance_level: float) -> list[str]:
+    return [f"tests: error rate: {Z_TEST}; the others: {RANK_TEST} (p) and a bootstrap (CI).",
+            f"significant: p < {significance_level:g} and a CI without 0 (docs/metric-definitions.md)"]

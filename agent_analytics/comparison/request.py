@@ -11,7 +11,7 @@ from agent_analytics.comparison.document import comparison_document
 from agent_analytics.comparison.samples import VersionSample, read_samples, versions_with_messages
 from agent_analytics.exports import ExportError, check_agents, open_marts
 from agent_analytics.metrics.labels import agent_label
-from agent_analytics.periods import Period, check_tz, parse_as_of, parse_period
+from agent_analytics.periods import Period, PeriodQuery
 from agent_analytics.settings import Settings
 
 DEFAULT_PERIOD = "7d"
@@ -21,19 +21,13 @@ class ComparisonError(ExportError):
     """Versions we cannot compare (the same one twice, one without messages); one line."""
 
 
-@dataclass(frozen=True)
-class CompareQuery:
+@dataclass(frozen=True, kw_only=True)
+class CompareQuery(PeriodQuery):
     """One agent, versions A and B, and at most one of `period`, `start`/`end`, `month` (none:
     the last 7 days)."""
 
     agent: str
     versions: tuple[str, str]
-    period: str | None = None
-    start: str | None = None
-    end: str | None = None
-    month: str | None = None
-    tz: str | None = None
-    as_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,10 +55,7 @@ def read_comparison(settings: Settings, query: CompareQuery, *, lock_timeout_s: 
     first, second = query.versions
     if first == second:
         raise ComparisonError(f"--versions {first} {second}: give two different versions")
-    tz = check_tz(query.tz or settings.company_tz)
-    as_of = parse_as_of(query.as_of, tz)
-    given = query.period or query.start or query.end or query.month
-    period = parse_period(query.period if given else DEFAULT_PERIOD, query.start, query.end, query.month, as_of, tz)
+    period, as_of = query.resolve(settings.company_tz, DEFAULT_PERIOD)
     with open_marts(settings, lock_timeout_s=lock_timeout_s) as con:
         (agent,) = check_agents(con, [query.agent])
         present = versions_with_messages(con, agent, period)

@@ -59,16 +59,33 @@ def read_samples(con: duckdb.DuckDBPyConnection, agent: str, versions: tuple[str
                  period: Period) -> tuple[VersionSample, VersionSample, int]:
     """Both versions' samples, and how many users sent messages to both."""
     p = {**_window(agent, period), "a": versions[0], "b": versions[1]}
+    return _read(con, p, "agent_version = $b", f"{MESSAGES} and agent_version in ($a, $b)",
+                 f"{SESSIONS} and agent_version in ($a, $b)")
+
+
+def read_window_samples(con: duckdb.DuckDBPyConnection, agent: str, before: tuple[datetime, datetime],
+                        after: tuple[datetime, datetime]) -> tuple[VersionSample, VersionSample, int]:
+    """The samples of `agent` in two adjacent windows [before) and [after) (naive UTC, as the
+    marts store them; before ends where after starts): every message whatever its version, the
+    sessions that started in each. And how many users sent messages in both."""
+    p = {"agent": agent, "start": before[0], "split": after[0], "end": after[1]}
+    return _read(con, p, "{time} >= $split", MESSAGES, SESSIONS)
+
+
+def _read(con: duckdb.DuckDBPyConnection, p: dict, is_b: str, messages_from: str,
+          sessions_from: str) -> tuple[VersionSample, VersionSample, int]:
+    """Samples A and B of the messages `messages_from` and sessions `sessions_from`: B where the
+    condition `is_b` holds (`{time}` in it: the row's time column)."""
+    on_message, on_session = is_b.format(time="occurred_at"), is_b.format(time="session_started_at")
     messages = con.execute(
-        f"""select agent_version = $b as is_b, is_error, coalesce(response_time_ms, 'nan'::double) as response_time_ms,
+        f"""select {on_message} as is_b, is_error, coalesce(response_time_ms, 'nan'::double) as response_time_ms,
                    cast(cost_usd as double) as cost_usd, cast(total_tokens as double) as total_tokens
-            {MESSAGES} and agent_version in ($a, $b)""", p).fetchnumpy()
-    sessions = con.execute(f"select agent_version = $b as is_b, message_count {SESSIONS} and agent_version in ($a, $b)",
-                           p).fetchnumpy()
+            {messages_from}""", p).fetchnumpy()
+    sessions = con.execute(f"select {on_session} as is_b, message_count {sessions_from}", p).fetchnumpy()
     users_a, users_b, users_in_both = con.execute(
         f"""select count(*) filter (where in_a), count(*) filter (where in_b), count(*) filter (where in_a and in_b)
-            from (select user_id, bool_or(agent_version = $a) as in_a, bool_or(agent_version = $b) as in_b
-                  {MESSAGES} and agent_version in ($a, $b) group by user_id)""", p).fetchone()
+            from (select user_id, bool_or(not ({on_message})) as in_a, bool_or({on_message}) as in_b
+                  {messages_from} group by user_id)""", p).fetchone()
 
     def sample(is_b: bool, users: int) -> VersionSample:
         # Sorted: an engine returns rows in any order (DuckDB's parallel scans too), and the

@@ -751,6 +751,10 @@ def _budgets(con: duckdb.DuckDBPyConnection, request: MetricsRequest, settings: 
 
 def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, settings: Settings) -> dict:
     """The whole metrics document for one period and scope (JSON-ready)."""
+    # here, not at the top: the section uses the comparison's statistics, whose package reads
+    # agent labels from this one
+    from agent_analytics.deployments.section import deployments_section
+
     period, previous = request.period, request.period.previous()
     p = {"start": _naive(period.start), "end": _naive(period.end), "agents": request.agents}
     pp = {"start": _naive(previous.start), "end": _naive(previous.end), "agents": request.agents}
@@ -811,6 +815,7 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
             "health": _health(con, period, p, now, before, settings),
             "goals": _goals(con, request, settings, p, pp, now, daily),
             "budgets": _budgets(con, request, settings),
+            "deployments": deployments_section(con, period.start, period.end, request.as_of, request.agents),
             "daily": daily,
             "weekly": _weekly(daily),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent_analytics.deployments.render import section_lines
 from agent_analytics.metrics.budget_text import budget_lines, budgets_heading, budgets_problem
 from agent_analytics.metrics.formatting import (
     NO_DATA,
@@ -207,4 +208,6 @@ def render_table(doc: dict) -> str:
     for q in h["queues"]:
         out.append(f"  Queue {q['queue']}: latest {q['latest_depth']}, average {q['avg_depth']:.1f},"
                    f" max {q['max_depth']}, P95 {q['p95_depth']:.1f}")
+    if doc["deployments"]["items"]:
+        out += _section("Deployments") + section_lines(doc["deployments"])
     return "\n".join(line.rstrip() for line in out) + "\n"

@@ -11,7 +11,8 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import matplotlib
 
@@ -97,6 +98,17 @@ def _share_bars(title: str, buckets: list[dict], xlabel: str) -> Figure | None:
     return figure
 
 
+def _mark_deployments(axes: plt.Axes, doc: dict) -> None:
+    """A dashed line at each deployment of the document (its local time), labelled with the
+    version deployed."""
+    zone = ZoneInfo(doc["time_zone"])
+    for item in doc["deployments"]["items"]:
+        moment = datetime.fromisoformat(item["deployed_at"].replace("Z", "+00:00")).astimezone(zone).replace(tzinfo=None)
+        axes.axvline(moment, color=PALETTE[5], linestyle="--", linewidth=0.8)
+        axes.annotate(item["version"], (moment, 1), xycoords=("data", "axes fraction"), fontsize=7, color=PALETTE[5],
+                      rotation=90, ha="right", va="top")
+
+
 def dau_trend(doc: dict) -> Figure | None:
     series = doc["engagement"]["series"]
     if not series:
@@ -108,6 +120,7 @@ def dau_trend(doc: dict) -> Figure | None:
     axes.set_ylabel("users")
     axes.set_ylim(bottom=0)
     axes.legend(loc="upper left", fontsize=8, ncols=3)
+    _mark_deployments(axes, doc)
     _date_axis(axes)
     return figure
 
@@ -158,6 +171,7 @@ def cost_trend(doc: dict) -> Figure | None:
     axes.bar(_dates(days), [d["cost_usd"] for d in days], color=PALETTE[1], width=0.8)
     axes.set_ylabel("cost (USD per day)")
     _money_axis(axes)
+    _mark_deployments(axes, doc)
     _date_axis(axes)
     axes.grid(axis="x", visible=False)
     return figure

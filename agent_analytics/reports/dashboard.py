@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
+from agent_analytics.deployments.render import EFFECTS, deployed, effect, window_text
 from agent_analytics.metrics.formatting import (
     NO_DATA,
     change_amount,
@@ -295,10 +296,21 @@ def _goals(doc: dict, svgs: dict[str, str]) -> str:
     return "".join(out)
 
 
+def _deployments(doc: dict, svgs: dict[str, str]) -> str:
+    """The period's deployments: each metric before -> after (change, verdict); the time series
+    above mark them."""
+    rows = [[escape(deployed(item)), escape(item["agent_label"]), escape(item["version"]),
+             escape(window_text(item)), *(escape(effect(item, name)) for name, _, _ in EFFECTS)]
+            for item in doc["deployments"]["items"]]
+    return (table(["Deployed", "Agent", "Version", "Windows", *(label for _, label, _ in EFFECTS)], rows)
+            + f'<p class="note">Significance: the error rate\'s z-test; {escape(doc["deployments"]["rank_tests"])}.</p>')
+
+
 SECTIONS = (
     ("overview", "Overview", None),
     ("goals", "Goals", _goals),
     ("budgets", "Budgets", budgets_html),
+    ("deployments", "Deployments", _deployments),
     ("engagement", "User engagement", _engagement),
     ("performance", "Agent performance", _performance),
     ("cost", "Cost analysis", _cost),
@@ -324,6 +336,8 @@ def render_page(page: Page, doc: dict, pages: list[Page]) -> str:
     for key, title, render in SECTIONS:
         if key in ("goals", "budgets") and not (doc[key]["items"] or doc[key]["problem"]):
             continue  # no goals file (or no budgets in it): no section
+        if key == "deployments" and not doc["deployments"]["items"]:
+            continue
         inner = _kpis(doc) if render is None else render(doc, svgs)
         body.append(f'<section id="{key}"><h2>{escape(title)}</h2>{inner}</section>')
     note = f'<p class="note">{escape(doc["note"])}</p>' if doc["note"] else ""

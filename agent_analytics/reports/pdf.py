@@ -23,6 +23,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from agent_analytics.deployments.render import summary_table
 from agent_analytics.metrics.budget_text import budget_lines, budgets_heading, budgets_problem
 from agent_analytics.metrics.formatting import count, duration, money, ms, percent
 from agent_analytics.reports import charts as chart_lib
@@ -99,6 +100,10 @@ def render_pdf(title: str, doc: dict, previous_doc: dict) -> bytes:
                              [4 * cm, 2.2 * cm, 4.4 * cm, 6.4 * cm], text_columns=4)]
         if problem:
             story.append(Paragraph(escape(problem), styles["Italic"]))
+    if doc["deployments"]["items"]:
+        story += [Paragraph("Deployments", styles["Heading2"]),
+                  _table([[Paragraph(escape(cell), styles["BodyText"]) for cell in row]
+                          for row in summary_table(doc["deployments"]["items"])], text_columns=3)]
     if doc["note"]:
         story.append(Paragraph(escape(doc["note"]), styles["Italic"]))
     charts = chart_lib.charts(doc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent_analytics.deployments.render import summary_line
 from agent_analytics.metrics import goals as goal_metrics
 from agent_analytics.metrics.budget_text import budget_lines, budgets_heading, budgets_problem
 from agent_analytics.metrics.formatting import (
@@ -90,6 +91,9 @@ def summary_text(title: str, doc: dict, previous_doc: dict) -> str:
         lines += ["", budgets_heading(doc) + ":"]
         lines += [f"- {name}: {status}, {used}; {forecast}" for name, status, used, forecast in budget_lines(doc)]
         lines += [budgets_problem(doc)] if budgets_problem(doc) else []
+    if doc["deployments"]["items"]:
+        lines += ["", "Deployments (the same time before and after each):"]
+        lines += [f"- {summary_line(item)}" for item in doc["deployments"]["items"]]
     lines += ["", "Top agents:"]
     lines += [f"{i}. {a['agent_label']}: {count(a['sessions'])} sessions" for i, a in enumerate(top_agents(doc), 1)]
     return "\n".join(lines) + "\n"
