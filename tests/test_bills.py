@@ -1,0 +1,175 @@
+"""Provider bills (docs/bills.md): `bills import` accounting and quarantine, re-import and a
+corrected export, the reconciliation mart and `bills show`, against figures worked out by hand.
+
+The fixture, in company time America/New_York (calls of the month are those whose messages
+fall on its local days):
+
+- openai gpt-4o in October: 0.40 on Oct 5 and Oct 10, then its price went up mid-month, 0.60
+  on Oct 20 and 0.60 at 2026-11-01T02:00Z, which is still Oct 31 in New York: 2.00 in all;
+- openai acme-internal-1 on Oct 15: 100 + 20 tokens, no reported cost and no known price
+  (unpriced: 1 call, 120 tokens);
+- anthropic claude on Oct 12: 0.25;
+- openai gpt-4o on Nov 3: 1.00.
+
+october.csv bills openai 1.50 + 0.70 (gpt-4o, two projects) + 0.05 (acme-internal-1),
+anthropic 0.26 and google 3.00 (no calls at all), plus three bad rows. november.csv bills
+openai 1.30, then november-fixed.csv corrects it to 1.02.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TZ = "America/New_York"
+
+
+def _message(event_id: str, at: str, provider: str, model: str, tokens: tuple[int, int], cost: float | None) -> str:
+    call = {"provider": provider, "model": model, "input_tokens": tokens[0], "output_tokens": tokens[1]}
+    if cost is not None:
+        call["cost_usd"] = cost
+    return json.dumps({"event_id": event_id, "type": "message", "occurred_at": at, "user_id": "u1",
+                       "agent_id": "support", "status": "ok", "response_time_ms": 1000, "llm_calls": [call]})
+
+
+EVENTS = [
+    _message("e1", "2026-10-05T15:00:00Z", "openai", "gpt-4o", (1000, 100), 0.40),
+    _message("e2", "2026-10-10T15:00:00Z", "openai", "gpt-4o", (1000, 100), 0.40),
+    _message("e3", "2026-10-20T15:00:00Z", "openai", "gpt-4o", (1000, 100), 0.60),
+    _message("e4", "2026-11-01T02:00:00Z", "openai", "gpt-4o", (1000, 100), 0.60),
+    _message("e5", "2026-10-15T12:00:00Z", "openai", "acme-internal-1", (100, 20), None),
+    _message("e6", "2026-10-12T12:00:00Z", "anthropic", "claude-3-5-sonnet-20241022", (500, 50), 0.25),
+    _message("e7", "2026-11-03T12:00:00Z", "openai", "gpt-4o", (1000, 100), 1.00),
+]
+
+OCTOBER = """provider,month,amount_usd,model,project,currency
+OpenAI,2026-10,1.50,gpt-4o,proj-a,USD
+openai,2026-10,0.70,GPT-4o,proj-b,USD
+openai,2026-10,0.05,acme-internal-1,proj-a,USD
+Anthropic,2026-10,0.26,,,USD
+google,2026-10,3.00,,,USD
+openai,2026-1O,1.00,,,USD
+,2026-10,1.00,,,USD
+openai,2026-10,-2,,,USD
+"""
+NOVEMBER = "provider,month,amount_usd\nopenai,2026-11,1.30\n"
+NOVEMBER_FIXED = "provider,month,amount_usd\r\nopenai,2026-11,1.02\r\n"
+
+
+def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent_analytics_cli", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    base = tmp_path_factory.mktemp("bills")
+    (base / "events.jsonl").write_text("\n".join(EVENTS) + "\n")
+    for name, text in (("october.csv", OCTOBER), ("november.csv", NOVEMBER), ("november-fixed.csv", NOVEMBER_FIXED)):
+        (base / name).write_bytes(text.encode())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_ANALYTICS_")}
+    env.update(AGENT_ANALYTICS_HOME=str(base / "home"), AGENT_ANALYTICS_TZ=TZ, PYTHONPATH=str(ROOT))
+    assert _cli(env, "ingest", str(base / "events.jsonl")).returncode == 0
+    outputs = {name: _cli(env, "bills", "import", str(base / name))
+               for name in ("october.csv", "november.csv", "november-fixed.csv")}
+    outputs["again"] = _cli(env, "bills", "import", str(base / "october.csv"))
+    build = _cli(env, "build")
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return base, env, outputs
+
+
+def _mart(base: Path) -> dict:
+    with duckdb.connect(str(base / "home" / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute("""select provider, strftime(bill_month, '%Y-%m'), model, estimate_usd, bill_usd, diff_usd,
+                                     diff_pct, is_flagged, unpriced_calls, unpriced_tokens
+                              from fct_bill_reconciliation""").fetchall()
+    return {(r[0], r[1], r[2]): r[3:] for r in rows}
+
+
+def test_import_prints_the_accounting_and_quarantines_bad_rows_with_reasons(built):
+    base, env, outputs = built
+    october = outputs["october.csv"]
+    assert october.returncode == 0, october.stderr
+    assert "october.csv: rows read 8, stored 5, quarantined 3" in october.stdout
+    for reason in ("month is not YYYY-MM", "provider is missing", "amount_usd is negative"):
+        assert f"quarantined 1: {reason}" in october.stdout
+    with duckdb.connect(str(base / "home" / "warehouse.duckdb"), read_only=True) as con:
+        quarantined = con.execute("""select line_number, reason, raw_line from ingest.quarantine
+                                     where file_name = 'october.csv' order by line_number""").fetchall()
+        ledger = con.execute("""select file_name, lines, loaded, quarantined from ingest.ledger
+                                where record_type = 'bill' order by ingested_at""").fetchall()
+    assert quarantined == [(7, "month is not YYYY-MM", "openai,2026-1O,1.00,,,USD"),
+                           (8, "provider is missing", ",2026-10,1.00,,,USD"),
+                           (9, "amount_usd is negative", "openai,2026-10,-2,,,USD")]
+    assert ledger == [("october.csv", 8, 5, 3), ("november.csv", 1, 1, 0), ("november-fixed.csv", 1, 1, 0)]
+
+
+def test_the_same_file_again_changes_nothing(built):
+    base, env, outputs = built
+    again = outputs["again"]
+    assert again.returncode == 0
+    assert "rows read 8, stored 5, quarantined 3  (already imported: same content, nothing changed)" in again.stdout
+    with duckdb.connect(str(base / "home" / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from ingest.quarantine where file_name = 'october.csv'").fetchone() == (3,)
+    assert len(list((base / "home" / "raw" / "batches").glob("*/bills.parquet"))) == 1 + 3  # the schema file and 3 imports
+
+
+def test_reconciliation_by_provider_month_and_model(built):
+    base, _, _ = built
+    d = Decimal
+    assert _mart(base) == {
+        # openai October: bill 1.50 + 0.70 + 0.05 = 2.25, estimate 0.40 + 0.40 + 0.60 + 0.60 = 2.00 (the
+        # call at 02:00 UTC on Nov 1 is Oct 31 in New York), +0.25 = +12.5%; beside it the unpriced call
+        ("openai", "2026-10", None): (d("2.00"), d("2.25"), d("0.25"), 12.5, True, 1, 120),
+        # the gpt-4o lines (GPT-4o matches gpt-4o): 2.20 against 2.00, +10%
+        ("openai", "2026-10", "gpt-4o"): (d("2.00"), d("2.20"), d("0.20"), 10.0, True, 0, 0),
+        # the unpriced model: no estimate, so all of its bill is unexplained (100%)
+        ("openai", "2026-10", "acme-internal-1"): (d("0"), d("0.05"), d("0.05"), 100.0, True, 1, 120),
+        # anthropic: 0.26 against 0.25 is +4%, under the 5% threshold
+        ("anthropic", "2026-10", None): (d("0.25"), d("0.26"), d("0.01"), 4.0, False, 0, 0),
+        # google: a bill without a single call
+        ("google", "2026-10", None): (d("0"), d("3.00"), d("3.00"), 100.0, True, 0, 0),
+        # November: the corrected export (1.02) replaced the first one (1.30): +2%
+        ("openai", "2026-11", None): (d("1.00"), d("1.02"), d("0.02"), 2.0, False, 0, 0),
+    }
+
+
+def test_bills_show_as_json_and_as_a_table(built):
+    _, env, _ = built
+    shown = _cli(env, "bills", "show", "--format", "json", "--month", "2026-11")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == {"threshold_pct": 5.0, "bills": [{
+        "provider": "openai", "month": "2026-11", "model": None, "estimate_usd": 1.0, "bill_usd": 1.02,
+        "diff_usd": 0.02, "diff_pct": 2.0, "flagged": False, "unpriced_calls": 0, "unpriced_tokens": 0}]}
+    table = _cli(env, "bills", "show").stdout.splitlines()
+    assert table[0].split() == ["month", "provider", "model", "estimate", "$", "bill", "$", "diff", "$", "diff", "%",
+                                "unpriced", "calls"]
+    assert table[1].split() == ["2026-10", "anthropic", "(all)", "0.25", "0.26", "+0.01", "+4.0", "0"]
+    assert table[4].split() == ["2026-10", "openai", "(all)", "2.00", "2.25", "+0.25", "+12.5", "1", "MISMATCH"]
+    assert table[-1].startswith("4 of 6 lines differ from the estimate by more than 5%")
+
+
+@pytest.mark.parametrize(("argv", "content", "message"), [
+    (["bills", "import", "{base}/missing.csv"], None, "missing.csv: no such file"),
+    (["bills", "import", "{base}"], None, "a folder, not a bill file"),
+    (["bills", "import", "{base}/bad.csv"], "provider,amount_usd\nopenai,1\n", "the header has no column month"),
+    (["bills", "import", "{base}/latin1.csv"], "provider,month,amount_usd\ncaf\xe9,2026-10,1\n", "not UTF-8 text"),
+    (["bills", "show", "--month", "2026-13"], None, "--month '2026-13' is not a month in YYYY-MM form"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, argv, content, message):
+    if content is not None:
+        (tmp_path / argv[-1].rsplit("/", 1)[1]).write_bytes(content.encode("latin-1"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_ANALYTICS_")}
+    env.update(AGENT_ANALYTICS_HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT))
+    done = _cli(env, *[a.format(base=tmp_path) for a in argv])
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
