@@ -173,3 +173,64 @@ def test_bad_input_is_one_clear_line(tmp_path, argv, content, message):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- the alert kind "bill mismatch"
+
+RECONCILIATION_DDL = """
+create table fct_messages (occurred_at timestamp);
+create table fct_health_checks (checked_at timestamp, is_up boolean);
+create table fct_queue_samples (sampled_at timestamp, depth integer);
+create table fct_bill_reconciliation (provider varchar, bill_month date, model varchar, estimate_usd decimal(28, 10),
+    bill_usd decimal(28, 10), diff_usd decimal(28, 10), diff_pct double, is_flagged boolean, unpriced_calls bigint,
+    unpriced_tokens bigint);
+insert into fct_bill_reconciliation values
+    ('openai', '2026-10-01', null, 2.00, 2.25, 0.25, 12.5, true, 1, 120),
+    ('openai', '2026-10-01', 'gpt-4o', 2.00, 2.20, 0.20, 10.0, true, 0, 0),
+    ('anthropic', '2026-10-01', null, 0.25, 0.26, 0.01, 4.0, false, 0, 0),
+    ('google', '2026-10-01', null, 0, 3.00, 3.00, 100.0, true, 0, 0);
+"""
+
+
+def test_bill_mismatch_fires_once_per_flagged_provider_month_and_resolves_when_corrected():
+    from datetime import datetime, timezone
+
+    from agent_analytics.alerts.evaluate import evaluate
+    from agent_analytics.alerts.events import headline
+    from agent_analytics.alerts.rules import AlertsConfigError, parse_config
+    from agent_analytics.settings import load_settings
+
+    channels = {"hook": {"type": "webhook", "url_env": "HOOK_URL", "secret_env": "HOOK_SECRET"}}
+    cfg = parse_config({"channels": channels, "rules": {"bills": {"metric": "bill_mismatch", "channels": ["hook"]}}},
+                       Path("alerts.toml"))
+    with pytest.raises(AlertsConfigError, match="a bill_mismatch rule takes no threshold"):
+        parse_config({"channels": channels, "rules": {"b": {"metric": "bill_mismatch", "threshold": 5,
+                                                            "channels": ["hook"]}}}, Path("alerts.toml"))
+    con = duckdb.connect()
+    con.execute(RECONCILIATION_DDL)
+    settings, now = load_settings({}), datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+
+    def payloads():
+        rows = con.execute("select payload from alerts.outbox order by rowid").fetchall()
+        return [json.loads(p) for (p,) in rows]
+
+    first = evaluate(con, cfg, settings, now)
+    # the whole bills of openai (+12.5%) and google (no calls) are flagged; anthropic (+4%) is not,
+    # and the gpt-4o model line does not fire on its own
+    assert [e[0] for e in first.events] == ["alert.triggered", "alert.triggered"]
+    events = payloads()
+    assert [(e["data"]["scope"], e["data"]["value"], e["data"]["bill"]) for e in events] == [
+        ("google 2026-10", 100.0, {"provider": "google", "month": "2026-10", "estimate_usd": 0.0, "bill_usd": 3.0,
+                                   "diff_usd": 3.0, "unpriced_calls": 0}),
+        ("openai 2026-10", 12.5, {"provider": "openai", "month": "2026-10", "estimate_usd": 2.0, "bill_usd": 2.25,
+                                  "diff_usd": 0.25, "unpriced_calls": 1}),
+    ]
+    assert headline(events[1]).startswith("ALERT [warning] bills (openai bill of 2026-10): ")
+    assert headline(events[1]).endswith(": 12.5 %")
+    assert evaluate(con, cfg, settings, now).events == []  # once per provider-month
+    # a corrected google bill (no longer flagged) resolves its episode; openai's stays open
+    con.execute("update fct_bill_reconciliation set is_flagged = false where provider = 'google'")
+    assert [e[0] for e in evaluate(con, cfg, settings, now).events] == ["alert.resolved"]
+    assert con.execute("select scope, status from alerts.episodes order by scope").fetchall() == [
+        ("google 2026-10", "resolved"), ("openai 2026-10", "firing")]
+    assert evaluate(con, cfg, settings, now).events == []

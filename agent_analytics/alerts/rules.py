@@ -61,6 +61,9 @@ METRICS = {
         Metric("goal_off_track", "day", "", False, False,
                "1 on a company day whose month to date is off the target of the goal named by `goal` "
                "(the goals file), 0 on track"),
+        Metric("bill_mismatch", "day", "%", False, False,
+               "a provider's bill of a month flagged against the estimate (AGENT_ANALYTICS_BILL_MISMATCH_PCT; "
+               "once per provider and month, value: the difference in % of the estimate)"),
     )
 }
 
@@ -123,6 +126,8 @@ class Rule:
     def condition_text(self) -> str:
         if self.goal is not None:
             return f"goal {self.goal} off track for {self.window_text}"
+        if self.metric == "bill_mismatch":
+            return "provider bill differs from the estimate by more than AGENT_ANALYTICS_BILL_MISMATCH_PCT"
         value = f"{self.threshold:g}"
         return f"{self.metric} {self.comparison} {value} {self.unit} for {self.window_text}"
 
@@ -320,6 +325,13 @@ def _rule(name: str, body, channels: dict[str, Channel], where: _Where) -> Rule:
         body = {**body, "comparison": ">=", "threshold": 1}
     elif "goal" in body:
         where.fail(f"{prefix}.goal", "only a goal_off_track rule names a goal")
+    if metric == "bill_mismatch":
+        # the flag is the reconciliation's (its threshold is a setting): once per provider and month
+        extra = sorted({"comparison", "threshold", "window", "remind_every", "scope"} & body.keys())
+        if extra:
+            where.fail(prefix, f"a bill_mismatch rule takes no {', '.join(extra)} (it fires once per flagged "
+                       "provider and month; the threshold is AGENT_ANALYTICS_BILL_MISMATCH_PCT)")
+        body = {**body, "comparison": ">", "threshold": 0}
     comparison = where.text(body, prefix, "comparison", required=True)
     if comparison not in COMPARISONS:
         where.fail(f"{prefix}.comparison", f"{comparison!r} is not one of {', '.join(COMPARISONS)}")
