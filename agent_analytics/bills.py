@@ -51,6 +51,15 @@ def read_bill_lines(con: duckdb.DuckDBPyConnection, first_month: date | None = N
     return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
 
 
+def period_bills(con: duckdb.DuckDBPyConnection, period, agents: list[str] | None) -> list[dict]:
+    """The metrics document's `bills`: the reconciliation of every month the period touches.
+    A bill is the provider's, for every agent: an agent-scoped document has none."""
+    if agents is not None:
+        return []
+    first = period.start_date.replace(day=1)
+    return bills_section(read_bill_lines(con, first, period.end_date))
+
+
 def _money(value: Decimal) -> float:
     return float(round(value, 6))
 
@@ -71,24 +80,35 @@ def bills_section(lines: list[dict]) -> list[dict]:
     } for line in lines]
 
 
+BILL_HEADERS = ["Month", "Provider", "Model", "Estimate $", "Bill $", "Diff $", "Diff %", "Unpriced calls", "Status"]
+
+
+def bill_cells(line: dict) -> list[str]:
+    """One row of `bills_section` as the cells of BILL_HEADERS (terminal, dashboard, PDF, email)."""
+    return [line["month"], line["provider"], line["model"] or "(all)", f"{line['estimate_usd']:,.2f}",
+            f"{line['bill_usd']:,.2f}", f"{line['diff_usd']:+,.2f}", f"{line['diff_pct']:+.1f}",
+            f"{line['unpriced_calls']:,}", "MISMATCH" if line["flagged"] else "ok"]
+
+
 def render_bills_table(section: list[dict], threshold_pct: float) -> str:
     """The rows of `bills_section` as a text table, flagged lines marked."""
     if not section:
         return ("no provider bills: import one with 'agent-analytics bills import FILE', "
                 "then run 'agent-analytics build'\n")
-    header = ("month", "provider", "model", "estimate $", "bill $", "diff $", "diff %", "unpriced calls", "")
-    rows = [(
-        line["month"], line["provider"], line["model"] or "(all)", f"{line['estimate_usd']:,.2f}",
-        f"{line['bill_usd']:,.2f}", f"{line['diff_usd']:+,.2f}", f"{line['diff_pct']:+.1f}",
-        f"{line['unpriced_calls']:,}", "MISMATCH" if line["flagged"] else "",
-    ) for line in section]
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    right = {3, 4, 5, 6, 7}
-    out = []
-    for row in (header, *rows):
-        cells = [str(v).rjust(w) if i in right else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))]
-        out.append("  ".join(cells).rstrip())
+    rows = [BILL_HEADERS, *(bill_cells(line) for line in section)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(BILL_HEADERS))]
+    text_columns = (0, 1, 2, 8)
+    out = ["  ".join(v.ljust(w) if i in text_columns else v.rjust(w)
+                     for i, (v, w) in enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]
     flagged = sum(1 for line in section if line["flagged"])
     out.append(f"{flagged} of {len(section)} lines differ from the estimate by more than {threshold_pct:g}% "
                "(AGENT_ANALYTICS_BILL_MISMATCH_PCT); unpriced calls have no estimate")
     return "\n".join(out) + "\n"
+
+
+def bills_summary_lines(doc: dict) -> list[str]:
+    """The email's lines on the document's whole bills (model lines are in the PDF)."""
+    return [f"- {line['provider']} {line['month']}: bill ${line['bill_usd']:,.2f}, estimate ${line['estimate_usd']:,.2f} "
+            f"({line['diff_pct']:+.1f}%){', MISMATCH' if line['flagged'] else ''}"
+            f"{'; unpriced calls: ' + format(line['unpriced_calls'], ',') if line['unpriced_calls'] else ''}"
+            for line in doc.get("bills", []) if line["model"] is None]

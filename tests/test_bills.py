@@ -150,11 +150,44 @@ def test_bills_show_as_json_and_as_a_table(built):
         "provider": "openai", "month": "2026-11", "model": None, "estimate_usd": 1.0, "bill_usd": 1.02,
         "diff_usd": 0.02, "diff_pct": 2.0, "flagged": False, "unpriced_calls": 0, "unpriced_tokens": 0}]}
     table = _cli(env, "bills", "show").stdout.splitlines()
-    assert table[0].split() == ["month", "provider", "model", "estimate", "$", "bill", "$", "diff", "$", "diff", "%",
-                                "unpriced", "calls"]
-    assert table[1].split() == ["2026-10", "anthropic", "(all)", "0.25", "0.26", "+0.01", "+4.0", "0"]
+    assert table[0].split() == ["Month", "Provider", "Model", "Estimate", "$", "Bill", "$", "Diff", "$", "Diff", "%",
+                                "Unpriced", "calls", "Status"]
+    assert table[1].split() == ["2026-10", "anthropic", "(all)", "0.25", "0.26", "+0.01", "+4.0", "0", "ok"]
     assert table[4].split() == ["2026-10", "openai", "(all)", "2.00", "2.25", "+0.25", "+12.5", "1", "MISMATCH"]
     assert table[-1].startswith("4 of 6 lines differ from the estimate by more than 5%")
+
+
+def test_the_metrics_document_dashboard_pdf_and_email_show_the_months_bills(built):
+    import io
+
+    import pypdf
+
+    from agent_analytics.exports import MetricsQuery, metrics_document
+    from agent_analytics.periods import Page
+    from agent_analytics.reports.dashboard import render_page
+    from agent_analytics.reports.pdf import render_pdf
+    from agent_analytics.reports.summary import summary_text
+    from agent_analytics.settings import load_settings
+
+    base, env, _ = built
+    settings = load_settings(env)
+    october = metrics_document(settings, MetricsQuery(month="2026-10", as_of="2026-12-01"))
+    assert [(b["provider"], b["model"], b["bill_usd"], b["estimate_usd"], b["flagged"]) for b in october["bills"]] == [
+        ("anthropic", None, 0.26, 0.25, False), ("google", None, 3.0, 0.0, True), ("openai", None, 2.25, 2.0, True),
+        ("openai", "acme-internal-1", 0.05, 0.0, True), ("openai", "gpt-4o", 2.2, 2.0, True)]
+    # an agent's document has none (a bill is the provider's); a period of other months neither
+    assert metrics_document(settings, MetricsQuery(month="2026-10", agents=["support"], as_of="2026-12-01"))["bills"] == []
+    september = metrics_document(settings, MetricsQuery(month="2026-09", as_of="2026-12-01"))
+    assert september["bills"] == []
+    page = Page("previous-month", "Previous month", None)
+    html = render_page(page, october, [page])
+    assert '<section id="bills"><h2>Provider bills</h2>' in html and "<td>MISMATCH</td>" in html
+    assert 'id="bills"' not in render_page(page, september, [page])
+    email = summary_text("Monthly", october, september)
+    assert "- openai 2026-10: bill $2.25, estimate $2.00 (+12.5%), MISMATCH; unpriced calls: 1" in email
+    assert "Provider bills" not in summary_text("Monthly", september, september)
+    pdf_text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(render_pdf("Monthly", october, september))).pages)
+    assert "Provider bills" in pdf_text and "acme-internal-1" in pdf_text
 
 
 @pytest.mark.parametrize(("argv", "content", "message"), [

@@ -468,7 +468,7 @@ def test_the_guides_curl_works_as_written(built):
     body, status = proc.stdout.rsplit("\n", 1)
     assert status == "200 application/json"
     document = json.loads(body)
-    assert document["schema_version"] == "3.1" and document["period"]["label"] == "30d"
+    assert document["schema_version"] == "3.2" and document["period"]["label"] == "30d"
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from decimal import Decimal
 import duckdb
 import pandas as pd
 
+from agent_analytics.bills import period_bills
 from agent_analytics.goals import GoalsConfigError, load_goals
 from agent_analytics.json_text import finite
 from agent_analytics.metrics.goals import goal_values, goals_section
@@ -39,7 +40,7 @@ from agent_analytics.metrics.measures import active_users, call_measures, messag
 from agent_analytics.periods import Period, iso, local_midnight
 from agent_analytics.settings import Settings
 
-SCHEMA_VERSION = "3.1"
+SCHEMA_VERSION = "3.2"
 BUCKET_US = 15 * 60 * 1_000_000
 DURATION_BUCKETS = (
     ("<1 min", 0, 60_000), ("1-5 min", 60_000, 300_000), ("5-10 min", 300_000, 600_000), ("10+ min", 600_000, None),
@@ -721,6 +722,7 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
             "tokens": _tokens(now, before, agents, models, models_before),
             "health": _health(con, period, p, now, before, settings),
             "goals": _goals(con, request, settings, p, pp, now, daily),
+            "bills": period_bills(con, request.period, request.agents),
             "daily": daily,
             "weekly": _weekly(daily),
         }

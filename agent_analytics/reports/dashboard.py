@@ -293,12 +293,20 @@ def _goals(doc: dict, svgs: dict[str, str]) -> str:
     return "".join(out)
 
 
+def _bills(doc: dict, svgs: dict[str, str]) -> str:
+    """Provider bills against the estimate, flagged lines marked (docs/bills.md)."""
+    from agent_analytics.bills import BILL_HEADERS, bill_cells
+
+    return table(BILL_HEADERS, ([escape(cell) for cell in bill_cells(line)] for line in doc["bills"]))
+
+
 SECTIONS = (
     ("overview", "Overview", None),
     ("goals", "Goals", _goals),
     ("engagement", "User engagement", _engagement),
     ("performance", "Agent performance", _performance),
     ("cost", "Cost analysis", _cost),
+    ("bills", "Provider bills", _bills),
     ("tokens", "Token usage", _tokens),
     ("health", "System health", _health),
 )
@@ -321,6 +329,8 @@ def render_page(page: Page, doc: dict, pages: list[Page]) -> str:
     for key, title, render in SECTIONS:
         if key == "goals" and not (doc["goals"]["items"] or doc["goals"]["problem"]):
             continue  # no goals file: no section
+        if key == "bills" and not doc.get("bills"):
+            continue  # no bill for the period's months: no section
         inner = _kpis(doc) if render is None else render(doc, svgs)
         body.append(f'<section id="{key}"><h2>{escape(title)}</h2>{inner}</section>')
     note = f'<p class="note">{escape(doc["note"])}</p>' if doc["note"] else ""

@@ -95,6 +95,11 @@ def render_pdf(title: str, doc: dict, previous_doc: dict) -> bytes:
                          [4 * cm, 2.2 * cm, 4.4 * cm, 6.4 * cm], text_columns=4)]
     if goals_problem(doc):
         story.append(Paragraph(escape(goals_problem(doc)), styles["Italic"]))
+    if doc.get("bills"):
+        from agent_analytics.bills import BILL_HEADERS, bill_cells
+
+        story += [Paragraph("Provider bills", styles["Heading2"]),
+                  _table([BILL_HEADERS] + [bill_cells(line) for line in doc["bills"]], text_columns=3)]
     if doc["note"]:
         story.append(Paragraph(escape(doc["note"]), styles["Italic"]))
     charts = chart_lib.charts(doc)

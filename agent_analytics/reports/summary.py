@@ -85,6 +85,10 @@ def summary_text(title: str, doc: dict, previous_doc: dict) -> str:
         lines += ["", "Goals:"]
         lines += [f"- {name}: {status}, {target}: {value}" for name, status, target, value in goal_lines(doc)]
         lines += [goals_problem(doc)] if goals_problem(doc) else []
+    if doc.get("bills"):
+        from agent_analytics.bills import bills_summary_lines
+
+        lines += ["", "Provider bills (against the estimate):", *bills_summary_lines(doc)]
     lines += ["", "Top agents:"]
     lines += [f"{i}. {a['agent_label']}: {count(a['sessions'])} sessions" for i, a in enumerate(top_agents(doc), 1)]
     return "\n".join(lines) + "\n"
