@@ -267,3 +267,20 @@ def test_bill_mismatch_fires_once_per_flagged_provider_month_and_resolves_when_c
     assert con.execute("select scope, status from alerts.episodes order by scope").fetchall() == [
         ("google 2026-10", "resolved"), ("openai 2026-10", "firing")]
     assert evaluate(con, cfg, settings, now).events == []
+
+
+def test_compaction_leaves_bill_batches_alone(tmp_path):
+    """Compaction merges the event batches of closed days and deletes their folders; a bill's
+    batch has no event days and stays where the bills source reads it."""
+    from datetime import datetime, timedelta
+
+    from ingestion.bills import import_bill_file
+    from ingestion.compaction import compact
+
+    home = tmp_path / "home"
+    (tmp_path / "bill.csv").write_text(NOVEMBER)
+    result = import_bill_file(tmp_path / "bill.csv", home / "warehouse.duckdb", home / "raw")
+    assert (result.lines, result.loaded, result.quarantined) == (1, 1, 0)
+    compact(home / "warehouse.duckdb", home / "raw", datetime.now() + timedelta(days=1))
+    stored = home / "raw" / "batches" / result.batch_id / "bills.parquet"
+    assert duckdb.sql(f"select provider, amount_usd from read_parquet('{stored}')").fetchall() == [("openai", Decimal("1.3"))]
