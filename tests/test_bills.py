@@ -153,7 +153,7 @@ def test_bills_show_as_json_and_as_a_table(built):
     assert table[0].split() == ["Month", "Provider", "Model", "Estimate", "$", "Bill", "$", "Diff", "$", "Diff", "%",
                                 "Unpriced", "calls", "Status"]
     assert table[1].split() == ["2026-10", "anthropic", "(all)", "0.25", "0.26", "+0.01", "+4.0", "0", "ok"]
-    assert table[4].split() == ["2026-10", "openai", "(all)", "2.00", "2.25", "+0.25", "+12.5", "1", "MISMATCH"]
+    assert table[3].split() == ["2026-10", "openai", "(all)", "2.00", "2.25", "+0.25", "+12.5", "1", "MISMATCH"]
     assert table[-1].startswith("4 of 6 lines differ from the estimate by more than 5%")
 
 
