@@ -33,8 +33,15 @@ def parse_month(text: str) -> date:
 
 def has_bills_mart(con: duckdb.DuckDBPyConnection) -> bool:
     """The marts hold the reconciliation (a warehouse built before bills existed does not)."""
+    # Tables and views of the current schema, or temporary ones (the views over a Spark build's
+    # tables in the warehouse connection, agent_analytics/spark_marts.py). No failing probe query:
+    # the alerts read this inside a transaction, which a failed statement would abort.
     return con.execute(
-        "select count(*) from information_schema.tables where table_name = ? and table_schema = current_schema()",
+        """select count(*) from (
+               select table_name as name, database_name, schema_name, temporary from duckdb_tables()
+               union all
+               select view_name, database_name, schema_name, temporary from duckdb_views())
+           where name = ? and (temporary or (database_name = current_database() and schema_name = current_schema()))""",
         [MART]).fetchone()[0] > 0
 
 
