@@ -284,3 +284,14 @@ def test_compaction_leaves_bill_batches_alone(tmp_path):
     compact(home / "warehouse.duckdb", home / "raw", datetime.now() + timedelta(days=1))
     stored = home / "raw" / "batches" / result.batch_id / "bills.parquet"
     assert duckdb.sql(f"select provider, amount_usd from read_parquet('{stored}')").fetchall() == [("openai", Decimal("1.3"))]
+
+
+def test_the_threshold_setting():
+    from agent_analytics.settings import SettingsError, load_settings
+
+    assert load_settings({}).bill_mismatch_pct == 5.0
+    assert load_settings({"AGENT_ANALYTICS_BILL_MISMATCH_PCT": "0"}).bill_mismatch_pct == 0.0
+    assert load_settings({"AGENT_ANALYTICS_BILL_MISMATCH_PCT": "2.5"}).env()["AGENT_ANALYTICS_BILL_MISMATCH_PCT"] == "2.5"
+    for bad in ("-1", "five", "nan", "1,2"):
+        with pytest.raises(SettingsError, match="AGENT_ANALYTICS_BILL_MISMATCH_PCT"):
+            load_settings({"AGENT_ANALYTICS_BILL_MISMATCH_PCT": bad})
