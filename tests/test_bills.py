@@ -160,9 +160,10 @@ def test_bills_show_as_json_and_as_a_table(built):
 def test_the_metrics_document_dashboard_pdf_and_email_show_the_months_bills(built):
     import io
 
+    import jsonschema
     import pypdf
 
-    from agent_analytics.exports import MetricsQuery, metrics_document
+    from agent_analytics.exports import MetricsQuery, load_schema, metrics_document
     from agent_analytics.periods import Page
     from agent_analytics.reports.dashboard import render_page
     from agent_analytics.reports.pdf import render_pdf
@@ -172,6 +173,7 @@ def test_the_metrics_document_dashboard_pdf_and_email_show_the_months_bills(buil
     base, env, _ = built
     settings = load_settings(env)
     october = metrics_document(settings, MetricsQuery(month="2026-10", as_of="2026-12-01"))
+    jsonschema.validate(october, load_schema())
     assert [(b["provider"], b["model"], b["bill_usd"], b["estimate_usd"], b["flagged"]) for b in october["bills"]] == [
         ("anthropic", None, 0.26, 0.25, False), ("google", None, 3.0, 0.0, True), ("openai", None, 2.25, 2.0, True),
         ("openai", "acme-internal-1", 0.05, 0.0, True), ("openai", "gpt-4o", 2.2, 2.0, True)]
