@@ -63,6 +63,8 @@ _VERDICT_SQL = f"""
             then 'amount_usd is a trillion USD or more'
         when length(trim(coalesce(model, ''))) > {MAX_TEXT} then 'model is longer than {MAX_TEXT} characters'
         when length(trim(coalesce(project, ''))) > {MAX_TEXT} then 'project is longer than {MAX_TEXT} characters'
+        when regexp_matches(provider || coalesce(model, '') || coalesce(project, ''), '[\\p{{Cc}}\\p{{Zl}}\\p{{Zp}}]')
+            then 'a line break or control character in provider, model or project'
     end"""
 
 
@@ -93,7 +95,7 @@ def _read_text(path: Path) -> tuple[bytes, str]:
 def parse_rows(path: Path, text: str) -> BillRows:
     """The header and the data rows of a bill's CSV text; IngestError when the header lacks a
     required column. A bill has at most a few thousand rows: the csv module reads them."""
-    lines = text.splitlines(keepends=True)
+    lines = io.StringIO(text).readlines()  # split as the reader splits (str.splitlines also splits at \x1c, \u2028...)
     reader = csv.reader(io.StringIO(text))
     try:
         header = [name.strip().lower() for name in next(reader, [])]
