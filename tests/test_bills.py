@@ -297,3 +297,36 @@ def test_the_threshold_setting():
     for bad in ("-1", "five", "nan", "1,2"):
         with pytest.raises(SettingsError, match="AGENT_ANALYTICS_BILL_MISMATCH_PCT"):
             load_settings({"AGENT_ANALYTICS_BILL_MISMATCH_PCT": bad})
+
+
+def test_every_quarantine_reason(tmp_path):
+    from ingestion.bills import import_bill_file
+
+    rows = [
+        ("openai,2026-10,1", "wrong number of fields"),
+        (",2026-10,1,,", "provider is missing"),
+        ("x" * 201 + ",2026-10,1,,", "provider is longer than 200 characters"),
+        ("openai,,1,,", "month is missing"),
+        ("openai,10/2026,1,,", "month is not YYYY-MM"),
+        ("openai,2026-10,,,", "amount_usd is missing"),
+        ("openai,2026-10,-0.5,,", "amount_usd is negative"),
+        ("openai,2026-10,$12,,", "amount_usd is not a decimal number (digits and an optional point)"),
+        ('openai,2026-10,"1,200.00",,', "amount_usd is not a decimal number (digits and an optional point)"),
+        ("openai,2026-10,1e3,,", "amount_usd is not a decimal number (digits and an optional point)"),
+        ("openai,2026-10,0.1234567,,", "amount_usd has more than 6 decimal places"),
+        ("openai,2026-10,1000000000000,,", "amount_usd is a trillion USD or more"),
+        ("openai,2026-10,1," + "m" * 201 + ",", "model is longer than 200 characters"),
+        ("openai,2026-10,1,,", None),  # stored
+        ("openai,2026-10,000999999999999.999999,,", None),  # stored: just under a trillion
+        ('openai,2026-10,1,"gpt\n4",', "a line break or control character in provider, model or project"),
+    ]
+    (tmp_path / "bill.csv").write_text("provider,month,amount_usd,model,project\n" + "\n".join(r for r, _ in rows) + "\n")
+    home = tmp_path / "home"
+    result = import_bill_file(tmp_path / "bill.csv", home / "warehouse.duckdb", home / "raw")
+    assert (result.lines, result.loaded, result.quarantined) == (len(rows), 2, len(rows) - 2)
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        found = con.execute("select line_number, reason from ingest.quarantine order by line_number").fetchall()
+    assert found == [(n, reason) for n, (_, reason) in enumerate(rows, 2) if reason is not None]
+    stored = home / "raw" / "batches" / result.batch_id / "bills.parquet"
+    assert duckdb.sql(f"select amount_usd from read_parquet('{stored}') order by 1").fetchall() == [
+        (Decimal("1"),), (Decimal("999999999999.999999"),)]
