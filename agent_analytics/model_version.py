@@ -21,7 +21,7 @@ SOURCE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv")
 
 def model_version(settings: Settings, project: Path = DBT_PROJECT_DIR) -> str:
     """A hex digest of the project's source files (paths and bytes) and of the settings the
-    models read (company time zone, session timeout, accepted event-time range)."""
+    models read (company time zone, session timeout, accepted event-time range, bill mismatch threshold)."""
     digest = hashlib.sha256()
     files = [project / "dbt_project.yml"]
     for folder in SOURCE_FOLDERS:
@@ -30,6 +30,6 @@ def model_version(settings: Settings, project: Path = DBT_PROJECT_DIR) -> str:
         digest.update(path.relative_to(project).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     used = (settings.company_tz, settings.session_timeout_minutes, settings.event_time_min.isoformat(),
-            f"{settings.event_time_max_ahead_hours:g}")
+            f"{settings.event_time_max_ahead_hours:g}", f"{settings.bill_mismatch_pct:g}")
     digest.update(repr(used).encode())
     return digest.hexdigest()

@@ -24,6 +24,7 @@
 | AGENT_ANALYTICS_BI_POSTGRES_MAX_ROWS        | 5000000                     | tables with more rows are not published into PostgreSQL (BI tools read their Parquet file) |
 | AGENT_ANALYTICS_RUN_RETENTION_DAYS          | 30                          | days Dagster keeps finished runs and their logs (job cleanup_old_runs) |
 | AGENT_ANALYTICS_ENGINE                      | duckdb                      | where dbt builds the models: duckdb (the warehouse file) or spark (local Spark, the spark extra; docs/spark.md) |
+| AGENT_ANALYTICS_BILL_MISMATCH_PCT           | 5                           | a provider bill differing from the estimate by more than this % of it is flagged (docs/bills.md) |
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ BI_POSTGRES_SCHEMA_DEFAULT = "analytics"
 BI_POSTGRES_MAX_ROWS_DEFAULT = 5_000_000
 ENGINE_VAR = "AGENT_ANALYTICS_ENGINE"
 ENGINES = ("duckdb", "spark")  # the outputs of profiles.yml
+BILL_MISMATCH_VAR = "AGENT_ANALYTICS_BILL_MISMATCH_PCT"
 
 
 class SettingsError(ValueError):
@@ -98,6 +100,7 @@ class Settings:
     bi_postgres_max_rows: int = BI_POSTGRES_MAX_ROWS_DEFAULT
     run_retention_days: float = 30.0
     engine: str = "duckdb"
+    bill_mismatch_pct: float = 5.0
 
     @property
     def landing_dir(self) -> Path:
@@ -160,6 +163,7 @@ class Settings:
             build_memory.MEMORY_VAR: self.duckdb_memory,
             build_memory.THREADS_VAR: str(self.dbt_threads),
             ENGINE_VAR: self.engine,
+            BILL_MISMATCH_VAR: f"{self.bill_mismatch_pct:g}",
             "DAGSTER_HOME": str(self.dagster_home),
         }
 
@@ -206,6 +210,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         bi_postgres_max_rows=int(_numbers(env, BI_POSTGRES_MAX_ROWS_VAR, str(BI_POSTGRES_MAX_ROWS_DEFAULT), 1)[0]),
         run_retention_days=_numbers(env, RUN_RETENTION_VAR, "30", 1)[0],
         engine=_engine(env),
+        bill_mismatch_pct=_numbers(env, BILL_MISMATCH_VAR, "5", 1, allow_zero=True)[0],
     )
 
 

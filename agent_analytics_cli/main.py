@@ -1,5 +1,5 @@
 """The `agent-analytics` command line: ingest, build, export, metrics, compare, deployments, report, alerts,
-generate, demo, dev, serve, tokens, up.
+bills, generate, demo, dev, serve, tokens, up.
 
 Bad arguments and user mistakes print one line `agent-analytics: error: ...` and exit 2
 (1 when a build fails); never a traceback.
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from agent_analytics.alerts.commands import add_alerts_parser
 from agent_analytics.settings import Settings, SettingsError, load_settings
 from agent_analytics.warehouse import WarehouseOpenError
+from agent_analytics_cli.bills import add_bills_parser
 
 PROG = "agent-analytics"
 DEMO_EVENTS = 50_000
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="generate a 30-day sample, build everything, print where the outputs are")
     sub.add_parser("dev", help="open the Dagster UI on this warehouse")
     add_alerts_parser(sub, _Parser)
+    add_bills_parser(sub, _Parser)
 
     serve = sub.add_parser("serve", help="the HTTP service: OTLP traces and events in, metrics out (docs/service.md)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -448,6 +450,15 @@ def cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(str(exc)) from None
 
 
+def cmd_bills(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics_cli.bills import BillsCommandError, run_bills
+
+    try:
+        return run_bills(args, settings)
+    except BillsCommandError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
@@ -534,6 +545,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "dev": cmd_dev,
     "alerts": cmd_alerts,
+    "bills": cmd_bills,
     "serve": cmd_serve,
     "tokens": cmd_tokens,
     "up": cmd_up,

@@ -132,6 +132,7 @@ def closed_batches(con: duckdb.DuckDBPyConnection, raw_dir: Path, cutoff: dateti
     loaded_before = [row[0] for row in con.execute(
         """select batch_id from ingest.ledger
            where ingested_at < ? and batch_id not in (select batch_id from ingest.compacted_batches)
+             and coalesce(record_type, 'event') <> 'bill'
            order by ingested_at, batch_id""", [cutoff]).fetchall()]
     present = {p.name for p in raw_layer.batches_dir(raw_dir).iterdir()} if raw_layer.batches_dir(raw_dir).exists() else set()
     loaded_before = [b for b in loaded_before if b in present]

@@ -46,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 
 from agent_analytics.sql import literal, stored_text
-from agent_analytics.warehouse import open_warehouse
+from agent_analytics.warehouse import open_warehouse, transaction
 from ingestion import compaction, otlp, pricing, raw_layer, traces
 from ingestion.ingest_tables import ID_HASH, ensure_ingest_schema
 from ingestion.validate import PARSE_SQL, AcceptedTimes, reason_sql, set_accepted_times
@@ -698,13 +698,8 @@ def load_file(
         staging.mkdir(parents=True)
         _write_batch(con, staging, name, batch_id, now, spans)
         published = raw_layer.publish(staging, raw_dir, batch_id)
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             _commit(con, result, path, now)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
         return result
     except BaseException:
         if staging is not None:

@@ -65,6 +65,17 @@ RAW_TABLES: dict[str, str] = {
         description varchar, batch_id varchar, loaded_at timestamp""",
 }
 
+# Provider bills (ingestion/bills.py): a batch of its own per imported bill file, in the same
+# folder layout, so every engine reads them like the events. Not event tables: they have no
+# occurred_at, and compaction (which merges event days) leaves their batches alone.
+BILL_TABLES: dict[str, str] = {
+    "bills": """
+        provider varchar, bill_month date, model varchar, project varchar, amount_usd decimal(18,6),
+        source_file varchar, line_number bigint, batch_id varchar, loaded_at timestamp""",
+}
+# Every table with a schema file in batches/0-schema/.
+SCHEMA_TABLES: dict[str, str] = {**RAW_TABLES, **BILL_TABLES}
+
 
 def batches_dir(raw_dir: Path) -> Path:
     return raw_dir / "batches"
@@ -79,7 +90,7 @@ def _schema_current(folder: Path) -> bool:
     try:
         con = duckdb.connect()
         try:
-            for table, columns in RAW_TABLES.items():
+            for table, columns in SCHEMA_TABLES.items():
                 con.execute(f"create table {table} ({columns})")
                 expected = [row[0] for row in con.execute(f"describe {table}").fetchall()]
                 found = [row[0] for row in con.execute(
@@ -104,7 +115,7 @@ def ensure_schema_files(raw_dir: Path) -> None:
     staging.mkdir(parents=True)
     con = duckdb.connect()
     try:
-        for table, columns in RAW_TABLES.items():
+        for table, columns in SCHEMA_TABLES.items():
             con.execute(f"create table {table} ({columns})")
             con.execute(f"copy {table} to {literal(staging / (table + '.parquet'))} (format parquet)")
     finally:

@@ -76,6 +76,7 @@ def test_the_version_follows_the_model_files_and_the_settings_they_read(tmp_path
         TIMEOUT_VAR: "5",
         "AGENT_ANALYTICS_EVENT_TIME_MIN": "2020-01-01",
         "AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H": "48",
+        "AGENT_ANALYTICS_BILL_MISMATCH_PCT": "2.5",
     }
     versions = {name: model_version(load_settings({**env, name: value}), project) for name, value in changed.items()}
     assert base not in versions.values() and len(set(versions.values())) == len(changed)

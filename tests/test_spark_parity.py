@@ -180,6 +180,11 @@ def loaded(tmp_path_factory):
     env.pop("DAGSTER_HOME", None)
     env.update(AGENT_ANALYTICS_HOME=str(base / "home"), AGENT_ANALYTICS_TZ="America/New_York")
     _ingest(env, FIXTURES / "day1.jsonl", base / "month", trace_start)
+    # provider bills (fct_bill_reconciliation): whole bills and model lines, a provider without calls
+    bill = base / "bill.csv"
+    bill.write_text("provider,month,amount_usd,model\nopenai,2026-11,123.45,\nanthropic,2026-10,5.5,\n"
+                    "openai,2026-11,20.123456,gpt-4o-2024-08-06\nnobody,2026-11,9.99,\n")
+    _run(env, sys.executable, "-m", "agent_analytics_cli", "bills", "import", str(bill))
     return env, [FIXTURES / "day2.jsonl", late, trace_rest]
 
 

@@ -444,6 +444,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, config: AlertConfig, settings, now:
     con.execute("begin transaction")
     try:
         for rule in config.rules.values():
+            if rule.metric == "bill_mismatch":  # per provider-month, not a streak (bill_mismatch.py)
+                from agent_analytics.alerts.bill_mismatch import evaluate_bill_rule
+
+                evaluate_bill_rule(con, rule, now, result)
+                result.rules += 1
+                continue
             # Ingestion records its bookkeeping as it happens: those rules run on the clock,
             # the others on the data (complete_until).
             rule_until = naive_utc(now) if rule.metric in _INGEST_DAILY else until

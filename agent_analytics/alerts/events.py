@@ -94,6 +94,8 @@ def headline(event: dict) -> str:
         )
     scope = "all agents" if data["scope"] == "all" else f"agent {data['scope']}"
     value = "no data" if data["value"] is None else f"{data['value']:g} {data['unit']}".rstrip()
+    if data.get("bill") is not None:
+        scope = f"{data['bill']['provider']} bill of {data['bill']['month']}"
     if data.get("goal") is not None:
         scope = f"goal {data['goal']}"
         value = value if data["value"] is None else ("off track" if data["value"] else "on track")

@@ -67,6 +67,9 @@ METRICS = {
         Metric("budget_spend_pct", "day", "%", False, True,
                "month-to-date spend of the budget named by `budget` (the goals file) in percent of it, "
                "as of the company day's end (so far for the day in progress)"),
+        Metric("bill_mismatch", "day", "%", False, False,
+               "a provider's bill of a month flagged against the estimate (AGENT_ANALYTICS_BILL_MISMATCH_PCT; "
+               "once per provider and month, value: the difference in % of the estimate)"),
     )
 }
 BUDGET_METRICS = ("budget_forecast_over", "budget_spend_pct")
@@ -141,6 +144,8 @@ class Rule:
             return f"budget {self.budget} forecast over budget for {self.window_text}"
         if self.budget is not None:
             return f"budget {self.budget} spend {self.comparison} {self.threshold:g}% of budget for {self.window_text}"
+        if self.metric == "bill_mismatch":
+            return "provider bill differs from the estimate by more than AGENT_ANALYTICS_BILL_MISMATCH_PCT"
         value = f"{self.threshold:g}"
         return f"{self.metric} {self.comparison} {value} {self.unit} for {self.window_text}"
 
@@ -339,6 +344,13 @@ def _rule(name: str, body, channels: dict[str, Channel], where: _Where) -> Rule:
         body = {**body, "comparison": ">=", "threshold": 1}
     elif metric == "budget_spend_pct":
         body = {"comparison": ">=", **body}  # "spend over N% of the budget": threshold = N
+    if metric == "bill_mismatch":
+        # the flag is the reconciliation's (its threshold is a setting): once per provider and month
+        extra = sorted({"comparison", "threshold", "window", "remind_every", "scope"} & body.keys())
+        if extra:
+            where.fail(prefix, f"a bill_mismatch rule takes no {', '.join(extra)} (it fires once per flagged "
+                       "provider and month; the threshold is AGENT_ANALYTICS_BILL_MISMATCH_PCT)")
+        body = {**body, "comparison": ">", "threshold": 0}
     comparison = where.text(body, prefix, "comparison", required=True)
     if comparison not in COMPARISONS:
         where.fail(f"{prefix}.comparison", f"{comparison!r} is not one of {', '.join(COMPARISONS)}")

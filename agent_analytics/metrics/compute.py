@@ -20,6 +20,7 @@ from decimal import Decimal
 import duckdb
 import pandas as pd
 
+from agent_analytics.bills import period_bills
 from agent_analytics.budgets import load_budgets
 from agent_analytics.goals import GoalsConfigError, load_goals
 from agent_analytics.json_text import finite
@@ -816,6 +817,7 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
             "goals": _goals(con, request, settings, p, pp, now, daily),
             "budgets": _budgets(con, request, settings),
             "deployments": deployments_section(con, period.start, period.end, request.as_of, request.agents),
+            "bills": period_bills(con, request.period, request.agents),
             "daily": daily,
             "weekly": _weekly(daily),
         }

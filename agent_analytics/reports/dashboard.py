@@ -304,6 +304,11 @@ def _deployments(doc: dict, svgs: dict[str, str]) -> str:
             for item in doc["deployments"]["items"]]
     return (table(["Deployed", "Agent", "Version", "Windows", *(label for _, label, _ in EFFECTS)], rows)
             + f'<p class="note">Significance: the error rate\'s z-test; {escape(doc["deployments"]["rank_tests"])}.</p>')
+def _bills(doc: dict, svgs: dict[str, str]) -> str:
+    """Provider bills against the estimate, flagged lines marked (docs/bills.md)."""
+    from agent_analytics.bills import BILL_HEADERS, bill_cells
+
+    return table(BILL_HEADERS, ([escape(cell) for cell in bill_cells(line)] for line in doc["bills"]))
 
 
 SECTIONS = (
@@ -314,6 +319,7 @@ SECTIONS = (
     ("engagement", "User engagement", _engagement),
     ("performance", "Agent performance", _performance),
     ("cost", "Cost analysis", _cost),
+    ("bills", "Provider bills", _bills),
     ("tokens", "Token usage", _tokens),
     ("health", "System health", _health),
 )
@@ -338,6 +344,8 @@ def render_page(page: Page, doc: dict, pages: list[Page]) -> str:
             continue  # no goals file (or no budgets in it): no section
         if key == "deployments" and not doc["deployments"]["items"]:
             continue
+        if key == "bills" and not doc.get("bills"):
+            continue  # no bill for the period's months: no section
         inner = _kpis(doc) if render is None else render(doc, svgs)
         body.append(f'<section id="{key}"><h2>{escape(title)}</h2>{inner}</section>')
     note = f'<p class="note">{escape(doc["note"])}</p>' if doc["note"] else ""

@@ -104,6 +104,11 @@ def render_pdf(title: str, doc: dict, previous_doc: dict) -> bytes:
         story += [Paragraph("Deployments", styles["Heading2"]),
                   _table([[Paragraph(escape(cell), styles["BodyText"]) for cell in row]
                           for row in summary_table(doc["deployments"]["items"])], text_columns=3)]
+    if doc.get("bills"):
+        from agent_analytics.bills import BILL_HEADERS, bill_cells
+
+        story += [Paragraph("Provider bills", styles["Heading2"]),
+                  _table([BILL_HEADERS] + [bill_cells(line) for line in doc["bills"]], text_columns=3)]
     if doc["note"]:
         story.append(Paragraph(escape(doc["note"]), styles["Italic"]))
     charts = chart_lib.charts(doc)

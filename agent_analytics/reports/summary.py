@@ -94,6 +94,10 @@ def summary_text(title: str, doc: dict, previous_doc: dict) -> str:
     if doc["deployments"]["items"]:
         lines += ["", "Deployments (the same time before and after each):"]
         lines += [f"- {summary_line(item)}" for item in doc["deployments"]["items"]]
+    if doc.get("bills"):
+        from agent_analytics.bills import bills_summary_lines
+
+        lines += ["", "Provider bills (against the estimate):", *bills_summary_lines(doc)]
     lines += ["", "Top agents:"]
     lines += [f"{i}. {a['agent_label']}: {count(a['sessions'])} sessions" for i, a in enumerate(top_agents(doc), 1)]
     return "\n".join(lines) + "\n"
