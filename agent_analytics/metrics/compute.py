@@ -36,10 +36,11 @@ from agent_analytics.metrics.labels import (
     uptime_status,
 )
 from agent_analytics.metrics.measures import active_users, call_measures, message_measures, session_measures
+from agent_analytics.metrics.users import hour_by_hour, users_section
 from agent_analytics.periods import Period, iso, local_midnight
 from agent_analytics.settings import Settings
 
-SCHEMA_VERSION = "3.1"
+SCHEMA_VERSION = "3.2"
 BUCKET_US = 15 * 60 * 1_000_000
 DURATION_BUCKETS = (
     ("<1 min", 0, 60_000), ("1-5 min", 60_000, 300_000), ("5-10 min", 300_000, 600_000), ("10+ min", 600_000, None),
@@ -711,6 +712,7 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
                 "p95_response_time_ms": now["p95"],
                 "p99_response_time_ms": now["p99"],
                 "hourly": _hourly(con, p),
+                "hour_by_hour": hour_by_hour(con, period, request.agents, settings),
                 "messages": now["messages"],
                 "errors": now["errors"],
                 "error_rate_pct": now["error_rate_pct"],
@@ -721,6 +723,7 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
             "tokens": _tokens(now, before, agents, models, models_before),
             "health": _health(con, period, p, now, before, settings),
             "goals": _goals(con, request, settings, p, pp, now, daily),
+            "users": users_section(con, period, request.agents, settings),
             "daily": daily,
             "weekly": _weekly(daily),
         }
