@@ -153,7 +153,7 @@ def _performance(doc: dict, svgs: dict[str, str]) -> str:
                            ("error_rate_pct", percent), ("avg_response_time_ms", ms), ("total_tokens", tokens)))]
          for a in perf["agents"]],
     )
-    out += _chart_grid(svgs, ["response_by_hour"])
+    out += _chart_grid(svgs, ["response_by_hour", "hour_by_hour"])
     if perf["tools"]:
         out += "<h3>Tool latency</h3>" + table(
             ["Tool", "Calls", "Average", "P95", "Errors"],
@@ -293,6 +293,20 @@ def _goals(doc: dict, svgs: dict[str, str]) -> str:
     return "".join(out)
 
 
+def _users(doc: dict, svgs: dict[str, str]) -> str:
+    """Top users (by messages, sessions, cost) and new vs returning users per day."""
+    users = doc["users"]
+    out = "<p>User ids are shown as keyed hashes.</p>" if users["user_ids_hashed"] else ""
+    for title, key in (("messages", "by_messages"), ("sessions", "by_sessions"), ("cost", "by_cost")):
+        rows = users["top_users"][key]
+        out += f"<h3>Top {users['top_n']} users by {title}</h3>" + (table(
+            ["#", "User", "Messages", "Sessions", "Errors", "Cost", "Tokens", "Agents", "Active days"],
+            [[str(r["rank"]), escape(r["user_id"]), count(r["messages"]), count(r["sessions"]), count(r["errors"]),
+              money(r["cost_usd"]), tokens(r["total_tokens"]), count(r["agents"]), count(r["active_days"])] for r in rows],
+        ) if rows else "<p>No users in this period.</p>")
+    return out + _chart_grid(svgs, ["new_vs_returning"])
+
+
 SECTIONS = (
     ("overview", "Overview", None),
     ("goals", "Goals", _goals),
@@ -300,6 +314,7 @@ SECTIONS = (
     ("performance", "Agent performance", _performance),
     ("cost", "Cost analysis", _cost),
     ("tokens", "Token usage", _tokens),
+    ("users", "Users", _users),
     ("health", "System health", _health),
 )
 
