@@ -80,7 +80,9 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def document(capsys, *argv) -> dict:
-    code, out, err = run(capsys, "metrics", "--format", "json", *PERIOD, *argv)
+    """The metrics document of PERIOD, or of the period options in argv."""
+    period = [] if {"--period", "--start", "--month"} & set(argv) else PERIOD
+    code, out, err = run(capsys, "metrics", "--format", "json", *period, *argv)
     assert code == 0, err
     return json.loads(out)
 
