@@ -45,7 +45,7 @@ def api_schema(served):
 
 
 WITH_INPUT = [("/v1/traces", "POST"), ("/v1/events", "POST"), ("/v1/analytics/export", "POST"), ("/v1/metrics", "GET"),
-              ("/v1/analytics/compare", "POST")]
+              ("/v1/analytics/compare", "POST"), ("/v1/analytics/users/{user_id}", "GET")]
 # Negative cases (data the document does not allow) only where there is input to get wrong.
 RUNS = ([(path, method, GenerationMode.POSITIVE) for path, method in [*WITH_INPUT, ("/healthz", "GET"), ("/readyz", "GET")]]
         + [(path, method, GenerationMode.NEGATIVE) for path, method in WITH_INPUT])
@@ -83,6 +83,7 @@ def test_the_document_declares_every_error_and_the_bearer_scheme(served):
         ("/v1/analytics/export", "post"): {"200", "400", "401", "403", "413", "503"},
         ("/v1/analytics/compare", "post"): {"200", "400", "401", "403", "413", "503"},
         ("/v1/metrics", "get"): {"200", "400", "401", "403", "503"},
+        ("/v1/analytics/users/{user_id}", "get"): {"200", "400", "401", "403", "404", "503"},
         ("/healthz", "get"): {"200"},
         ("/readyz", "get"): {"200", "503"},
     }

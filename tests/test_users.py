@@ -248,3 +248,30 @@ def test_hashing_off_by_default_and_the_same_id_gives_the_same_hash():
     assert "user_id_hash_key" not in repr(load_settings({"AGENT_ANALYTICS_HOME": "/tmp/x",
                                                          "AGENT_ANALYTICS_HASH_USER_IDS": "on",
                                                          "AGENT_ANALYTICS_USER_ID_HASH_KEY": KEY}))
+
+
+def test_the_users_route_answers_what_the_command_prints(home, capsys, tmp_path):
+    import httpx
+
+    from tests.service_server import make_tokens, start_server
+
+    settings = home[0]
+    code, out, _ = run(capsys, "metrics", "--user", "u1", "--format", "json", *PERIOD)
+    assert code == 0
+    tokens = make_tokens(settings.home, users_reader="read", users_sender="ingest")
+    server = start_server(settings.home, tmp_path / "server.log", env={"AGENT_ANALYTICS_TZ": "UTC"})
+    try:
+        url, auth = f"{server.url}/v1/analytics/users", {"Authorization": f"Bearer {tokens['users_reader']}"}
+        period = {"start": "2026-11-02", "end": "2026-11-05", "as_of": "2026-11-10"}
+        answer = httpx.get(f"{url}/u1", params=period, headers=auth, timeout=60)
+        assert answer.status_code == 200 and answer.json() == json.loads(out)
+        missing = httpx.get(f"{url}/nobody", params=period, headers=auth, timeout=60)
+        assert missing.status_code == 404 and missing.json() == {"error": "no messages of 'nobody' in the warehouse"}
+        assert httpx.get(f"{url}/u1", params={"period": "fortnight"}, headers=auth, timeout=60).status_code == 400
+        assert httpx.get(f"{url}/u1", params={"agent": "nope"}, headers=auth, timeout=60).status_code == 400
+        assert httpx.get(f"{url}/u1", params={"user": "x"}, headers=auth, timeout=60).status_code == 400
+        assert httpx.get(f"{url}/u1", timeout=60).status_code == 401
+        sender = {"Authorization": f"Bearer {tokens['users_sender']}"}
+        assert httpx.get(f"{url}/u1", headers=sender, timeout=60).status_code == 403
+    finally:
+        server.stop()
