@@ -25,6 +25,8 @@
 | AGENT_ANALYTICS_RUN_RETENTION_DAYS          | 30                          | days Dagster keeps finished runs and their logs (job cleanup_old_runs) |
 | AGENT_ANALYTICS_ENGINE                      | duckdb                      | where dbt builds the models: duckdb (the warehouse file) or spark (local Spark, the spark extra; docs/spark.md) |
 | AGENT_ANALYTICS_BILL_MISMATCH_PCT           | 5                           | a provider bill differing from the estimate by more than this % of it is flagged (docs/bills.md) |
+| AGENT_ANALYTICS_HASH_USER_IDS               | off                         | on: user ids in every output are replaced by a keyed hash (agent_analytics/user_ids.py) |
+| AGENT_ANALYTICS_USER_ID_HASH_KEY            | (unset)                     | the secret key of that hash, at least 16 characters (never shown) |
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ BI_POSTGRES_MAX_ROWS_DEFAULT = 5_000_000
 ENGINE_VAR = "AGENT_ANALYTICS_ENGINE"
 ENGINES = ("duckdb", "spark")  # the outputs of profiles.yml
 BILL_MISMATCH_VAR = "AGENT_ANALYTICS_BILL_MISMATCH_PCT"
+HASH_USER_IDS_VAR = "AGENT_ANALYTICS_HASH_USER_IDS"
+USER_ID_HASH_KEY_VAR = "AGENT_ANALYTICS_USER_ID_HASH_KEY"
+MIN_HASH_KEY_LENGTH = 16
 
 
 class SettingsError(ValueError):
@@ -101,6 +106,7 @@ class Settings:
     run_retention_days: float = 30.0
     engine: str = "duckdb"
     bill_mismatch_pct: float = 5.0
+    user_id_hash_key: str | None = field(default=None, repr=False)  # set: user ids are hashed in outputs (a secret)
 
     @property
     def landing_dir(self) -> Path:
@@ -211,6 +217,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         run_retention_days=_numbers(env, RUN_RETENTION_VAR, "30", 1)[0],
         engine=_engine(env),
         bill_mismatch_pct=_numbers(env, BILL_MISMATCH_VAR, "5", 1, allow_zero=True)[0],
+        user_id_hash_key=_user_id_hash_key(env),
     )
 
 
@@ -282,6 +289,21 @@ def _bi_postgres_schema(env) -> str:
         raise SettingsError(f"{BI_POSTGRES_SCHEMA_VAR}={raw!r} must be a lowercase name of letters, digits and _ "
                             "(at most 50), not public, information_schema or pg_*: a publication replaces the schema whole")
     return raw
+
+
+def _user_id_hash_key(env) -> str | None:
+    """The key of the user-id hash when AGENT_ANALYTICS_HASH_USER_IDS is on, else None. The key
+    itself never appears in an error."""
+    raw = (env.get(HASH_USER_IDS_VAR) or "off").strip().lower()
+    if raw in ("off", "0", "false", "no"):
+        return None
+    if raw not in ("on", "1", "true", "yes"):
+        raise SettingsError(f"{HASH_USER_IDS_VAR}={env.get(HASH_USER_IDS_VAR)!r} must be on or off")
+    key = env.get(USER_ID_HASH_KEY_VAR) or ""
+    if len(key) < MIN_HASH_KEY_LENGTH:
+        raise SettingsError(f"{HASH_USER_IDS_VAR} is on: {USER_ID_HASH_KEY_VAR} must be set to a secret of at least "
+                            f"{MIN_HASH_KEY_LENGTH} characters ({'unset' if not key else 'too short'})")
+    return key
 
 
 def _engine(env) -> str:

@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_period_arguments(metrics)
     _add_scope_argument(metrics)
     metrics.add_argument("--format", choices=("table", "json"), default="table")
+    metrics.add_argument("--user", metavar="ID", help="one user's activity in the period instead (the id as given in the events)")
 
     compare = sub.add_parser("compare", help="A/B: two versions of one agent, metric by metric, with confidence "
                                              "intervals, p-values and verdicts")
@@ -297,8 +298,25 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     from agent_analytics.exports import to_json
     from agent_analytics.metrics.render import render_table
 
+    if args.user is not None:
+        return _user_metrics(args, settings)
     document = _metrics_document(args, settings)
     _write(to_json(document) if args.format == "json" else render_table(document), None)
+    return 0
+
+
+def _user_metrics(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics.exports import ExportError, MetricsQuery, NoWarehouseError, to_json
+    from agent_analytics.periods import PeriodError
+    from agent_analytics.user_report import UserNotFoundError, render_user, user_document
+
+    query = MetricsQuery(period=args.period, start=args.start, end=args.end, month=args.month, agents=args.agents,
+                         tz=args.tz, as_of=args.as_of)
+    try:
+        document = user_document(settings, query, args.user)
+    except (PeriodError, ExportError, NoWarehouseError, UserNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+    _write(to_json(document) if args.format == "json" else render_user(document), None)
     return 0
 
 

@@ -13,7 +13,7 @@ from agent_analytics.exports import load_schema
 from agent_analytics.settings import Settings
 from agent_analytics.tokens import tokens_path
 from ingestion.landing import remove_stale_incoming
-from service import compare_routes, health_routes, ingest_routes, read_routes, webapp_routes
+from service import compare_routes, health_routes, ingest_routes, read_routes, user_routes, webapp_routes
 from service.auth import TokenStore
 from service.errors import install_error_handlers
 
@@ -46,7 +46,7 @@ def create_app(settings: Settings, listen_host: str | None = None) -> FastAPI:
     app.state.warehouse_turn = anyio.Lock()  # see read_routes.warehouse_turn
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)
-    for module in (ingest_routes, read_routes, compare_routes, health_routes, webapp_routes):
+    for module in (ingest_routes, read_routes, compare_routes, user_routes, health_routes, webapp_routes):
         app.include_router(module.router)
     app.mount("/static", webapp_routes.static_files(), name="static")
     app.openapi = lambda: _openapi(app)

@@ -23,6 +23,7 @@ DESCRIPTIONS = {
     400: "malformed body or parameters",
     401: "missing, unknown or revoked bearer token",
     403: "the token's scope does not allow this endpoint",
+    404: "no such item (a user without messages in the warehouse)",
     413: "body over AGENT_ANALYTICS_MAX_BODY_MB after decompression",
     415: "unsupported Content-Type or Content-Encoding",
     503: "not available now (no warehouse yet, a build writing it, landing/ not writable): retry after Retry-After seconds",

@@ -96,6 +96,8 @@ from __future__ import annotations
 
 import calendar
 import gzip
+import hashlib
+import hmac
 import json
 import math
 import re
@@ -125,7 +127,9 @@ DEFAULT_SETTINGS = {
     "error_rate_thresholds_pct": (0.5, 1.0, 2.0),  # Excellent < a <= Good < b <= Acceptable < c <= Poor
     "response_time_thresholds_ms": (2000, 4000, 6000),  # Fast, Good, Acceptable, Slow
     "uptime_threshold_pct": 99.9,  # >= Healthy, else Degraded
+    "user_id_hash_key": None,  # a key: user ids shown as u_ + the first 16 hex digits of HMAC-SHA256(key, id)
 }
+TOP_N = 10
 
 PROVIDER_ALIASES = {
     "gcp.gemini": "google",
@@ -849,6 +853,7 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
         "p95_response_time_ms": percentile(timed, 95),
         "p99_response_time_ms": percentile(timed, 99),
         "hourly": hourly,
+        "hour_by_hour": _hour_by_hour(M[m_in], start, end, zone),
         "messages": n_messages,
         "errors": n_errors,
         "error_rate_pct": num(error_rate),
@@ -1075,6 +1080,8 @@ def compute(files: list[Path], period: dict, tz: str, as_of: datetime, agents: l
                             end, s.get("company_tz", "UTC")),
         "deployments": _deployments(ds, S, start, end, as_of_us, scope, label_of),
         "bills": [],  # no bills among the raw files compared here (tests/test_bills.py checks them by hand)
+        "users": _users(M, C, S, m_in, c_in, s_in, start, end, dates, day_start, zone, end_date,
+                        end < full_end, s["user_id_hash_key"]),
         "daily": daily,
         "weekly": weekly,
     })
@@ -1090,6 +1097,73 @@ def _deployments(ds: Dataset, sessions: pd.DataFrame, start: int, end: int, as_o
                                                            .to_dict("records"))]
     return oracle_deployments.section(ds.deployments, messages, tokens, sessions[["agent", "start", "n"]].to_dict("records"),
                                       start, end, as_of_us, scope, label_of, iso)
+def _shown(user: str, key: str | None) -> str:
+    return user if key is None else "u_" + hmac.new(key.encode(), user.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def _hour_by_hour(msgs: pd.DataFrame, start: int, end: int, zone: ZoneInfo) -> list[dict]:
+    """Every local hour of [start, end): a new hour begins wherever the local (date, hour, UTC
+    offset) changes, walking the window in 15-minute steps."""
+    starts, key = [], None
+    for us in range(start, end, 15 * MINUTE):
+        t = from_us(us).astimezone(zone)
+        k = (t.date(), t.hour, t.utcoffset())
+        if k != key:
+            starts.append((us, t))
+            key = k
+    rows = []
+    for i, (us, t) in enumerate(starts):
+        stop = starts[i + 1][0] if i + 1 < len(starts) else us + 60 * MINUTE
+        hm = msgs[(msgs["us"] >= us) & (msgs["us"] < min(stop, end))]
+        errors = int(hm["err"].sum())
+        rows.append({"hour_start": iso(us), "date": t.date().isoformat(), "hour": t.hour, "partial": stop > end,
+                     "messages": len(hm), "errors": errors, "error_rate_pct": num(exact_ratio(errors * 100, len(hm))),
+                     "p95_response_time_ms": percentile(hm["rt"].tolist(), 95)})
+    return rows
+
+
+def _users(M, C, S, m_in, c_in, s_in, start, end, dates, day_start, zone, end_date, partial, key) -> dict:
+    """Top users of [start, end) by messages, sessions and cost (ties by user id), and per local
+    day the active users split into new (first message ever, in scope, on that day) and returning."""
+    mm = m_in & (M["us"] >= start) & (M["us"] < end)
+    figures: dict[str, dict] = {}
+    for i in M.index[mm]:
+        u = M.at[i, "user"]
+        f = figures.setdefault(u, {"messages": 0, "sessions": 0, "errors": 0, "cost_usd": Decimal(0),
+                                   "total_tokens": 0, "agents": set(), "days": set()})
+        f["messages"] += 1
+        f["errors"] += int(M.at[i, "err"])
+        f["cost_usd"] += M.at[i, "cost"]
+        f["agents"].add(M.at[i, "agent"])
+        f["days"].add(from_us(M.at[i, "us"]).astimezone(zone).date())
+    cm = c_in & (C["us"] >= start) & (C["us"] < end)
+    for m, inp, out in zip(C.loc[cm, "m"], C.loc[cm, "inp"], C.loc[cm, "out"], strict=True):
+        figures[M.at[m, "user"]]["total_tokens"] += int(inp) + int(out)
+    for u in S.loc[s_in & (S["start"] >= start) & (S["start"] < end), "user"]:
+        figures[u]["sessions"] += 1
+
+    def ranking(measure: str) -> list[dict]:
+        order = sorted(figures, key=lambda u: (-figures[u][measure], u))[:TOP_N]
+        return [{"rank": i + 1, "user_id": _shown(u, key), "messages": figures[u]["messages"],
+                 "sessions": figures[u]["sessions"], "errors": figures[u]["errors"],
+                 "cost_usd": figures[u]["cost_usd"], "total_tokens": figures[u]["total_tokens"],
+                 "agents": len(figures[u]["agents"]), "active_days": len(figures[u]["days"])}
+                for i, u in enumerate(order)]
+
+    first_seen = M[m_in].groupby("user")["us"].min().to_dict()
+    active: dict[date, set] = {}
+    for i in M.index[mm]:
+        active.setdefault(from_us(M.at[i, "us"]).astimezone(zone).date(), set()).add(M.at[i, "user"])
+    days = []
+    for d in dates:
+        users = active.get(d, set())
+        new = sum(1 for u in users if first_seen[u] >= day_start(d))
+        days.append({"date": d.isoformat(), "partial": partial and d == end_date, "active_users": len(users),
+                     "new_users": new, "returning_users": len(users) - new})
+    return {"top_n": TOP_N, "user_ids_hashed": key is not None,
+            "top_users": {"by_messages": ranking("messages"), "by_sessions": ranking("sessions"),
+                          "by_cost": ranking("cost_usd")},
+            "new_vs_returning": days}
 
 
 GOAL_UNITS = {"dau": "users", "sessions_per_month": "sessions", "cost_per_month": "USD", "cost_per_user": "USD",

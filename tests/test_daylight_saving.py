@@ -77,3 +77,25 @@ def test_daily_mart_uses_company_days(berlin):
     finally:
         con.close()
     assert rows == [("2026-10-24", 1, 1), ("2026-10-25", 4, 4), ("2026-10-26", 1, 1)]
+
+
+def test_hour_by_hour_has_25_hours_and_the_hourly_mart_keeps_the_repeated_hour_apart(berlin, capsys):
+    doc = metrics(capsys, "--start", "2026-10-25", "--end", "2026-10-25")
+    hours = doc["performance"]["hour_by_hour"]
+    assert [h["hour"] for h in hours] == [0, 1, 2, 2, *range(3, 24)]  # 25 local hours
+    assert hours[0]["hour_start"] == "2026-10-24T22:00:00Z" and hours[-1]["hour_start"] == "2026-10-25T22:00:00Z"
+    busy = [(h["hour_start"], h["hour"], h["messages"]) for h in hours if h["messages"]]
+    assert busy == [("2026-10-24T22:00:00Z", 0, 1), ("2026-10-25T00:00:00Z", 2, 1), ("2026-10-25T01:00:00Z", 2, 1),
+                    ("2026-10-25T22:00:00Z", 23, 1)]  # e1; e2 at 02:30 CEST and e3 at 02:30 CET; e4
+    con = duckdb.connect(str(berlin.warehouse_path), read_only=True)
+    try:
+        rows = con.execute("select hour_at::varchar, hour_date::varchar, local_hour, messages from fct_hourly_activity "
+                           "order by 1").fetchall()
+    finally:
+        con.close()
+    assert rows == [("2026-10-24 21:00:00", "2026-10-24", 23, 1), ("2026-10-24 22:00:00", "2026-10-25", 0, 1),
+                    ("2026-10-25 00:00:00", "2026-10-25", 2, 1), ("2026-10-25 01:00:00", "2026-10-25", 2, 1),
+                    ("2026-10-25 22:00:00", "2026-10-25", 23, 1), ("2026-10-25 23:00:00", "2026-10-26", 0, 1)]
+    # every one of them a new user on its day
+    assert [(d["date"], d["new_users"], d["returning_users"]) for d in doc["users"]["new_vs_returning"]] == [
+        ("2026-10-25", 4, 0)]

@@ -631,6 +631,13 @@ def partition_problems(doc: dict) -> list[str]:
         **{f"tokens.{k}": (doc["tokens"][k], totals[k]) for k in TOKENS},
         "overview.dau": (o["dau"]["value"], doc["daily"][-1]["dau"]),
     }
+    # schema 3.2: the hours partition the window, new + returning users are each day's DAU
+    for key in ("messages", "errors"):
+        if sum(h[key] for h in doc["performance"]["hour_by_hour"]) != totals[key]:
+            problems.append(f"sum of performance.hour_by_hour[].{key} != totals.{key}")
+    if [(d["date"], d["new_users"] + d["returning_users"]) for d in doc["users"]["new_vs_returning"]] != [
+            (d["date"], d["dau"]) for d in doc["daily"]]:
+        problems.append("users.new_vs_returning: new + returning is not the daily DAU")
     problems += [f"{name} = {a!r}, totals say {b!r}" for name, (a, b) in same_as_totals.items()
                  if (abs(a - b) >= 0.005 if name.endswith("_usd") else a != b)]
     return problems

@@ -46,7 +46,8 @@ def api_schema(served):
 
 
 WITH_INPUT = [("/v1/traces", "POST"), ("/v1/events", "POST"), ("/v1/analytics/export", "POST"), ("/v1/metrics", "GET"),
-              ("/v1/analytics/compare", "POST"), ("/app/metrics", "GET"), ("/app/messages", "GET")]
+              ("/v1/analytics/compare", "POST"), ("/app/metrics", "GET"), ("/app/messages", "GET"),
+              ("/v1/analytics/users/{user_id}", "GET")]
 # Negative cases (data the document does not allow) only where there is input to get wrong.
 RUNS = ([(path, method, GenerationMode.POSITIVE) for path, method in [*WITH_INPUT, ("/healthz", "GET"), ("/readyz", "GET"),
                                                                                 ("/app/session", "GET")]]
@@ -85,6 +86,7 @@ def test_the_document_declares_every_error_and_the_bearer_scheme(served):
         ("/v1/analytics/export", "post"): {"200", "400", "401", "403", "413", "503"},
         ("/v1/analytics/compare", "post"): {"200", "400", "401", "403", "413", "503"},
         ("/v1/metrics", "get"): {"200", "400", "401", "403", "503"},
+        ("/v1/analytics/users/{user_id}", "get"): {"200", "400", "401", "403", "404", "503"},
         ("/healthz", "get"): {"200"},
         ("/readyz", "get"): {"200", "503"},
         ("/", "get"): {"200"},  # the dashboard (service/webapp_routes.py)

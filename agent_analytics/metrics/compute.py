@@ -39,6 +39,7 @@ from agent_analytics.metrics.labels import (
     uptime_status,
 )
 from agent_analytics.metrics.measures import active_users, call_measures, message_measures, session_measures
+from agent_analytics.metrics.users import hour_by_hour, users_section
 from agent_analytics.periods import Period, iso, local_midnight
 from agent_analytics.settings import Settings
 
@@ -805,6 +806,7 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
                 "p95_response_time_ms": now["p95"],
                 "p99_response_time_ms": now["p99"],
                 "hourly": _hourly(con, p),
+                "hour_by_hour": hour_by_hour(con, period, request.agents, settings),
                 "messages": now["messages"],
                 "errors": now["errors"],
                 "error_rate_pct": now["error_rate_pct"],
@@ -818,6 +820,7 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
             "budgets": _budgets(con, request, settings),
             "deployments": deployments_section(con, period.start, period.end, request.as_of, request.agents),
             "bills": period_bills(con, request.period, request.agents),
+            "users": users_section(con, period, request.agents, settings),
             "daily": daily,
             "weekly": _weekly(daily),
         }

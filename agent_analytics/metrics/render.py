@@ -21,6 +21,7 @@ from agent_analytics.metrics.formatting import (
     percent,
     tokens,
 )
+from agent_analytics.metrics.render_users import hour_lines, users_lines
 
 WIDTH = 100
 BAR = 30
@@ -134,6 +135,7 @@ def render_table(doc: dict) -> str:
         if h["messages"]:
             out.append(f"    {h['hour']:02d}:00  {ms(h['avg_response_time_ms']):>7} {ms(h['p95_response_time_ms']):>7}  "
                        f"{_bar((h['avg_response_time_ms'] or 0) / top * 100)}")
+    out += hour_lines(doc, _bar)
     if perf["tools"]:
         out.append("  Tool latency")
         out += aligned_table(
@@ -185,6 +187,8 @@ def render_table(doc: dict) -> str:
     for m in t["by_model"][:8]:
         out.append(f"    {m['model'][:28]:<28} {m['total_tokens']:>14,} ({m['share_pct']:5.1f}%) {_pct_delta(m['change_pct']):>6}"
                    f" {_bar(m['share_pct'])}")
+
+    out += users_lines(doc, _section, _bar)
 
     h = doc["health"]
     out += _section("System health")

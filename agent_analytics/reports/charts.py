@@ -249,11 +249,51 @@ def queue_depth(doc: dict) -> Figure | None:
     return figure
 
 
+def hour_by_hour(doc: dict) -> Figure | None:
+    """Messages per local hour of the period (bars) with the hour's error rate (line, right
+    axis): errors that spike at peak hours show as the line rising with the bars."""
+    hours = doc["performance"]["hour_by_hour"]
+    if not any(h["messages"] for h in hours):
+        return None
+    figure, axes = _figure(f"Hour by hour: messages and error rate ({doc['time_zone']})")
+    x = range(len(hours))
+    axes.bar(x, [h["messages"] for h in hours], width=1.0, color=PALETTE[0], label="messages")
+    axes.set_ylabel("messages per hour")
+    rate = axes.twinx()
+    rate.plot(x, [math.nan if h["error_rate_pct"] is None else h["error_rate_pct"] for h in hours],
+              color=PALETTE[3], linewidth=1, marker=".", markersize=3, label="error rate")
+    rate.set_ylabel("error rate (%)")
+    rate.set_ylim(bottom=0)
+    rate.grid(visible=False)
+    step = max(1, len(hours) // 8)
+    axes.set_xticks(list(x)[::step], [f"{h['date'][5:]} {h['hour']:02d}h" for h in hours][::step])
+    axes.set_xlim(-0.5, len(hours) - 0.5)
+    figure.legend(loc="upper right", fontsize=8, ncols=2)
+    return figure
+
+
+def new_vs_returning(doc: dict) -> Figure | None:
+    days = doc["users"]["new_vs_returning"]
+    if not any(d["active_users"] for d in days):
+        return None
+    figure, axes = _figure("New and returning users per day")
+    x = _dates(days)
+    new = [d["new_users"] for d in days]
+    axes.bar(x, new, color=PALETTE[2], label="new")
+    axes.bar(x, [d["returning_users"] for d in days], bottom=new, color=PALETTE[0], label="returning")
+    axes.set_ylabel("users")
+    axes.legend(loc="upper left", fontsize=8, ncols=2)
+    _date_axis(axes)
+    return figure
+
+
 CHARTS: tuple[tuple[str, str, Callable[[dict], Figure | None]], ...] = (
     ("dau_trend", "engagement", dau_trend),
     ("session_duration", "engagement", session_duration),
     ("messages_per_session", "engagement", messages_per_session),
     ("response_by_hour", "performance", response_by_hour),
+    ("hour_by_hour", "performance", hour_by_hour),
+    ("new_vs_returning", "users", new_vs_returning),
     ("cost_by_provider", "cost", cost_by_provider),
     ("cost_trend", "cost", cost_trend),
     ("cost_top_agents", "cost", cost_top_agents),

@@ -156,7 +156,7 @@ def _performance(doc: dict, svgs: dict[str, str]) -> str:
                            ("error_rate_pct", percent), ("avg_response_time_ms", ms), ("total_tokens", tokens)))]
          for a in perf["agents"]],
     )
-    out += _chart_grid(svgs, ["response_by_hour"])
+    out += _chart_grid(svgs, ["response_by_hour", "hour_by_hour"])
     if perf["tools"]:
         out += "<h3>Tool latency</h3>" + table(
             ["Tool", "Calls", "Average", "P95", "Errors"],
@@ -309,6 +309,18 @@ def _bills(doc: dict, svgs: dict[str, str]) -> str:
     from agent_analytics.bills import BILL_HEADERS, bill_cells
 
     return table(BILL_HEADERS, ([escape(cell) for cell in bill_cells(line)] for line in doc["bills"]))
+def _users(doc: dict, svgs: dict[str, str]) -> str:
+    """Top users (by messages, sessions, cost) and new vs returning users per day."""
+    users = doc["users"]
+    out = "<p>User ids are shown as keyed hashes.</p>" if users["user_ids_hashed"] else ""
+    for title, key in (("messages", "by_messages"), ("sessions", "by_sessions"), ("cost", "by_cost")):
+        rows = users["top_users"][key]
+        out += f"<h3>Top {users['top_n']} users by {title}</h3>" + (table(
+            ["#", "User", "Messages", "Sessions", "Errors", "Cost", "Tokens", "Agents", "Active days"],
+            [[str(r["rank"]), escape(r["user_id"]), count(r["messages"]), count(r["sessions"]), count(r["errors"]),
+              money(r["cost_usd"]), tokens(r["total_tokens"]), count(r["agents"]), count(r["active_days"])] for r in rows],
+        ) if rows else "<p>No users in this period.</p>")
+    return out + _chart_grid(svgs, ["new_vs_returning"])
 
 
 SECTIONS = (
@@ -321,6 +333,7 @@ SECTIONS = (
     ("cost", "Cost analysis", _cost),
     ("bills", "Provider bills", _bills),
     ("tokens", "Token usage", _tokens),
+    ("users", "Users", _users),
     ("health", "System health", _health),
 )
 

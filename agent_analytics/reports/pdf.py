@@ -35,6 +35,7 @@ SECTION_TITLES = {
     "cost": "Cost analysis",
     "tokens": "Token usage",
     "health": "System health",
+    "users": "Users",
 }
 CHART_WIDTH = 17 * cm
 TABLE_STYLE = TableStyle(
@@ -89,6 +90,13 @@ def render_pdf(title: str, doc: dict, previous_doc: dict) -> bytes:
             text_columns=2,
         ),
     ]
+    if doc["users"]["top_users"]["by_messages"]:
+        story += [Paragraph("Top users", styles["Heading2"]), _table(
+            [["#", "User", "Messages", "Sessions", "Errors", "Cost"]]
+            + [[str(r["rank"]), r["user_id"], count(r["messages"]), count(r["sessions"]), count(r["errors"]),
+                money(r["cost_usd"])] for r in doc["users"]["top_users"]["by_messages"]],
+            text_columns=2,
+        )]
     for heading, header, rows, problem in (
         ("Goals", ["Goal", "Status", "Target", "Value"], goal_lines(doc), goals_problem(doc)),
         (budgets_heading(doc), ["Budget", "Status", "Spent", "Forecast"], budget_lines(doc), budgets_problem(doc)),

@@ -19,3 +19,11 @@
 {% macro to_company_date(column) -%}
     cast({{ to_company_time(column) }} as date)
 {%- endmacro %}
+
+{#- The start of the company-time-zone hour of a UTC timestamp, as a UTC timestamp: the
+    timestamp less the time since its local hour began (exact across daylight-saving changes
+    and in zones with 30 or 45-minute offsets, where a local hour is not a UTC hour). -#}
+{% macro to_company_hour_start(column) -%}
+    {%- set local = to_company_time(column) -%}
+    ({{ column }} - ({{ local }} - {{ dbt.date_trunc('hour', local) }}))
+{%- endmacro %}
