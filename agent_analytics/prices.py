@@ -67,6 +67,7 @@ SCHEMA = pa.schema([
     ("output_rate", _RATE_TYPE),  # USD per output token
 ])
 CHANGE_COLUMNS = ("provider", "model", "is_pattern", "model_like", "valid_from", "valid_to")
+CHANGES_SCHEMA = pa.schema([SCHEMA.field(name) for name in CHANGE_COLUMNS])
 
 
 class PricesFileError(ValueError):
@@ -209,7 +210,7 @@ def changed_rows(before: pa.Table, after: pa.Table) -> pa.Table:
     old, new = (set(map(_row_key, table.to_pylist())) for table in (before, after))
     rows = sorted((old ^ new), key=repr)
     changes = [dict(zip(CHANGE_COLUMNS, row[:len(CHANGE_COLUMNS)], strict=True)) for row in rows]
-    return pa.Table.from_pylist(changes, schema=SCHEMA.select(list(CHANGE_COLUMNS)))
+    return pa.Table.from_pylist(changes, schema=CHANGES_SCHEMA)
 
 
 def _row_key(row: dict) -> tuple:
@@ -224,15 +225,28 @@ class Published:
 
 
 def prices_dir(settings: Settings) -> Path:
-    return settings.home / "prices"
+    """Where the engine's builds publish the prices (the DuckDB source, and var
+    spark_prices_root of dbt_project.yml): one folder per engine, as each engine's tables were
+    priced by its own builds."""
+    return settings.home / "prices" if settings.engine == "duckdb" else settings.spark_dir / "prices"
+
+
+def ensure_published(settings: Settings) -> None:
+    """Empty published prices where none are yet, so that dbt run by hand (outside a build)
+    reads no company prices rather than failing on a missing file."""
+    folder = prices_dir(settings)
+    for name, schema in ((CURRENT_FILE, SCHEMA), (CHANGES_FILE, CHANGES_SCHEMA), (APPLIED_FILE, SCHEMA)):
+        if not (folder / name).exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            _write(folder / name, schema.empty_table())
 
 
 def publish_prices(settings: Settings) -> Published:
     """Validate the prices file and publish it for the next dbt build (see the module's doc)."""
     folder = prices_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_published(settings)
     applied = _read(folder / APPLIED_FILE)
-    if applied is None:  # no build with prices yet: none were applied
+    if applied is None:  # of another layout: the next changes re-price every company-priced call
         applied = price_table([])
         _write(folder / APPLIED_FILE, applied)
     error = None
@@ -242,8 +256,8 @@ def publish_prices(settings: Settings) -> Published:
     except PricesFileError as exc:
         error = f"{exc}; the last good prices are kept"
         current = _read(folder / CURRENT_FILE)
-        if current is None:
-            current = applied
+        if current is None:  # of another layout
+            current = price_table([])
             _write(folder / CURRENT_FILE, current)
     changes = changed_rows(applied, current)
     _write(folder / CHANGES_FILE, changes)
@@ -259,7 +273,7 @@ def promote_prices(settings: Settings) -> None:
     tmp = folder / f".{APPLIED_FILE}.tmp"
     shutil.copyfile(current, tmp)
     tmp.replace(folder / APPLIED_FILE)
-    _write(folder / CHANGES_FILE, changed_rows(price_table([]), price_table([])))
+    _write(folder / CHANGES_FILE, CHANGES_SCHEMA.empty_table())
     sync_folder(folder)
 
 

@@ -150,11 +150,14 @@ class Settings:
         return self.home / "dbt_target" if self.engine == "duckdb" else self.spark_dir / "dbt_target"
 
     def ensure_dirs(self) -> None:
+        from agent_analytics.prices import ensure_published
+
         for folder in (self.landing_dir, self.raw_dir, self.exports_dir, self.reports_dir, self.dagster_home):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise SettingsError(f"{HOME_VAR}={str(self.home)!r}: cannot create {folder}: {exc.strerror or exc}") from None
+        ensure_published(self)  # the prices dbt reads (none until a build publishes the prices file)
 
     def env(self) -> dict[str, str]:
         """The variables that hand these settings to child processes (dbt, Dagster)."""

@@ -59,3 +59,10 @@
     {%- endfor -%}
     {{ return('(' ~ literals | join(', ') ~ ')') }}
 {%- endmacro %}
+
+{#- What affected_days reads besides its argument, for dbt to run the model after it: a model
+    that calls affected_days only on incremental runs calls this outside that condition, where
+    dbt's parse sees the refs. -#}
+{% macro affected_days_depends_on() -%}
+    -- depends_on: {{ ref('fct_llm_calls') }}, {{ ref('stg_prices__price_changes') }}
+{%- endmacro %}

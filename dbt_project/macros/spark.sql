@@ -11,7 +11,7 @@
     {{- return(var('raw_layer_root') ~ '/{' ~ patterns | join(',') ~ '}') -}}
 {%- endmacro %}
 
-{#- The same for the source `prices`: one file per table under var prices_root. -#}
+{#- The same for the source `prices`: one file per table under var spark_prices_root. -#}
 {% macro create_spark_raw_views() -%}
     {%- if target.type == 'spark' and execute -%}
         {%- set schemas = [] -%}
@@ -21,7 +21,7 @@
                 {%- do schemas.append(source.schema) -%}
             {%- endif -%}
             {%- set files = spark_raw_files(source.name) if source.source_name == 'raw'
-                else var('prices_root') ~ '/' ~ source.name ~ '.parquet' -%}
+                else var('spark_prices_root') ~ '/' ~ source.name ~ '.parquet' -%}
             {%- do run_query(
                 'create or replace view ' ~ source.schema ~ '.' ~ source.identifier
                 ~ ' as select * from parquet.`' ~ files ~ '`'
