@@ -144,7 +144,7 @@ def cli(home: Path, prices: Path, *argv: str) -> subprocess.CompletedProcess:
 
 def repriced_days_of_last_run(settings) -> list[str]:
     """The days fct_llm_calls re-priced in its last (incremental) run, read off its compiled SQL."""
-    [compiled] = settings.dbt_target_dir.glob("run/**/marts/fct_llm_calls.sql")
+    [compiled] = settings.dbt_target_dir.glob("compiled/**/marts/fct_llm_calls.sql")
     lines = [line for line in compiled.read_text().splitlines() if "message_date in (" in line]
     return re.findall(r"cast\('(\d{4}-\d\d-\d\d)' as date\)", lines[0]) if lines else []
 
