@@ -11,6 +11,7 @@
 | AGENT_ANALYTICS_UPTIME_HEALTHY_PCT          | 99.9                        | uptime % at or above which: Healthy (else Degraded) |
 | AGENT_ANALYTICS_ALERT_RULES                 | <home>/alerts.toml          | alert rules file (docs/alerts.md) |
 | AGENT_ANALYTICS_GOALS                       | <home>/goals.toml           | goals file (agent_analytics/goals.py; none when it does not exist) |
+| AGENT_ANALYTICS_PRICES                      | <home>/prices.csv           | the company's prices file (agent_analytics/prices.py; none when it does not exist) |
 | AGENT_ANALYTICS_EVENT_TIME_MIN              | 2000-01-01                  | earliest accepted occurred_at (UTC date); older events are quarantined |
 | AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H      | 24                          | hours after the load an occurred_at may be; later ones are quarantined |
 | AGENT_ANALYTICS_LANDING_QUIET_S             | 300                         | seconds a landing file that looks unfinished waits to be loaded or rejected |
@@ -51,6 +52,7 @@ RESPONSE_THRESHOLDS_VAR = "AGENT_ANALYTICS_RESPONSE_TIME_THRESHOLDS_MS"
 UPTIME_VAR = "AGENT_ANALYTICS_UPTIME_HEALTHY_PCT"
 ALERT_RULES_VAR = "AGENT_ANALYTICS_ALERT_RULES"
 GOALS_VAR = "AGENT_ANALYTICS_GOALS"
+PRICES_VAR = "AGENT_ANALYTICS_PRICES"
 EVENT_TIME_MIN_VAR = "AGENT_ANALYTICS_EVENT_TIME_MIN"
 EVENT_TIME_AHEAD_VAR = "AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H"
 LANDING_QUIET_VAR = "AGENT_ANALYTICS_LANDING_QUIET_S"
@@ -92,6 +94,7 @@ class Settings:
     uptime_healthy_pct: float = 99.9
     alert_rules_file: Path | None = None  # None: <home>/alerts.toml
     goals_file: Path | None = None  # None: <home>/goals.toml
+    prices_file: Path | None = None  # None: <home>/prices.csv
     event_time_min: date = date(2000, 1, 1)
     event_time_max_ahead_hours: float = 24.0
     landing_quiet_s: float = 300.0
@@ -137,6 +140,10 @@ class Settings:
         return self.goals_file or self.home / "goals.toml"
 
     @property
+    def prices_path(self) -> Path:
+        return self.prices_file or self.home / "prices.csv"
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
@@ -152,11 +159,14 @@ class Settings:
         return self.home / "dbt_target" if self.engine == "duckdb" else self.spark_dir / "dbt_target"
 
     def ensure_dirs(self) -> None:
+        from agent_analytics.prices import ensure_published
+
         for folder in (self.landing_dir, self.raw_dir, self.exports_dir, self.reports_dir, self.dagster_home):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise SettingsError(f"{HOME_VAR}={str(self.home)!r}: cannot create {folder}: {exc.strerror or exc}") from None
+        ensure_published(self)  # the prices dbt reads (none until a build publishes the prices file)
 
     def env(self) -> dict[str, str]:
         """The variables that hand these settings to child processes (dbt, Dagster)."""
@@ -206,6 +216,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         uptime_healthy_pct=_numbers(env, UPTIME_VAR, "99.9", 1)[0],
         alert_rules_file=_file(env, ALERT_RULES_VAR),
         goals_file=_file(env, GOALS_VAR),
+        prices_file=_file(env, PRICES_VAR),
         build_wait_s=_numbers(env, BUILD_WAIT_VAR, "1800", 1)[0],
         duckdb_memory=duckdb_memory,
         dbt_threads=dbt_threads,

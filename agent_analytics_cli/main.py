@@ -1,5 +1,5 @@
 """The `agent-analytics` command line: ingest, build, export, metrics, compare, deployments, report, alerts,
-bills, generate, demo, dev, serve, tokens, up.
+bills, prices, generate, demo, dev, serve, tokens, up.
 
 Bad arguments and user mistakes print one line `agent-analytics: error: ...` and exit 2
 (1 when a build fails); never a traceback.
@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from agent_analytics.alerts.commands import add_alerts_parser
+from agent_analytics.prices_check import add_prices_parser
 from agent_analytics.settings import Settings, SettingsError, load_settings
 from agent_analytics.warehouse import WarehouseOpenError
 from agent_analytics_cli.bills import add_bills_parser
@@ -188,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--ui-port", type=_port, default=3000, help="port of the Dagster UI (default 3000)")
     up.add_argument("--read-only-ui", action="store_true",
                     help="the Dagster UI shows everything but cannot launch, terminate or switch anything")
+
+    add_prices_parser(sub, _Parser)
 
     tokens = sub.add_parser("tokens", help="bearer tokens of the HTTP service: create, list, revoke")
     tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True, parser_class=_Parser)
@@ -477,6 +480,15 @@ def cmd_bills(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(str(exc)) from None
 
 
+def cmd_prices(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_analytics.prices_check import PricesCommandError, run_prices
+
+    try:
+        return run_prices(args, settings)
+    except PricesCommandError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
@@ -564,6 +576,7 @@ COMMANDS = {
     "dev": cmd_dev,
     "alerts": cmd_alerts,
     "bills": cmd_bills,
+    "prices": cmd_prices,
     "serve": cmd_serve,
     "tokens": cmd_tokens,
     "up": cmd_up,

@@ -45,6 +45,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from agent_analytics.providers import PROVIDER_ALIASES
 from agent_analytics.sql import literal, stored_text
 from agent_analytics.warehouse import open_warehouse, transaction
 from ingestion import compaction, otlp, pricing, raw_layer, traces
@@ -336,7 +337,7 @@ _ESTIMATE_SQL = "cast(cast(units as decimal(18, 0)) * 0.0000000001 as decimal(18
 
 
 def _provider_case(column: str) -> str:
-    branches = " ".join(f"when '{alias}' then '{name}'" for alias, name in pricing.PROVIDER_ALIASES.items())
+    branches = " ".join(f"when '{alias}' then '{name}'" for alias, name in PROVIDER_ALIASES.items())
     return f"case lower(trim({column})) {branches} else lower(trim({column})) end"
 
 

@@ -19,24 +19,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 
-# OpenTelemetry `gen_ai.provider.name` values (and a few spellings) -> our provider names.
-PROVIDER_ALIASES: dict[str, str] = {
-    "gcp.gemini": "google",
-    "gcp.vertex_ai": "google",
-    "gcp.gen_ai": "google",
-    "vertex_ai": "google",
-    "gemini": "google",
-    "azure.ai.openai": "azure",
-    "azure.ai.inference": "azure",
-    "az.ai.openai": "azure",
-    "aws.bedrock": "aws",
-    "bedrock": "aws",
-    "x_ai": "x-ai",
-    "xai": "x-ai",
-    "mistral_ai": "mistral",
-    "ibm.watsonx.ai": "ibm",
-}
-
 _PROBE = 1_000_000  # tokens used to read a per-token rate (rates are per million tokens)
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from agent_analytics.prices import prices_file_problem
 from agent_analytics.settings import Settings
 
 PROG = "agent-analytics"
@@ -105,6 +106,9 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
     warnings = {e.event_specific_data.asset_check_key.name for e in checks
                 if not e.event_specific_data.passed and e.event_specific_data.severity == dg.AssetCheckSeverity.WARN}
     print(f"build ok: run {result.run_id}, {len(checks)} checks evaluated, {len(failed_checks)} failed")
+    problem = prices_file_problem(settings)
+    if problem:
+        print(f"  warning: {problem}")
     for check in (e.event_specific_data for e in checks if not e.event_specific_data.passed):
         name = check.asset_check_key.name
         print(f"  {'warning' if name in warnings else 'failed'} check: {name}{_check_detail(check.metadata)}")

@@ -17,6 +17,8 @@ integers, text, days and times exactly, money exactly (DECIMAL), averages and pe
 another order). Then the metrics document of the period, read from the serving copy published
 from the Spark tables, equals the one computed on the DuckDB warehouse, and so does the A/B
 comparison of the busiest agent's two versions read through the views over Spark's tables.
+Both loads are priced by a company prices file (patterns, an exact model, a price change in the
+middle of the month), changed between the builds, so the second builds re-price history.
 
 Skipped only where Java or the spark extra (pip install -e '.[spark]') is missing.
 """
@@ -46,6 +48,7 @@ from agent_analytics.comparison.samples import read_samples  # noqa: E402
 from agent_analytics.exports import MetricsQuery, metrics_document  # noqa: E402
 from agent_analytics.metrics import MetricsRequest, compute_metrics  # noqa: E402
 from agent_analytics.periods import parse_as_of, parse_period  # noqa: E402
+from agent_analytics.prices import promote_prices, publish_prices  # noqa: E402
 from agent_analytics.serving import marts, serving_database  # noqa: E402
 from agent_analytics.settings import load_settings  # noqa: E402
 from agent_analytics.spark_marts import open_spark_marts  # noqa: E402
@@ -58,6 +61,18 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 END = date(2026, 11, 20)
 LATE_DAY = date(2026, 11, 16)  # its file is loaded last: four days after the newest data's day
+PRICES = """provider,model,input_per_mtok,cached_input_per_mtok,output_per_mtok,valid_from,valid_to
+openai,gpt-4o-*,2.00,1.00,8.00,2026-01-01,2026-11-10
+openai,gpt-4o-*,1.00,0.50,4.00,2026-11-10,
+openai,gpt-4o-mini,0.10,0.05,0.40,2026-01-01,
+openai,acme_internal*,9,9,9,2026-01-01,
+openai,acme-*,0.333333,0.111111,0.777777,2026-01-01,
+google,gemini-1.5-flash,0.05,0.01,0.20,2026-11-01,
+"""
+# Changed before the second builds: gpt-4o-* is cheaper from 11-14 on.
+PRICES_CHANGED = PRICES.replace("openai,gpt-4o-*,1.00,0.50,4.00,2026-11-10,\n",
+                                "openai,gpt-4o-*,1.00,0.50,4.00,2026-11-10,2026-11-14\n"
+                                "openai,gpt-4o-*,0.70,0.35,2.80,2026-11-14,\n")
 
 
 def _run(env: dict, *argv: str) -> subprocess.CompletedProcess:
@@ -75,9 +90,11 @@ def _dbt_build(env: dict, engine: str, *, refresh: bool = False) -> None:
     test, or with `refresh` what the 5-minute refresh builds and tests."""
     settings = load_settings({**env, "AGENT_ANALYTICS_ENGINE": engine})
     target = settings.dbt_target_dir
+    publish_prices(settings)  # what a build does around dbt (orchestration/defs/dbt)
     _run({**env, **settings.env()}, str(Path(sys.executable).with_name("dbt")), "build",
          "--project-dir", str(ROOT / "dbt_project"), "--profiles-dir", str(ROOT),
          "--target-path", str(target), "--log-path", str(target / "logs"), *(["--exclude", REFRESH_EXCLUDE] if refresh else []))
+    promote_prices(settings)
 
 
 def _spark_build(env: dict) -> None:
@@ -160,6 +177,11 @@ def _comparisons(env: dict) -> tuple[dict, dict]:
     return documents[0], documents[1]
 
 
+def _price_sources(env: dict) -> dict[str, int]:
+    with duckdb.connect(str(Path(env["AGENT_ANALYTICS_HOME"]) / "warehouse.duckdb"), read_only=True) as con:
+        return dict(con.execute("select price_source, count(*) from fct_llm_calls group by 1").fetchall())
+
+
 def _row_counts(env: dict) -> dict[str, int]:
     with duckdb.connect(str(Path(env["AGENT_ANALYTICS_HOME"]) / "warehouse.duckdb"), read_only=True) as con:
         return {m.name: con.execute(f'select count(*) from main."{m.name}"').fetchone()[0] for m in marts()}
@@ -178,7 +200,9 @@ def loaded(tmp_path_factory):
     trace_rest.write_text(lines(request(chat2(), tool())))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_ANALYTICS_", "DBT_"))}
     env.pop("DAGSTER_HOME", None)
-    env.update(AGENT_ANALYTICS_HOME=str(base / "home"), AGENT_ANALYTICS_TZ="America/New_York")
+    (base / "prices.csv").write_text(PRICES)
+    env.update(AGENT_ANALYTICS_HOME=str(base / "home"), AGENT_ANALYTICS_TZ="America/New_York",
+               AGENT_ANALYTICS_PRICES=str(base / "prices.csv"))
     _ingest(env, FIXTURES / "day1.jsonl", base / "month", trace_start)
     # provider bills (fct_bill_reconciliation): whole bills and model lines, a provider without calls
     bill = base / "bill.csv"
@@ -195,8 +219,11 @@ def test_every_mart_is_the_same_on_spark_after_a_first_build_and_after_a_late_fi
     assert _differences(env) == {}
     first = _row_counts(env)
     assert min(first.values()) > 0, first  # every mart has rows to compare
+    sources = _price_sources(env)
+    assert {"reported", "company", "genai-prices"} <= sources.keys(), sources
 
     _ingest(env, *second_load)
+    Path(env["AGENT_ANALYTICS_PRICES"]).write_text(PRICES_CHANGED)
     _dbt_build(env, "duckdb", refresh=True)
     _spark_build(env)
     assert _differences(env) == {}

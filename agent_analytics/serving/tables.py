@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -29,21 +30,24 @@ PUBLISHED_DAYS_COLUMNS = {
     "day": ("date", "A day of it (its day column)."),
     "row_count": ("bigint", "The day's rows."),
     "max_loaded_at": ("timestamp", "The newest load time among the day's rows."),
+    "cost_usd": ("decimal(38,10)", "The day's cost (tables with costs; a re-pricing changes it, not the load times)."),
 }
 
 # The row-level facts, published by day: mart -> (its day column, its load-time column). A
 # refresh adds or rewrites the rows of a few days; every write of a row (a new message, a
 # newer revision of one, a rebuilt session) carries the load time of the batch it comes from,
-# so a day whose row count and newest load time are unchanged holds the same rows as before.
+# so a day whose row count and newest load time are unchanged holds the same rows as before,
+# except for a changed company price, which rewrites stored rows with their load times and
+# other costs: the facts with costs add the day's cost to the fingerprint.
 # The other marts are small (days, agents, minutes) and are rewritten whole.
 BY_DAY = {
-    "fct_messages": ("message_date", "loaded_at"),
-    "fct_llm_calls": ("message_date", "loaded_at"),
-    "fct_tool_calls": ("message_date", "loaded_at"),
-    "fct_sessions": ("session_date", "max_loaded_at"),
+    "fct_messages": ("message_date", "loaded_at", "cost_usd"),
+    "fct_llm_calls": ("message_date", "loaded_at", "cost_usd"),
+    "fct_tool_calls": ("message_date", "loaded_at", None),
+    "fct_sessions": ("session_date", "max_loaded_at", None),
 }
 
-DayFingerprint = tuple[str, date, int, datetime]  # table, day, rows, newest load time
+DayFingerprint = tuple[str, date, int, datetime, Decimal | None]  # table, day, rows, newest load time, cost
 
 
 @dataclass(frozen=True)
@@ -97,9 +101,11 @@ def dbt_invocation_id(settings: Settings) -> str | None:
 def day_fingerprints(con: duckdb.DuckDBPyConnection, tables: list[Mart], schema: str = "main") -> frozenset[DayFingerprint]:
     """Rows and newest load time per day of the tables of `tables` published by day."""
     selects = [
-        f"select {text(mart.name)}, {BY_DAY[mart.name][0]}, count(*), max({BY_DAY[mart.name][1]}) "
+        f"select {text(mart.name)}, {day}, count(*), max({loaded}), "
+        f"cast({f'sum({cost})' if cost else 'null'} as decimal(38, 10)) "
         f'from {schema}."{mart.name}" group by all'
         for mart in tables if mart.name in BY_DAY
+        for day, loaded, cost in [BY_DAY[mart.name]]
     ]
     if not selects:
         return frozenset()
@@ -111,11 +117,11 @@ def changed_days(before: frozenset[DayFingerprint] | None, after: frozenset[DayF
     changed), sorted; None when there is no earlier state (everything is new)."""
     if before is None:
         return None
-    return sorted({day for name, day, _, _ in before ^ after if name == table})
+    return sorted({day for name, day, *_ in before ^ after if name == table})
 
 
 def days_of(days: frozenset[DayFingerprint], table: str) -> list[date]:
-    return sorted(day for name, day, _, _ in days if name == table)
+    return sorted(day for name, day, *_ in days if name == table)
 
 
 def published_rows(publication: Publication) -> str:
@@ -130,13 +136,14 @@ def published_rows(publication: Publication) -> str:
 def published_days_rows(publication: Publication) -> str:
     """A select of the `_published_days` rows."""
     return _select_rows(PUBLISHED_DAYS_COLUMNS, [
-        (text(table), text(day.isoformat()), str(rows), text(loaded.isoformat(sep=" ") if loaded else None))
-        for table, day, rows, loaded in sorted(publication.days, key=lambda d: (d[0], d[1]))
+        (text(table), text(day.isoformat()), str(rows), text(loaded.isoformat(sep=" ") if loaded else None),
+         "null" if cost is None else str(cost))
+        for table, day, rows, loaded, cost in sorted(publication.days, key=lambda d: (d[0], d[1]))
     ])
 
 
 def read_published_days(con: duckdb.DuckDBPyConnection, relation: str) -> frozenset[DayFingerprint]:
-    return frozenset(con.execute(f"select table_name, day, row_count, max_loaded_at from {relation}").fetchall())
+    return frozenset(con.execute(f"select table_name, day, row_count, max_loaded_at, cost_usd from {relation}").fetchall())
 
 
 def _select_rows(columns: dict[str, tuple[str, str]], rows: list[tuple[str, ...]]) -> str:

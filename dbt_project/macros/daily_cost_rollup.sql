@@ -1,6 +1,7 @@
 {#- Daily LLM cost and tokens of fct_llm_calls grouped by company day and `keys` (a list of
     column names), incremental by day: the metrics layer's call measures (macros/metrics.sql). -#}
 {% macro daily_cost_rollup(keys) -%}
+{{ affected_days_depends_on() }}
 {%- if is_incremental() -%}
 {%- set first_day = first_affected_day(ref('fct_llm_calls')) -%}
 {%- endif %}

@@ -82,9 +82,11 @@
 
 {#- Company days an incremental daily model rebuilds: days of messages loaded after this
     model's watermark, widened by one day on each side (a late message can move a session
-    start across midnight), plus the last `lookback_days` days of data.
+    start across midnight), plus the last `lookback_days` days of data, plus the days of calls
+    whose company price changed (repriced_days, macros/company_prices.sql).
     `messages` has message_date and loaded_at. -#}
 {% macro affected_days(messages) -%}
+    {%- set repriced = repriced_days(ref('fct_llm_calls')) -%}
     select distinct {{ dbt.dateadd('day', 'shift.d', 'm.message_date') }} as affected_date
     from {{ messages }} as m
     cross join (select -1 as d union all select 0 as d union all select 1 as d) as shift
@@ -95,6 +97,12 @@
     where m.message_date >= (
         select {{ dbt.dateadd('day', -(var('lookback_days') | int), 'max(message_date)') }} from {{ messages }}
     )
+    {%- if repriced %}
+    union
+    select distinct m.message_date as affected_date
+    from {{ messages }} as m
+    where m.message_date in {{ repriced }}
+    {%- endif %}
 {%- endmacro %}
 
 {#- The earliest of affected_days(messages), queried when the model runs and written in as a
@@ -111,11 +119,16 @@
     on Spark, which overwrites whole days, every row of the days (`day_column` of `relation`)
     of the messages loaded since then. A message rewritten by a later batch with its next
     revision keeps its day, so the day's rows, read from staging (latest revisions only), are
-    exact. -#}
-{% macro loaded_since_last_run(relation, columns='*', day_column='message_date') -%}
+    exact.
+    `or_rows`: a condition on `relation` of more rows the run rebuilds (those of messages whose
+    calls a changed company price re-prices), or none. -#}
+{% macro loaded_since_last_run(relation, columns='*', day_column='message_date', or_rows=none) -%}
     select {{ columns }} from {{ relation }}
     {% if is_incremental() %}
     where {{ adapter.dispatch('loaded_since_last_run_filter', 'agent_analytics')(day_column) }}
+    {%- if or_rows %}
+        or {{ or_rows }}
+    {%- endif %}
     {% endif %}
 {%- endmacro %}
 

@@ -27,20 +27,24 @@
 {%- endmacro %}
 
 {#- Incremental strategy `append_revisions`: delete the target's rows of messages whose new
-    rows are a revision (> 0), then insert the new rows. The count is queried first so that
-    a run without revisions (every native load) pays nothing for the delete. -#}
+    rows are a revision (> 0) or rewrite stored rows (loaded no later than the target's newest
+    row: a changed company price re-prices them, macros/company_prices.sql), then insert the
+    new rows. The count is queried first so that a run with neither (nearly every load) pays
+    nothing for the delete. -#}
 {% macro get_incremental_append_revisions_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
     {%- set key = arg_dict['unique_key'] -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- set rewritten = "new_rows.revision > 0 or new_rows.loaded_at <= "
+        ~ query_literal('select max(loaded_at) from ' ~ target) -%}
     {%- set revised = 0 -%}
     {%- if execute -%}
-        {%- set revised = run_query("select count(*) from " ~ source ~ " where revision > 0").columns[0].values()[0] -%}
+        {%- set revised = run_query("select count(*) from " ~ source ~ " as new_rows where " ~ rewritten).columns[0].values()[0] -%}
     {%- endif -%}
     {%- if revised > 0 %}
     delete from {{ target }}
-    where {{ key }} in (select new_rows.{{ key }} from {{ source }} as new_rows where new_rows.revision > 0);
+    where {{ key }} in (select new_rows.{{ key }} from {{ source }} as new_rows where {{ rewritten }});
     {%- endif %}
     insert into {{ target }} ({{ columns }}) (select {{ columns }} from {{ source }})
 {%- endmacro %}

@@ -11,15 +11,20 @@
     {{- return(var('raw_layer_root') ~ '/{' ~ patterns | join(',') ~ '}') -}}
 {%- endmacro %}
 
+{#- The same for the source `prices`: one file per table under var spark_prices_root. -#}
 {% macro create_spark_raw_views() -%}
     {%- if target.type == 'spark' and execute -%}
-        {%- for source in graph.sources.values() if source.source_name == 'raw' -%}
-            {%- if loop.first -%}
+        {%- set schemas = [] -%}
+        {%- for source in graph.sources.values() if source.source_name in ('raw', 'prices') -%}
+            {%- if source.schema not in schemas -%}
                 {%- do run_query('create schema if not exists ' ~ source.schema) -%}
+                {%- do schemas.append(source.schema) -%}
             {%- endif -%}
+            {%- set files = spark_raw_files(source.name) if source.source_name == 'raw'
+                else var('spark_prices_root') ~ '/' ~ source.name ~ '.parquet' -%}
             {%- do run_query(
                 'create or replace view ' ~ source.schema ~ '.' ~ source.identifier
-                ~ ' as select * from parquet.`' ~ spark_raw_files(source.name) ~ '`'
+                ~ ' as select * from parquet.`' ~ files ~ '`'
             ) -%}
         {%- endfor -%}
     {%- endif -%}

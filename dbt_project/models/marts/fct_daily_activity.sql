@@ -15,6 +15,7 @@
         on_schema_change='fail',
     )
 }}
+{{ affected_days_depends_on() }}
 {%- if is_incremental() -%}
 {#- From the first affected day, or the day after the last one built if that is earlier: days
     without traffic between the last built day and new messages a few days later are rows too. -#}

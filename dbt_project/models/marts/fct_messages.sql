@@ -2,7 +2,8 @@
     Incremental: each run appends the messages of batches loaded after the newest loaded_at it
     holds (strategy append_revisions, macros/revisions.sql). Ingest loads an event id once, except
     a message assembled from OpenTelemetry spans that gained spans later: its newer revision
-    replaces its rows. -#}
+    replaces its rows. Its call totals come from fct_llm_calls, whose costs apply the company's
+    prices; a changed price rewrites the messages of the days it re-prices (repriced_days). -#}
 {{
     config(
         materialized='incremental',
@@ -12,18 +13,20 @@
         on_schema_change='fail',
     )
 }}
+{%- set repriced = repriced_days(ref('fct_llm_calls')) %}
+{%- set repriced_rows = ('message_date in ' ~ repriced) if repriced else none %}
 
 with
 
 messages as (
 
-    {{ loaded_since_last_run(ref('stg_raw__messages')) }}
+    {{ loaded_since_last_run(ref('stg_raw__messages'), or_rows=repriced_rows) }}
 
 ),
 
 llm_calls as (
 
-    {{ loaded_since_last_run(ref('stg_raw__llm_calls'), day_column='call_date') }}
+    {{ loaded_since_last_run(ref('fct_llm_calls'), or_rows=repriced_rows) }}
 
 ),
 

@@ -19,6 +19,7 @@ from dagster_dbt import (
 from agent_analytics.build_memory import out_of_memory_line
 from agent_analytics.files import write_atomically
 from agent_analytics.model_version import model_version
+from agent_analytics.prices import promote_prices, publish_prices
 from agent_analytics.spark_marts import has_spark_tables
 from agent_analytics.warehouse import warehouse_lock
 from orchestration.defs.dbt.project import DBT_PROJECT, dbt_error_line
@@ -156,6 +157,11 @@ def build_dbt_assets() -> dg.AssetsDefinition:
             os.environ[TESTS_LOADED_AFTER_VAR] = loaded_after
         args = ["build", "--full-refresh"] if full_refresh else ["build", "--exclude", REFRESH_EXCLUDE]
         with warehouse_lock(settings.warehouse_path):
+            # The company's prices as the models read them, and what changed since the last
+            # successful build (agent_analytics/prices.py); a bad file keeps the last good ones.
+            published = publish_prices(settings)
+            if published.error:
+                context.log.warning(published.error)
             (target / "run_results.json").unlink(missing_ok=True)  # never explain a failure by an earlier run
             invocation = dbt.cli(args, context=context, target_path=target)
             # A dbt process outlives a killed build; the next build stops it by these tags.
@@ -169,6 +175,7 @@ def build_dbt_assets() -> dg.AssetsDefinition:
             # (some models materialized from the UI) leaves the others as they were: no record.
             if context.selected_asset_keys == set(context.assets_def.keys):
                 record_model_version(target, version, context.run_id)
+                promote_prices(settings)
 
     return warehouse_models
 
