@@ -12,6 +12,7 @@
         on_schema_change='fail',
     )
 }}
+{{ affected_days_depends_on() }}
 {%- if is_incremental() -%}
 {%- set first_day = first_affected_day(ref('fct_messages')) -%}
 {%- endif %}
