@@ -88,6 +88,7 @@ def _exports(home: Path) -> tuple[str, dict]:
     for period in (document["period"], document["previous_period"]):
         for key in ("end", "days"):
             period.pop(key)
+    document["budgets"].pop("days_left_in_month")  # from the moment it runs to the month's end
     return (home / "exports" / "daily.csv").read_text(), document
 
 

@@ -38,6 +38,7 @@ EXPECTED_TYPES = {
     "HUGEINT": "numeric",
     "DECIMAL(38,10)": "numeric(38,10)",
     "DECIMAL(18,10)": "numeric(18,10)",
+    "DECIMAL(28,10)": "numeric(28,10)",
 }
 # Two marts a reader compares: the second build has fewer rows in both.
 READ_MARTS = ("fct_messages", "fct_agent_daily")
