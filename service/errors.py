@@ -57,6 +57,13 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def refuse_unknown_parameters(request: Request, known: set[str]) -> None:
+    """400 for a query parameter the route does not take (FastAPI would ignore it silently)."""
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise ApiError(400, f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(known))})")
+
+
 def unavailable(message: str, retry_after_s: int) -> ApiError:
     return ApiError(503, message, {"Retry-After": str(retry_after_s)})
 

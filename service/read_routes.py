@@ -28,7 +28,7 @@ from agent_analytics.periods import PeriodError
 from agent_analytics.warehouse import WarehouseOpenError
 from service.auth import require
 from service.bodies import read_body
-from service.errors import ApiError, error_responses, unavailable
+from service.errors import ApiError, error_responses, refuse_unknown_parameters, unavailable
 
 router = APIRouter()
 LOCK_WAIT_S = 2.0
@@ -115,9 +115,7 @@ async def get_metrics(
     as_of: Annotated[str | None, Query(description="count up to this time: YYYY-MM-DD or an ISO time (default now)")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
 ) -> Response:
-    unknown = sorted(set(request.query_params) - METRICS_PARAMETERS)
-    if unknown:
-        raise ApiError(400, f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(METRICS_PARAMETERS))})")
+    refuse_unknown_parameters(request, METRICS_PARAMETERS)
     query = MetricsQuery(period=period, start=start, end=end, month=month, agents=agent, tz=tz, as_of=as_of)
     async with warehouse_turn(request):
         return await run_in_threadpool(_answer, request.app.state.settings, query, format)

@@ -12,7 +12,7 @@ from agent_analytics.exports import ExportError, MetricsQuery, to_json
 from agent_analytics.periods import PeriodError
 from agent_analytics.user_report import UserNotFoundError, user_document
 from service.auth import require
-from service.errors import ApiError, error_responses
+from service.errors import ApiError, error_responses, refuse_unknown_parameters
 from service.read_routes import LOCK_WAIT_S, warehouse_turn, warehouse_unavailable_as_503
 
 router = APIRouter()
@@ -35,9 +35,7 @@ async def get_user(
     tz: Annotated[str | None, Query(description="IANA time zone (default AGENT_ANALYTICS_TZ)")] = None,
     as_of: Annotated[str | None, Query(description="count up to this time: YYYY-MM-DD or an ISO time (default now)")] = None,
 ) -> Response:
-    unknown = sorted(set(request.query_params) - USER_PARAMETERS)
-    if unknown:
-        raise ApiError(400, f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(USER_PARAMETERS))})")
+    refuse_unknown_parameters(request, USER_PARAMETERS)
     query = MetricsQuery(period=period, start=start, end=end, month=month, agents=agent, tz=tz, as_of=as_of)
     async with warehouse_turn(request):
         return await run_in_threadpool(_answer, request.app.state.settings, query, user_id)

@@ -34,7 +34,7 @@ from agent_analytics.webapp.messages import (
 )
 from service.auth import bearer, check_token
 from service.bodies import read_body
-from service.errors import ApiError, error_responses, unavailable
+from service.errors import ApiError, error_responses, refuse_unknown_parameters, unavailable
 from service.health_routes import readiness
 from service.read_routes import LOCK_WAIT_S, _answer, warehouse_turn, warehouse_unavailable_as_503
 
@@ -167,12 +167,6 @@ def _agents(settings) -> list[Agent]:
     return [Agent(id=a, name=n) for a, n in rows]
 
 
-def _check_parameters(request: Request, known: set[str]) -> None:
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        raise ApiError(400, f"unknown parameter {unknown[0]!r} (known: {', '.join(sorted(known))})")
-
-
 Period = Annotated[str | None, Query(description="today, week, month or Nd (default 30d)")]
 Day = Annotated[str | None, Query(description="a local day YYYY-MM-DD (start and end go together)")]
 Month = Annotated[str | None, Query(description="a calendar month YYYY-MM")]
@@ -187,7 +181,7 @@ AsOf = Annotated[str | None, Query(description="count up to this time: YYYY-MM-D
                 "schema": {"$ref": "#/components/schemas/AnalyticsExport"}}}}, **error_responses(400, 401, 403, 503)})
 async def page_metrics(request: Request, period: Period = None, start: Day = None, end: Day = None,
                        month: Month = None, agent: Agents = None, tz: Zone = None, as_of: AsOf = None) -> Response:
-    _check_parameters(request, PERIOD_PARAMETERS)
+    refuse_unknown_parameters(request, PERIOD_PARAMETERS)
     query = MetricsQuery(period=period, start=start, end=end, month=month, agents=agent, tz=tz, as_of=as_of)
     async with warehouse_turn(request):
         return await run_in_threadpool(_answer, request.app.state.settings, query, "json")
@@ -232,7 +226,7 @@ async def messages(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page number, from 1")] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="messages per page")] = DEFAULT_PAGE_SIZE,
 ) -> JSONResponse:
-    _check_parameters(request, MESSAGE_PARAMETERS)
+    refuse_unknown_parameters(request, MESSAGE_PARAMETERS)
     settings = request.app.state.settings
     query = MetricsQuery(period=period, start=start, end=end, month=month, agents=agent, tz=tz, as_of=as_of)
     async with warehouse_turn(request):
