@@ -6,7 +6,9 @@ total when the limit is a percentage) keeps the build inside what the machine ha
 fixed size; what does not fit spills to `<home>/duckdb_tmp`. The dbt threads default to what
 fits in that limit: one per THREAD_MEMORY of it (the most the largest models of the 10M-message
 benchmark hold, joins and window sorts over every message), at most one per core, since DuckDB
-already runs each query on every core.
+already runs each query on every core. A build that rebuilds every model from all the messages
+(the first one, a full refresh) sorts every message in its largest models: it runs only as many
+threads as such models fit side by side in the limit (`full_build_threads`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ DEFAULT_MEMORY = "40%"
 MAX_DEFAULT_THREADS = 4
 THREAD_MEMORY = 4 * 1024**3
 OUT_OF_MEMORY = "DuckDB ran out of memory"
+# What a full build's largest model holds per message (the sessionization's window sort, the calls
+# joined to their messages): THREAD_MEMORY at the 10M-message benchmark, about 430 bytes each.
+FULL_BUILD_BYTES_PER_MESSAGE = THREAD_MEMORY / 10_000_000
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|[kmgt]i?b)", re.IGNORECASE)
 _UNITS = {"k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4, "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
@@ -77,6 +82,15 @@ def dbt_threads(env: Mapping[str, str]) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise MemorySettingError(f"{THREADS_VAR}={raw!r} must be a positive whole number of dbt threads")
     return int(raw)
+
+
+def full_build_threads(threads: int, limit: str, messages: int) -> int:
+    """The dbt threads of a build that rebuilds every model from all `messages`: at most
+    `threads`, and only as many as the largest models over that many messages fit side by side
+    in the memory limit, at least one. Two such sorts sharing the limit both spill: at 100M
+    messages two threads had not finished the first build in 26 minutes, one finished in 22."""
+    fit = int(limit_bytes(limit) // max(messages * FULL_BUILD_BYTES_PER_MESSAGE, 1.0))
+    return max(1, min(threads, fit))
 
 
 def out_of_memory_line(run_results: Path, memory: str, threads: int) -> str | None:

@@ -81,6 +81,22 @@ def batches_dir(raw_dir: Path) -> Path:
     return raw_dir / "batches"
 
 
+def table_files(raw_dir: Path, table: str) -> list[Path]:
+    """Every Parquet file of a raw table: its batch files and its compacted day files."""
+    batches = [f for f in batches_dir(raw_dir).glob(f"*/{table}.parquet") if f.parent.name != SCHEMA_BATCH]
+    return sorted(batches) + sorted((raw_dir / table).glob("event_date=*/*.parquet"))
+
+
+def row_count(raw_dir: Path, table: str) -> int:
+    """Rows of a raw table (revisions of a message included), from the Parquet footers only."""
+    files = table_files(raw_dir, table)
+    if not files:
+        return 0
+    with duckdb.connect() as con:
+        return con.execute("select coalesce(sum(num_rows), 0) from parquet_file_metadata($files)",
+                           {"files": [str(f) for f in files]}).fetchone()[0]
+
+
 def tmp_dir(raw_dir: Path) -> Path:
     return raw_dir / "_tmp"
 

@@ -97,3 +97,45 @@ def test_build_out_of_memory_says_so_in_one_line(tmp_path: Path, monkeypatch: py
     assert f"model {oom[0]}" in last or f"test {oom[0]}" in last
     assert last.endswith("(memory_limit 2MB shared by 1 dbt thread): raise AGENT_ANALYTICS_DUCKDB_MEMORY "
                          "(e.g. 60% or 12GB) or lower AGENT_ANALYTICS_DBT_THREADS")
+
+
+def test_a_full_build_runs_only_the_threads_its_largest_models_fit() -> None:
+    """About 430 bytes a message (4 GiB at 10M messages) per thread of a full build, at most the setting's."""
+    gb = 1000**3
+    per_message = 4 * 1024**3 / 10_000_000
+    assert build_memory.full_build_threads(2, "9.4GB", 10_000_000) == 2  # the 10M benchmark: 2 x 4.29 GB fit in 9.4
+    assert build_memory.full_build_threads(2, "9.4GB", 100_000_000) == 1  # 42.9 GB a model: one at a time
+    assert build_memory.full_build_threads(4, "64GB", 30_000_000) == int(64 * gb // (30_000_000 * per_message))  # 4
+    assert build_memory.full_build_threads(4, "24GB", 30_000_000) == 1  # 12.9 GB a model
+    assert build_memory.full_build_threads(3, "1GB", 0) == 3  # nothing to sort: the setting's threads
+    assert build_memory.full_build_threads(1, "64GB", 1) == 1
+
+
+def test_the_build_counts_the_raw_layers_messages_for_its_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """row_count reads the Parquet footers of every batch; build_threads lowers the threads of a
+    build of every model only (an incremental build keeps the setting's)."""
+    from ingestion.raw_layer import row_count
+    from orchestration.defs.dbt.definitions import build_threads
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(home))
+    monkeypatch.setenv(build_memory.MEMORY_VAR, "1GB")
+    monkeypatch.setenv(build_memory.THREADS_VAR, "3")
+    files = [FIXTURES / "day1.jsonl", FIXTURES / "day2.jsonl"]
+    for path in files:
+        assert main(["ingest", str(path)]) == 0
+    events = []
+    for line in (line for path in files for line in path.read_text().splitlines()):
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # the fixture's bad line: quarantined
+    messages = len({e["event_id"] for e in events if e.get("type") == "message"})  # a repeated id is loaded once
+    settings = load_settings()
+    assert row_count(settings.raw_dir, "messages") == messages
+    assert build_threads(settings, True) == 3 == build_threads(settings, False)
+    # as if the largest models held 0.4 GB over these messages: two fit in the 1 GB limit, not three
+    monkeypatch.setattr(build_memory, "FULL_BUILD_BYTES_PER_MESSAGE", 0.4 * 1000**3 / messages)
+    assert build_threads(settings, True) == 2 and build_threads(settings, False) == 3
+    monkeypatch.setattr(build_memory, "FULL_BUILD_BYTES_PER_MESSAGE", 10 * 1000**3)
+    assert build_threads(settings, True) == 1

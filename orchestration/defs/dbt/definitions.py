@@ -16,12 +16,13 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from agent_analytics.build_memory import out_of_memory_line
+from agent_analytics.build_memory import THREADS_VAR, full_build_threads, out_of_memory_line
 from agent_analytics.files import write_atomically
 from agent_analytics.model_version import model_version
 from agent_analytics.prices import promote_prices, publish_prices
 from agent_analytics.spark_marts import has_spark_tables
 from agent_analytics.warehouse import warehouse_lock
+from ingestion.raw_layer import row_count
 from orchestration.defs.dbt.project import DBT_PROJECT, dbt_error_line
 from orchestration.pools import WAREHOUSE_POOL
 from orchestration.recovery import dbt_process_tags
@@ -125,6 +126,16 @@ def has_model_tables(warehouse: Warehouse) -> bool:
         return con.execute(query).fetchone()[0] > 0
 
 
+def build_threads(settings, rebuilds_everything: bool) -> int:
+    """The dbt threads of this build: the settings' (AGENT_ANALYTICS_DBT_THREADS or its
+    default), fewer when a DuckDB build rebuilds every model from the raw layer's messages and
+    their largest models would not fit side by side (build_memory.full_build_threads)."""
+    if settings.engine != "duckdb" or not rebuilds_everything:
+        return settings.dbt_threads
+    messages = row_count(settings.raw_dir, "messages")
+    return full_build_threads(settings.dbt_threads, settings.duckdb_memory, messages)
+
+
 def build_dbt_assets() -> dg.AssetsDefinition:
     """The models of the prepared manifest (see project.py) as assets; reads the manifest."""
 
@@ -156,6 +167,11 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         else:
             os.environ[TESTS_LOADED_AFTER_VAR] = loaded_after
         args = ["build", "--full-refresh"] if full_refresh else ["build", "--exclude", REFRESH_EXCLUDE]
+        threads = build_threads(settings, full_refresh or not has_model_tables(warehouse))
+        if threads != settings.dbt_threads:
+            context.log.info(f"a build of every model from all the messages: {threads} dbt thread(s) instead of "
+                             f"{settings.dbt_threads}, so its largest models fit in the memory limit one at a time")
+        os.environ[THREADS_VAR] = str(threads)
         with warehouse_lock(settings.warehouse_path):
             # The company's prices as the models read them, and what changed since the last
             # successful build (agent_analytics/prices.py); a bad file keeps the last good ones.
@@ -169,7 +185,7 @@ def build_dbt_assets() -> dg.AssetsDefinition:
             try:
                 yield from invocation.stream()
             except DagsterDbtCliRuntimeError as exc:
-                line = out_of_memory_line(target / "run_results.json", settings.duckdb_memory, settings.dbt_threads)
+                line = out_of_memory_line(target / "run_results.json", settings.duckdb_memory, threads)
                 raise dg.Failure(description=line or dbt_error_line(exc)) from exc
             # Every node passed (dbt exits non-zero otherwise, and the stream raises). A subset
             # (some models materialized from the UI) leaves the others as they were: no record.
