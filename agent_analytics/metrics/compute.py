@@ -116,21 +116,34 @@ def _register_buckets(con: duckdb.DuckDBPyConnection, start: datetime, end: date
 LOCAL = "join local_buckets b on b.bucket = epoch_us({col}) // " + str(BUCKET_US)
 
 
-def _summary(con: duckdb.DuckDBPyConnection, p: dict, measures: Measures, side: str) -> dict:
-    """Window totals: the sums from the agent measures' scan (`side` of `measures`), the
-    distinct users and the percentiles queried. Distinct counts and percentiles run as their
-    own queries: DuckDB aggregates each of them faster alone than mixed with the plain sums."""
-    where = f"from fct_messages where occurred_at >= $start and occurred_at < $end and {SCOPE}"
-    m = {k: v for k, v in measures.totals[side].items() if k not in ("side", "agent_id", "agent_name", "is_total")}
-    m["active_users"] = _one(con, f"select count(*) as n from (select distinct user_id {where})", p)["n"]
-    m["active_agents"] = sum(1 for r in measures.agents[side] if r["messages"])
-    quantiles = _one(con, f"select quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) as q {where}", p)["q"]
-    m["p50"], m["p95"], m["p99"] = (None if q is None else float(q) for q in quantiles or [None, None, None])
-    m["error_rate_pct"] = _ratio(m["errors"], m["messages"], 100)
-    m["avg_response_time_ms"] = _ratio(m["total_response_time_ms"], m["timed_messages"])
-    m["avg_session_duration_ms"] = _ratio(m["total_session_duration_ms"], m["sessions"])
-    m["messages_per_session"] = _ratio(m["session_messages"], m["sessions"])
-    return m
+def _summaries(con: duckdb.DuckDBPyConnection, p: dict, pp: dict, measures: Measures) -> dict[str, dict]:
+    """Totals of the window ('now') and the previous one ('before'): the sums from the agent
+    measures' scan, the distinct users and the percentiles of both windows from one more scan
+    (grouped by window; alone, as DuckDB aggregates them faster than mixed with the plain sums)."""
+    found = {
+        r["side"]: r
+        for r in _rows(
+            con,
+            f"""select {SIDE.format(col='occurred_at')} as side, count(distinct user_id) as active_users,
+                       quantile_cont(response_time_ms, [0.5, 0.95, 0.99]) as q
+                from fct_messages where occurred_at >= $pstart and occurred_at < $end and {SCOPE}
+                group by all having side is not null""",
+            _both(p, pp),
+        )
+    }
+    summaries = {}
+    for side in ("now", "before"):
+        m = {k: v for k, v in measures.totals[side].items() if k not in ("side", "agent_id", "agent_name", "is_total")}
+        r = found.get(side, {"active_users": 0, "q": None})
+        m["active_users"] = r["active_users"]
+        m["active_agents"] = sum(1 for a in measures.agents[side] if a["messages"])
+        m["p50"], m["p95"], m["p99"] = (None if q is None else float(q) for q in r["q"] or [None, None, None])
+        m["error_rate_pct"] = _ratio(m["errors"], m["messages"], 100)
+        m["avg_response_time_ms"] = _ratio(m["total_response_time_ms"], m["timed_messages"])
+        m["avg_session_duration_ms"] = _ratio(m["total_session_duration_ms"], m["sessions"])
+        m["messages_per_session"] = _ratio(m["session_messages"], m["sessions"])
+        summaries[side] = m
+    return summaries
 
 
 def _dau_on_last_day(con: duckdb.DuckDBPyConnection, period: Period, p: dict) -> int:
@@ -175,7 +188,7 @@ def _daily(con: duckdb.DuckDBPyConnection, period: Period, p: dict, company_tz: 
     split = _first_unbuilt_day(con, period, p, company_tz)
     rows = _built_days(con, first, split - timedelta(days=1)) if split > first else []
     if split <= last:
-        rows += _counted_days(con, period, p, split)
+        rows += _counted_days(con, period, p, split, _user_days_until(con, period, split, company_tz))
     cut = local_midnight(last + timedelta(days=1), period.tz) > period.end
     return [
         {
@@ -235,15 +248,31 @@ def _built_days(con: duckdb.DuckDBPyConnection, first: date, last: date) -> list
     )
 
 
-def _counted_days(con: duckdb.DuckDBPyConnection, period: Period, p: dict, first: date) -> list[dict]:
-    """Days first..end_date counted from the messages inside the window."""
+def _user_days_until(con: duckdb.DuckDBPyConnection, period: Period, first: date, company_tz: str) -> date:
+    """The day before which fct_user_daily (the users of each company day and agent) gives the
+    users of the 29 days before `first` for its WAU and MAU: its whole built days, up to
+    `first` (the days from `first` on are cut or not built). In another time zone its days are
+    not the period's: none of them."""
+    lookback = first - timedelta(days=29)
+    if period.tz != company_tz:
+        return lookback
+    built_last = con.execute("select max(activity_date) from fct_user_daily").fetchone()[0]
+    return lookback if built_last is None else max(lookback, min(first, built_last))
+
+
+def _counted_days(con: duckdb.DuckDBPyConnection, period: Period, p: dict, first: date, mart_until: date) -> list[dict]:
+    """Days first..end_date counted from the messages inside the window; the users of the days
+    before `mart_until` (WAU and MAU look 29 days back) from fct_user_daily, so only the rest
+    of the messages is scanned."""
     last = period.end_date
     q = {
         "first": first,
         "last": last,
-        "s": _naive(local_midnight(first - timedelta(days=29), period.tz)),
+        "lookback": first - timedelta(days=29),
+        "mart_until": mart_until,
+        "s": _naive(local_midnight(mart_until, period.tz)),
         "e": p["end"],
-        "ws": p["start"],
+        "ws": _naive(max(period.start, local_midnight(first, period.tz))),
         "agents": p["agents"],
     }
     return _rows(
@@ -255,7 +284,12 @@ def _counted_days(con: duckdb.DuckDBPyConnection, period: Period, p: dict, first
             from fct_messages m {LOCAL.format(col='m.occurred_at')}
             where m.occurred_at >= $s and m.occurred_at < $e and {SCOPE.replace('agent_id', 'm.agent_id')}
         ),
-        user_days as (select distinct user_id, local_date as active_date from scoped),
+        user_days as (
+            select distinct user_id, activity_date as active_date from fct_user_daily
+            where activity_date >= $lookback and activity_date < $mart_until and messages > 0 and {SCOPE}
+            union
+            select distinct user_id, local_date as active_date from scoped
+        ),
         days as (
             select cast(generate_series as date) as activity_date
             from generate_series(cast($first as timestamp) - interval 29 day, cast($last as timestamp), interval 1 day)
@@ -453,17 +487,37 @@ def _calls_by_model(con: duckdb.DuckDBPyConnection, period: Period, p: dict, pp:
     fct_daily_cost_by_model, which holds the same measures per day; otherwise one pass over
     the calls of both windows."""
     previous = period.previous()
-    if p["agents"] is None and period.tz == company_tz and not period.partial and not previous.partial:
-        days = {"first": period.start_date, "last": period.end_date,
-                "pfirst": previous.start_date, "plast": previous.end_date}
+    if p["agents"] is None and period.tz == company_tz:
+        # each window: its whole built days from the mart, the cut last day (and any day after
+        # the mart's last) from the calls
+        built_last = con.execute("select max(cost_date) from fct_daily_cost_by_model").fetchone()[0]
+        q = {}
+        for side, window in (("now", period), ("before", previous)):
+            last_whole = window.end_date - timedelta(days=1) if window.partial else window.end_date
+            if built_last is not None:
+                last_whole = min(last_whole, built_last)
+            q.update({f"{side}_first": window.start_date, f"{side}_last": last_whole,
+                      f"{side}_raw": _naive(max(window.start, local_midnight(last_whole + timedelta(days=1), window.tz))),
+                      f"{side}_end": _naive(window.end)})
+        raw_side = ("case when occurred_at >= $now_raw and occurred_at < $now_end then 'now' "
+                    "when occurred_at >= $before_raw and occurred_at < $before_end then 'before' end")
         rows = _rows(
             con,
-            f"""select case when cost_date between $first and $last then 'now' else 'before' end as side,
-                       provider, model, {_summed_call_measures()}
-                from fct_daily_cost_by_model
-                where cost_date between $first and $last or cost_date between $pfirst and $plast
-                group by all""",
-            days,
+            f"""with parts as (
+                    select case when cost_date between $now_first and $now_last then 'now' else 'before' end as side,
+                           provider, model, {_summed_call_measures()}
+                    from fct_daily_cost_by_model
+                    where cost_date between $now_first and $now_last or cost_date between $before_first and $before_last
+                    group by all
+                    union all
+                    select {raw_side} as side, provider, model, {call_measures()}
+                    from fct_llm_calls
+                    where (occurred_at >= $now_raw and occurred_at < $now_end)
+                       or (occurred_at >= $before_raw and occurred_at < $before_end)
+                    group by all
+                )
+                select side, provider, model, {_summed_call_measures()} from parts group by all""",
+            q,
         )
     else:
         rows = _rows(
@@ -735,7 +789,7 @@ def _goals(con: duckdb.DuckDBPyConnection, request: MetricsRequest, settings: Se
         if agent is None or request.agents == [agent]:
             return goal_values(now, daily)
         scoped, scoped_before = {**p, "agents": [agent]}, {**pp, "agents": [agent]}
-        summary = _summary(con, scoped, _measures(con, scoped, scoped_before), "now")
+        summary = _summaries(con, scoped, scoped_before, _measures(con, scoped, scoped_before))["now"]
         return goal_values(summary, _daily(con, request.period, scoped, settings.company_tz))
 
     return goals_section(goals, problem, request.agents, request.period, values_of)
@@ -764,7 +818,8 @@ def compute_metrics(con: duckdb.DuckDBPyConnection, request: MetricsRequest, set
     _register_buckets(con, bucket_start, local_midnight(period.end_date + timedelta(days=1), period.tz), period.tz)
     try:
         measures = _measures(con, p, pp)
-        now, before = _summary(con, p, measures, "now"), _summary(con, pp, measures, "before")
+        summaries = _summaries(con, p, pp, measures)
+        now, before = summaries["now"], summaries["before"]
         agents = _agents(measures)
         daily = _daily(con, period, p, settings.company_tz)
         calls = _calls_by_model(con, period, p, pp, settings.company_tz)

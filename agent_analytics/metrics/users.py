@@ -130,9 +130,7 @@ def users_section(con: duckdb.DuckDBPyConnection, period: Period, agents: list[s
         with rows as ({_user_days_sql(period.tz)}),
         users as (
             select user_id, sum(messages) as messages, sum(sessions) as sessions, sum(errors) as errors,
-                   sum(cost_usd) as cost_usd, sum(total_tokens) as total_tokens,
-                   count(distinct agent_id) filter (where messages > 0) as agents,
-                   count(distinct d) filter (where messages > 0) as active_days
+                   sum(cost_usd) as cost_usd, sum(total_tokens) as total_tokens
             from rows group by user_id
         ),
         ranks as (
@@ -141,8 +139,15 @@ def users_section(con: duckdb.DuckDBPyConnection, period: Period, agents: list[s
                    row_number() over (order by sessions desc, user_id) as by_sessions,
                    row_number() over (order by cost_usd desc, user_id) as by_cost
             from users
+        ),
+        top as (select * from ranks where least(by_messages, by_sessions, by_cost) <= {TOP_N}),
+        -- the distinct counts for the top users only: over every user they cost more than the rest
+        spread as (
+            select user_id, count(distinct agent_id) filter (where messages > 0) as agents,
+                   count(distinct d) filter (where messages > 0) as active_days
+            from rows where user_id in (select user_id from top) group by user_id
         )
-        select * from ranks where least(by_messages, by_sessions, by_cost) <= {TOP_N}
+        select top.*, spread.agents, spread.active_days from top join spread using (user_id)
         """,
         p,
     )
