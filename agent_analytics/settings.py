@@ -17,13 +17,14 @@
 | AGENT_ANALYTICS_LANDING_QUIET_S             | 300                         | seconds a landing file that looks unfinished waits to be loaded or rejected |
 | AGENT_ANALYTICS_BUILD_WAIT_S                | 1800                        | seconds a build waits for a running one before it gives up (exit 1) |
 | AGENT_ANALYTICS_DUCKDB_MEMORY               | 40%                         | memory limit of the dbt build: a share of memory or a size (8GB); spills to <home>/duckdb_tmp |
-| AGENT_ANALYTICS_DBT_THREADS                 | 1 per 4 GiB, <= cores, 1..4 | dbt threads of the build (they share the memory limit) |
+| AGENT_ANALYTICS_DBT_THREADS                 | 1 per 4 GiB, <= cores, 1..4 | dbt threads of the build (they share the memory limit; fewer in a full build of many messages) |
 | AGENT_ANALYTICS_MAX_BODY_MB                 | 16                          | largest request body `serve` accepts, in MB after decompression (413 above) |
 | AGENT_ANALYTICS_OTEL_ORPHAN_AFTER_S         | 3600                        | seconds after which spans whose root span never arrived are quarantined (orphan span) |
 | AGENT_ANALYTICS_BI_POSTGRES_URL             | (unset: off)                | postgresql://user:password@host:port/database the marts are published into for BI tools (never shown: it holds a password) |
 | AGENT_ANALYTICS_BI_POSTGRES_SCHEMA          | analytics                   | the PostgreSQL schema a publication replaces whole (lowercase; not public, information_schema, pg_*) |
 | AGENT_ANALYTICS_BI_POSTGRES_MAX_ROWS        | 5000000                     | tables with more rows are not published into PostgreSQL (BI tools read their Parquet file) |
 | AGENT_ANALYTICS_RUN_RETENTION_DAYS          | 30                          | days Dagster keeps finished runs and their logs (job cleanup_old_runs) |
+| AGENT_ANALYTICS_DOCUMENT_CACHE_S            | 300                         | seconds `serve` answers a metrics document again from the one it computed, while the data is unchanged (0: never) |
 | AGENT_ANALYTICS_ENGINE                      | duckdb                      | where dbt builds the models: duckdb (the warehouse file) or spark (local Spark, the spark extra; docs/spark.md) |
 | AGENT_ANALYTICS_BILL_MISMATCH_PCT           | 5                           | a provider bill differing from the estimate by more than this % of it is flagged (docs/bills.md) |
 | AGENT_ANALYTICS_HASH_USER_IDS               | off                         | on: user ids in every output are replaced by a keyed hash (agent_analytics/user_ids.py) |
@@ -65,6 +66,7 @@ BUILD_WAIT_VAR = "AGENT_ANALYTICS_BUILD_WAIT_S"
 MAX_BODY_VAR = "AGENT_ANALYTICS_MAX_BODY_MB"
 ORPHAN_AFTER_VAR = "AGENT_ANALYTICS_OTEL_ORPHAN_AFTER_S"
 RUN_RETENTION_VAR = "AGENT_ANALYTICS_RUN_RETENTION_DAYS"
+DOCUMENT_CACHE_VAR = "AGENT_ANALYTICS_DOCUMENT_CACHE_S"
 MAX_BODY_MB_LIMIT = 4096  # a body is held in memory whole: beyond this, a typo rather than a wish
 BI_POSTGRES_URL_VAR = "AGENT_ANALYTICS_BI_POSTGRES_URL"
 BI_POSTGRES_SCHEMA_VAR = "AGENT_ANALYTICS_BI_POSTGRES_SCHEMA"
@@ -107,6 +109,7 @@ class Settings:
     bi_postgres_schema: str = BI_POSTGRES_SCHEMA_DEFAULT
     bi_postgres_max_rows: int = BI_POSTGRES_MAX_ROWS_DEFAULT
     run_retention_days: float = 30.0
+    document_cache_s: float = 300.0
     engine: str = "duckdb"
     bill_mismatch_pct: float = 5.0
     user_id_hash_key: str | None = field(default=None, repr=False)  # set: user ids are hashed in outputs (a secret)
@@ -226,6 +229,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         bi_postgres_schema=_bi_postgres_schema(env),
         bi_postgres_max_rows=int(_numbers(env, BI_POSTGRES_MAX_ROWS_VAR, str(BI_POSTGRES_MAX_ROWS_DEFAULT), 1)[0]),
         run_retention_days=_numbers(env, RUN_RETENTION_VAR, "30", 1)[0],
+        document_cache_s=_numbers(env, DOCUMENT_CACHE_VAR, "300", 1, allow_zero=True)[0],
         engine=_engine(env),
         bill_mismatch_pct=_numbers(env, BILL_MISMATCH_VAR, "5", 1, allow_zero=True)[0],
         user_id_hash_key=_user_id_hash_key(env),

@@ -15,6 +15,7 @@ from agent_analytics.tokens import tokens_path
 from ingestion.landing import remove_stale_incoming
 from service import compare_routes, health_routes, ingest_routes, read_routes, user_routes, webapp_routes
 from service.auth import TokenStore
+from service.document_cache import DocumentCache
 from service.errors import install_error_handlers
 
 logger = logging.getLogger("agent_analytics.service")
@@ -44,6 +45,7 @@ def create_app(settings: Settings, listen_host: str | None = None) -> FastAPI:
     app.state.listen_host = listen_host
     app.state.tokens = TokenStore(tokens_path(settings.home))
     app.state.warehouse_turn = anyio.Lock()  # see read_routes.warehouse_turn
+    app.state.documents = DocumentCache(settings.document_cache_s)  # see service/document_cache.py
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
     install_error_handlers(app)
     for module in (ingest_routes, read_routes, compare_routes, user_routes, health_routes, webapp_routes):

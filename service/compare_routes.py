@@ -62,11 +62,12 @@ async def post_compare(request: Request) -> Response:
     asked = CompareRequest.model_validate(await json_object_body(request, EXAMPLE))  # a ValidationError is answered 400
     query = CompareQuery(**{**asked.model_dump(), "versions": tuple(asked.versions)})
     async with warehouse_turn(request):
-        comparison = await run_in_threadpool(_read, settings, query)
+        comparison = await run_in_threadpool(comparison_of, settings, query)
     return Response(to_json(await run_in_threadpool(comparison.document)), media_type="application/json")
 
 
-def _read(settings, query: CompareQuery) -> Comparison:
+def comparison_of(settings, query: CompareQuery) -> Comparison:
+    """The samples of the comparison, read in this server's turn; 400 for a bad query."""
     try:
         with warehouse_unavailable_as_503():
             return read_comparison(settings, query, lock_timeout_s=LOCK_WAIT_S)

@@ -77,12 +77,10 @@ _EXPORT_OPENAPI = {
              dependencies=[Depends(require("read"))], response_class=Response,
              responses={**_DOCUMENT, **error_responses(400, 401, 403, 413, 503)}, openapi_extra=_EXPORT_OPENAPI)
 async def post_export(request: Request) -> Response:
-    settings = request.app.state.settings
     fields = await json_object_body(request, '{"period": "30d", "format": "json"}')
     asked = ExportRequest.model_validate(fields)  # a ValidationError is answered 400
     query = MetricsQuery(**asked.model_dump(exclude={"format"}))
-    async with warehouse_turn(request):
-        return await run_in_threadpool(_answer, settings, query, asked.format)
+    return await answer_document(request, query, asked.format)
 
 
 async def json_object_body(request: Request, example: str) -> dict:
@@ -117,8 +115,7 @@ async def get_metrics(
 ) -> Response:
     refuse_unknown_parameters(request, METRICS_PARAMETERS)
     query = MetricsQuery(period=period, start=start, end=end, month=month, agents=agent, tz=tz, as_of=as_of)
-    async with warehouse_turn(request):
-        return await run_in_threadpool(_answer, request.app.state.settings, query, format)
+    return await answer_document(request, query, format)
 
 
 @asynccontextmanager
@@ -152,12 +149,29 @@ def warehouse_unavailable_as_503() -> Iterator[None]:
         raise unavailable(f"the warehouse cannot be read now ({type(exc).__name__})", RETRY_AFTER_S) from None
 
 
-def _answer(settings, query: MetricsQuery, format: str) -> Response:
+async def answer_document(request: Request, query: MetricsQuery, format: str) -> Response:
+    """The metrics document of `query` in `format`: from this server's document cache when it
+    holds the same question on the same data (service/document_cache.py), else counted in this
+    request's turn on the marts."""
+    settings, cache = request.app.state.settings, request.app.state.documents
+    key = await run_in_threadpool(cache.key, settings, query)
+    document = cache.get(key)
+    if document is None:
+        async with warehouse_turn(request):
+            document = await run_in_threadpool(_document, settings, query)
+        cache.put(key, document)
+    return _formatted(document, format)
+
+
+def _document(settings, query: MetricsQuery) -> dict:
     try:
         with warehouse_unavailable_as_503():
-            document = metrics_document(settings, query, lock_timeout_s=LOCK_WAIT_S)
+            return metrics_document(settings, query, lock_timeout_s=LOCK_WAIT_S)
     except (PeriodError, ExportError) as exc:
         raise ApiError(400, str(exc)) from None
+
+
+def _formatted(document: dict, format: str) -> Response:
     if format == "csv":
         return Response(to_csv(document), media_type="text/csv; charset=utf-8")
     return Response(to_json(document), media_type="application/json")

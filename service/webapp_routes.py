@@ -1,7 +1,9 @@
 """The live dashboard (docs/webapp.md): GET / (one page, its files under /static, no CDN), the
 login that keeps a read token in an HttpOnly, SameSite=Strict cookie, and the page's data:
-/app/session, /app/metrics (the metrics document, as GET /v1/metrics answers it) and
-/app/messages (the message audit behind a figure, paginated on the server).
+/app/session, /app/metrics (the metrics document, as GET /v1/metrics answers it),
+/app/messages (the message audit behind a figure, paginated on the server), and for one agent
+/app/versions (its versions with messages in the period) and /app/compare (the A/B comparison of
+two of them, as POST /v1/analytics/compare answers it).
 
 Who may read: a request carrying a token of scope `read`, in the cookie or as a bearer token.
 A server listening on a loopback address (127.0.0.1, ::1, localhost) while no token exists at
@@ -21,7 +23,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
-from agent_analytics.exports import ExportError, MetricsQuery, check_agents, open_marts
+from agent_analytics.comparison import CompareQuery
+from agent_analytics.comparison.samples import versions_with_messages
+from agent_analytics.exports import ExportError, MetricsQuery, check_agents, open_marts, to_json
 from agent_analytics.periods import PeriodError, check_tz, local_date, parse_as_of, parse_period
 from agent_analytics.tokens import TokenError
 from agent_analytics.webapp.messages import (
@@ -34,9 +38,10 @@ from agent_analytics.webapp.messages import (
 )
 from service.auth import bearer, check_token
 from service.bodies import read_body
+from service.compare_routes import comparison_of
 from service.errors import ApiError, error_responses, refuse_unknown_parameters, unavailable
 from service.health_routes import readiness
-from service.read_routes import LOCK_WAIT_S, _answer, warehouse_turn, warehouse_unavailable_as_503
+from service.read_routes import LOCK_WAIT_S, answer_document, warehouse_turn, warehouse_unavailable_as_503
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "agent_analytics" / "webapp" / "static"
 COOKIE = "aa_read_token"
@@ -52,6 +57,8 @@ PAGE_HEADERS = {
 }
 PERIOD_PARAMETERS = {"period", "start", "end", "month", "agent", "tz", "as_of"}
 MESSAGE_PARAMETERS = PERIOD_PARAMETERS | {"hour", "status", "page", "page_size"}
+COMPARE_PARAMETERS = PERIOD_PARAMETERS | {"version_a", "version_b"}
+PAGE_DEFAULT_PERIOD = "30d"  # the page's, as /app/metrics (the command line's compare defaults to 7d)
 
 router = APIRouter(tags=[TAG])
 cookie = APIKeyCookie(name=COOKIE, auto_error=False, scheme_name="LoginCookie",
@@ -183,8 +190,7 @@ async def page_metrics(request: Request, period: Period = None, start: Day = Non
                        month: Month = None, agent: Agents = None, tz: Zone = None, as_of: AsOf = None) -> Response:
     refuse_unknown_parameters(request, PERIOD_PARAMETERS)
     query = MetricsQuery(period=period, start=start, end=end, month=month, agents=agent, tz=tz, as_of=as_of)
-    async with warehouse_turn(request):
-        return await run_in_threadpool(_answer, request.app.state.settings, query, "json")
+    return await answer_document(request, query, "json")
 
 
 class Message(BaseModel):
@@ -245,3 +251,64 @@ def _messages(settings, query: MetricsQuery, hour, status, page, page_size) -> d
             return list_messages(con, chosen)
     except (PeriodError, ExportError, MessagesError) as exc:
         raise ApiError(400, str(exc)) from None
+
+
+class Version(BaseModel):
+    version: str
+    messages: int
+
+
+class Versions(BaseModel):
+    agent: str
+    period: dict
+    versions: list[Version]  # every version of the agent with messages in the period, by name
+
+
+OneAgent = Annotated[str, Query(description="the agent whose versions are listed or compared")]
+
+
+@router.get("/app/versions", summary="the versions of one agent with messages in the period, for the comparison",
+            response_model=Versions, dependencies=[Depends(page_reader)], responses=error_responses(400, 401, 403, 503))
+async def versions(request: Request, agent: OneAgent, period: Period = None, start: Day = None, end: Day = None,
+                   month: Month = None, tz: Zone = None, as_of: AsOf = None) -> Versions:
+    refuse_unknown_parameters(request, PERIOD_PARAMETERS)
+    query = _period_query(period, start, end, month, tz, as_of)
+    async with warehouse_turn(request):
+        return await run_in_threadpool(_versions, request.app.state.settings, agent, query)
+
+
+def _period_query(period, start, end, month, tz, as_of) -> dict:
+    """The page's period fields; none given: the page's default period, not the command's."""
+    given = period or start or end or month
+    return {"period": period if given else PAGE_DEFAULT_PERIOD, "start": start, "end": end, "month": month,
+            "tz": tz, "as_of": as_of}
+
+
+def _versions(settings, agent: str, query: dict) -> Versions:
+    try:
+        chosen, _ = CompareQuery(agent=agent, versions=("", ""), **query).resolve(settings.company_tz, PAGE_DEFAULT_PERIOD)
+        with warehouse_unavailable_as_503(), open_marts(settings, lock_timeout_s=LOCK_WAIT_S) as con:
+            (agent,) = check_agents(con, [agent])
+            found = versions_with_messages(con, agent, chosen)
+    except (PeriodError, ExportError) as exc:
+        raise ApiError(400, str(exc)) from None
+    return Versions(agent=agent, period=chosen.describe(), versions=[Version(version=v, messages=n) for v, n in found.items()])
+
+
+@router.get("/app/compare", summary="A/B: two versions of one agent, the document of POST /v1/analytics/compare",
+            response_class=Response, dependencies=[Depends(page_reader)],
+            responses={200: {"description": "the comparison document", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/AbComparison"}}}}, **error_responses(400, 401, 403, 503)})
+async def compare(request: Request, agent: OneAgent,
+                  version_a: Annotated[str, Query(description="version A")],
+                  version_b: Annotated[str, Query(description="version B; differences are B - A")],
+                  period: Period = None, start: Day = None, end: Day = None, month: Month = None, tz: Zone = None,
+                  as_of: AsOf = None) -> Response:
+    refuse_unknown_parameters(request, COMPARE_PARAMETERS)
+    query = CompareQuery(agent=agent, versions=(version_a, version_b), **_period_query(period, start, end, month, tz, as_of))
+    settings = request.app.state.settings
+    async with warehouse_turn(request):
+        comparison = await run_in_threadpool(comparison_of, settings, query)
+    # the statistics (a bootstrap of up to a few seconds) after the turn is given back
+    return Response(to_json(await run_in_threadpool(comparison.document)), media_type="application/json")
+
