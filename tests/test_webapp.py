@@ -536,3 +536,134 @@ def test_open_only_on_a_loopback_address(tmp_path):
         else:  # let in, and there is no warehouse yet
             assert (session.status_code, metrics.status_code) == (503, 503), host
             assert metrics.json() == {"error": "no warehouse yet: run a build first"}
+
+
+# ----------------------------------------------------------------- deployments and versions
+
+VERSIONS_AS_OF = "2026-11-11T00:00:00Z"
+# tests/test_compare.py's hand fixture (support v1 and v2 on 2026-11-10, counted in its
+# docstring), with the deployments of v1 (2026-11-01) and of v2 (2026-11-10 09:00 UTC).
+DEPLOYED = [
+    {"event_id": "dep-v1", "type": "deployment", "occurred_at": "2026-11-01T00:00:00Z", "agent_id": "support",
+     "agent_version": "v1"},
+    {"event_id": "dep-v2", "type": "deployment", "occurred_at": "2026-11-10T09:00:00Z", "agent_id": "support",
+     "agent_version": "v2", "description": "shorter prompts"},
+]
+
+
+@pytest.fixture(scope="module")
+def versioned(tmp_path_factory):
+    """The A/B hand fixture with two deployments, built and served (UTC) with a read token."""
+    from tests.test_compare import HAND, run
+
+    home = tmp_path_factory.mktemp("webapp-versions") / "home"
+    events = home.parent / "hand.jsonl"
+    events.write_text("\n".join(HAND + [json.dumps(d) for d in DEPLOYED]) + "\n")
+    for argv in (["ingest", str(events)], ["build"]):
+        proc = run(home, *argv)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    tokens = make_tokens(home, reader="read")
+    server = start_server(home, home / "server.log", {"AGENT_ANALYTICS_TZ": "UTC"})
+    yield server, tokens
+    server.stop()
+
+
+TABLE = """(selector) => [...document.querySelectorAll(selector + ' tbody tr')].map((tr) => Object.fromEntries(
+  [...tr.querySelectorAll('td')].map((td) => [td.dataset.key, [td.innerText, td.getAttribute('data-value')]])))"""
+
+
+def test_deployments_are_marked_and_two_versions_compared(browser, versioned):
+    server, tokens = versioned
+    opened = Tab(browser, server.url)
+    opened.login(tokens["reader"])
+    page = opened.page
+    bearer = {"Authorization": f"Bearer {tokens['reader']}"}
+    try:
+        opened.act(lambda: opened.open(f"?start=2026-11-05&end=2026-11-11&as_of={VERSIONS_AS_OF}"))
+        doc = httpx.get(f"{server.url}/v1/metrics", params={"start": "2026-11-05", "end": "2026-11-11",
+                                                            "as_of": VERSIONS_AS_OF}, headers=bearer, timeout=60).json()
+        (item,) = doc["deployments"]["items"]  # v1's deployment is before the period
+        # v2 at 09:00 with v1 before it; the windows are cut by now (the as-of time), 15 h after
+        assert (item["version"], item["previous_version"], item["window_hours"], item["clipped_by"]) == ("v2", "v1", 15.0, "now")
+        assert page.locator("#deployments").is_visible() and not page.locator("#versions").is_visible()
+        (row,) = page.evaluate(TABLE, "#deployment-table")
+        assert row["version"][0] == "v1 → v2" and row["description"][0] == "shorter prompts"
+        assert row["window_hours"][0] == "15.0 (cut by now)"
+        for key, side, metric in (("before_messages", "before", "messages"), ("after_messages", "after", "messages"),
+                                  ("before_error_rate_pct", "before", "error_rate_pct"),
+                                  ("after_p95_response_time_ms", "after", "p95_response_time_ms")):
+            want = item[side][metric]
+            assert (None if row[key][1] is None else float(row[key][1])) == want, key
+        # a marker on 2026-11-10 on every day chart with deployments (messages, DAU, cost, error rate)
+        markers = page.eval_on_selector_all("figure.chart[data-markers]", "fs => fs.map(f => JSON.parse(f.dataset.markers))")
+        assert markers == [[["2026-11-10", "support v2"]]] * 4
+        assert "Deployments: 2026-11-10 support v2." in page.locator("#overview figure [role=img]").get_attribute("aria-label")
+        page.locator("section#deployments").screenshot(path=str(artifact("section-deployments.png")))
+
+        # the deployment's "compare" scopes the page to the agent and compares v1 with v2
+        opened.act(lambda: page.click("#deployment-table [data-key=new_version] button"))
+        query = dict(opened.query())
+        assert (query["agent"], query["version_a"], query["version_b"]) == ("support", "v1", "v2")
+        assert page.locator("#versions").is_visible()
+        options = page.eval_on_selector_all("#version-a option", "os => os.map(o => o.textContent)")
+        assert options == ["v1 (5 messages)", "v2 (6 messages)"]  # counted in tests/test_compare.py
+        compared = httpx.post(f"{server.url}/v1/analytics/compare", headers=bearer, timeout=60, json={
+            "agent": "support", "versions": ["v1", "v2"], "start": "2026-11-05", "end": "2026-11-11",
+            "as_of": VERSIONS_AS_OF}).json()
+        rows = {r["metric"][1]: r for r in page.evaluate(TABLE, "#comparison-table")}
+        assert set(rows) == set(compared["metrics"])
+        for metric, want in compared["metrics"].items():
+            for key in ("a", "b", "difference", "ci_low", "ci_high", "p_value", "sample_a", "sample_b"):
+                got = rows[metric][key][1]
+                assert (None if got is None else float(got)) == want[key], (metric, key)
+            assert rows[metric]["verdict"][0] == want["verdict"]
+        # the hand counts of tests/test_compare.py: v1 5 messages, 1 error; v2 6 messages, 1 error
+        assert (float(rows["messages"]["a"][1]), float(rows["messages"]["b"][1])) == (5, 6)
+        assert float(rows["error_rate_pct"]["a"][1]) == 20.0
+        assert float(rows["error_rate_pct"]["b"][1]) == pytest.approx(100 / 6)
+        assert page.locator("#comparison-warnings li").count() == len(compared["warnings"]) > 0
+        page.locator("section#versions").screenshot(path=str(artifact("section-versions.png")))
+        page.add_script_tag(path=str(AXE))
+        results = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+        assert [v["id"] for v in results["violations"] if v["impact"] in ("serious", "critical")] == []
+
+        # the same version twice is refused on the page, before any request
+        page.select_option("#version-b", "v1")
+        page.click("#compare-versions")
+        assert page.locator("#versions-error").inner_text() == "Choose two different versions."
+        # the link reproduces the comparison; another agent drops it
+        opened.act(lambda: opened.open(f"?start=2026-11-05&end=2026-11-11&as_of={VERSIONS_AS_OF}&agent=support"
+                                       "&version_a=v2&version_b=v1"))
+        swapped = {r["metric"][1]: r for r in page.evaluate(TABLE, "#comparison-table")}
+        assert (float(swapped["messages"]["a"][1]), float(swapped["messages"]["b"][1])) == (6, 5)
+        opened.act(lambda: page.select_option("#agents", ["sales"]))
+        assert "version_a" not in dict(opened.query())
+        assert page.locator("#versions-note").inner_text() == (
+            "sales has one version with messages in this period (v1): nothing to compare.")
+    finally:
+        problems = opened.problems
+        opened.close()
+    assert problems == []
+
+
+def test_versions_and_compare_answer_clear_errors(versioned):
+    server, tokens = versioned
+    bearer = {"Authorization": f"Bearer {tokens['reader']}"}
+    period = {"start": "2026-11-05", "end": "2026-11-11", "as_of": VERSIONS_AS_OF}
+    found = httpx.get(f"{server.url}/app/versions", params={"agent": "support", **period}, headers=bearer, timeout=60)
+    assert found.status_code == 200
+    assert found.json()["versions"] == [{"version": "v1", "messages": 5}, {"version": "v2", "messages": 6}]
+    # the page's default period is 30 days up to as-of, as /app/metrics: o1 (v1, 2026-11-01) counts too
+    found = httpx.get(f"{server.url}/app/versions", params={"agent": "support", "as_of": VERSIONS_AS_OF},
+                      headers=bearer, timeout=60).json()
+    assert (found["period"]["label"], found["versions"][0]) == ("30d", {"version": "v1", "messages": 6})
+    for path, params, message in (
+        ("/app/versions", {"agent": "nobody", **period}, "nobody"),
+        ("/app/versions", {"agent": "support", "colour": "red", **period}, "colour"),
+        ("/app/compare", {"agent": "support", "version_a": "v1", "version_b": "v9", **period}, "v9"),
+        ("/app/compare", {"agent": "support", "version_a": "v1", "version_b": "v1", **period}, "two different versions"),
+        ("/app/compare", {"agent": "support", "version_a": "v1", "version_b": "v2", "period": "7x"}, "7x"),
+    ):
+        answer = httpx.get(f"{server.url}{path}", params=params, headers=bearer, timeout=60)
+        assert answer.status_code == 400 and message in answer.json()["error"], (path, params, answer.text)
+    assert httpx.get(f"{server.url}/app/versions", params={"agent": "support"}, timeout=60).status_code == 401

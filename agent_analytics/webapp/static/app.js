@@ -5,6 +5,7 @@
 const $ = (selector, root = document) => root.querySelector(selector);
 const main = $("#dashboard");
 const COLORS = ["#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c"];
+const MARKER_COLOR = "#9f1239";
 const GOOD = new Set(["Excellent", "Good", "Fast", "Healthy"]);
 const WARN = new Set(["Acceptable", "Degraded"]);
 const STATUS = {status: {format: (v) => badge(v)}};
@@ -69,6 +70,7 @@ function readView() {
   return {
     period: q.get("period"), start: q.get("start"), end: q.get("end"), month: q.get("month"),
     agents: q.getAll("agent"), tz: q.get("tz"), as_of: q.get("as_of"),
+    versions: q.get("version_a") && q.get("version_b") ? [q.get("version_a"), q.get("version_b")] : null,
     drill: q.get("drill") === "messages" ? {
       day: q.get("day"), hour: q.get("hour"), status: q.get("status"), page: Number(q.get("page") || 1),
     } : null,
@@ -88,6 +90,7 @@ function periodParams(view) {
 
 function viewParams(view) {
   const q = periodParams(view);
+  if (view.versions && view.agents.length === 1) { q.set("version_a", view.versions[0]); q.set("version_b", view.versions[1]); }
   if (view.drill) {
     q.set("drill", "messages");
     for (const key of ["day", "hour", "status"]) if (view.drill[key] !== null && view.drill[key] !== undefined) q.set(key, view.drill[key]);
@@ -121,7 +124,7 @@ async function getJson(path, params) {
 // ------------------------------------------------------------------ charts and their tables
 
 function numbersTable(columns, rows, caption) {
-  // columns: [{key, label, format?, drill?(row)}]; a sortable table.
+  // columns: [{key, label, format?, drill?(row), drillable?(row)}]; a sortable table.
   const table = el("table", {}, el("caption", {class: "visually-hidden"}, caption));
   const head = el("tr");
   const body = el("tbody");
@@ -135,7 +138,8 @@ function numbersTable(columns, rows, caption) {
     body.replaceChildren(...sorted.map((row) => el("tr", {}, columns.map((column) => {
       const value = row[column.key];
       const text = column.format ? column.format(value, row) : format(column.key, value);
-      const cell = column.drill ? el("button", {type: "button", class: "link", onclick: () => column.drill(row)}, text) : text;
+      const drills = column.drill && (!column.drillable || column.drillable(row));
+      const cell = drills ? el("button", {type: "button", class: "link", onclick: () => column.drill(row)}, text) : text;
       return el("td", {"data-key": column.key, "data-value": typeof value === "object" ? null : value}, cell);
     }))));
   }
@@ -158,12 +162,14 @@ function numbersTable(columns, rows, caption) {
 
 let chartCount = 0;
 
-function chart({title, labels, series, columns, rows, bars = false, onPick = null, yFormat = (v) => v}) {
-  // labels: x labels; series: [{label, values, key}]; columns/rows: its numbers as a table.
+function chart({title, labels, series, columns, rows, bars = false, onPick = null, yFormat = (v) => v, markers = []}) {
+  // labels: x labels; series: [{label, values, key}]; columns/rows: its numbers as a table;
+  // markers: [{index, day, text}], a dashed line at x = index (the deployments of that day).
   const id = `chart-${++chartCount}`;
-  const figure = el("figure", {class: "chart"});
+  const figure = el("figure", {class: "chart", "data-markers": markers.length ? JSON.stringify(markers.map((m) => [m.day, m.text])) : null});
   const summary = series.map((s) => `${s.label}: ${s.values.map((v, i) => `${labels[i]} ${v === null ? NO_DATA : yFormat(v)}`).join(", ")}`).join("; ");
-  const canvas = el("div", {role: "img", "aria-label": `${title}. ${summary.slice(0, 600)}`});
+  const marked = markers.length ? ` Deployments: ${markers.map((m) => `${m.day} ${m.text}`).join("; ")}.` : "";
+  const canvas = el("div", {role: "img", "aria-label": `${title}.${marked} ${summary.slice(0, 600)}`});
   const tableBox = el("div", {id: `${id}-numbers`, class: "wide", hidden: true}, numbersTable(columns, rows, title));
   const toggle = el("button", {type: "button", class: "toggle", "aria-expanded": "false", "aria-controls": `${id}-numbers`,
     onclick: () => {
@@ -173,6 +179,7 @@ function chart({title, labels, series, columns, rows, bars = false, onPick = nul
       toggle.textContent = open ? "Hide the numbers" : "Show the numbers";
     }}, "Show the numbers");
   const legend = el("p", {class: "legend"}, series.map((s, i) => el("span", {}, el("span", {class: "swatch", "data-color": i}), s.label)));
+  if (markers.length) legend.append(el("span", {}, el("span", {class: "swatch marker"}), "deployment"));
   figure.append(el("figcaption", {}, title), legend, canvas, toggle, tableBox);
   const draw = () => {
     const width = Math.max(canvas.clientWidth || 500, 300);
@@ -191,6 +198,7 @@ function chart({title, labels, series, columns, rows, bars = false, onPick = nul
         paths: bars ? window.uPlot.paths.bars({size: [0.7, 60], align: 0}) : undefined,
         points: {show: !bars && labels.length <= 45},
       }))],
+      hooks: {draw: [(u) => drawMarkers(u, markers)]},
     };
     const plot = new window.uPlot(options, [xs, ...series.map((s) => s.values)], canvas);
     canvas.plot = plot;  // for the tests: where a point is drawn
@@ -203,8 +211,41 @@ function chart({title, labels, series, columns, rows, bars = false, onPick = nul
     }
   };
   requestAnimationFrame(draw);
-  figure.querySelectorAll(".swatch").forEach((swatch) => { swatch.style.background = COLORS[Number(swatch.dataset.color)]; });
+  figure.querySelectorAll(".swatch[data-color]").forEach((swatch) => { swatch.style.background = COLORS[Number(swatch.dataset.color)]; });
   return figure;
+}
+
+function drawMarkers(u, markers) {
+  const ctx = u.ctx;
+  const scale = window.devicePixelRatio || 1;
+  ctx.save();
+  ctx.strokeStyle = ctx.fillStyle = MARKER_COLOR;
+  ctx.lineWidth = scale;
+  ctx.setLineDash([4 * scale, 3 * scale]);
+  ctx.font = `${11 * scale}px sans-serif`;
+  for (const m of markers) {
+    const x = Math.round(u.valToPos(m.index, "x", true));
+    ctx.beginPath();
+    ctx.moveTo(x, u.bbox.top);
+    ctx.lineTo(x, u.bbox.top + u.bbox.height);
+    ctx.stroke();
+    ctx.fillText(m.text, x + 3 * scale, u.bbox.top + 11 * scale);
+  }
+  ctx.restore();
+}
+
+function localDay(iso, zone) {
+  return new Intl.DateTimeFormat("en-CA", {timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit"}).format(new Date(iso));
+}
+
+function deploymentMarkers(doc, days) {
+  // one marker per local day of the series holding deployments: "agent version, ..."
+  const byDay = new Map();
+  for (const d of (doc.deployments || {items: []}).items) {
+    const index = days.indexOf(localDay(d.deployed_at, doc.time_zone));
+    if (index >= 0) byDay.set(index, [...(byDay.get(index) || []), `${d.agent_id} ${d.version}`]);
+  }
+  return [...byDay].map(([index, names]) => ({index, day: days[index], text: names.join(", ")}));
 }
 
 // ------------------------------------------------------------------ the six sections
@@ -236,7 +277,7 @@ function renderOverview(doc) {
     series: [{label: "messages", values: doc.daily.map((d) => d.messages)}, {label: "errors", values: doc.daily.map((d) => d.errors)}],
     columns: [{key: "date", label: "day", drill: (row) => drillTo({day: row.date})}, {key: "messages", label: "messages"},
       {key: "errors", label: "errors"}, {key: "sessions", label: "sessions"}, {key: "dau", label: "DAU"}],
-    rows: doc.daily, onPick: (i) => drillTo({day: days[i]}),
+    rows: doc.daily, onPick: (i) => drillTo({day: days[i]}), markers: deploymentMarkers(doc, days),
   }))];
 }
 
@@ -251,7 +292,7 @@ function renderEngagement(doc) {
       series: ["dau", "wau", "mau"].map((k) => ({label: k.toUpperCase(), values: e.series.map((d) => d[k])})),
       columns: [{key: "date", label: "day", drill: (row) => drillTo({day: row.date})}, {key: "dau", label: "DAU"},
         {key: "wau", label: "WAU"}, {key: "mau", label: "MAU"}],
-      rows: e.series, onPick: (i) => drillTo({day: days[i]}), yFormat: (v) => count(v),
+      rows: e.series, onPick: (i) => drillTo({day: days[i]}), yFormat: (v) => count(v), markers: deploymentMarkers(doc, days),
     })),
     el("h3", {}, "Session length"), rowsTable(e.session_duration_distribution, "Session length"),
     el("h3", {}, "Messages per session"), rowsTable(e.messages_per_session_distribution, "Messages per session"),
@@ -269,7 +310,7 @@ function autoColumns(rows, extra = {}) {
 }
 
 function scopeTo(agentId) {
-  go({...currentView(), agents: [agentId], drill: null});
+  go({...currentView(), agents: [agentId], versions: null, drill: null});
 }
 
 function renderPerformance(doc) {
@@ -314,7 +355,7 @@ function renderCost(doc) {
     el("div", {class: "charts"}, chart({
       title: "Cost per day (USD)", labels: days, bars: true, series: [{label: "cost (USD)", values: c.by_day.map((d) => d.cost_usd)}],
       columns: [{key: "date", label: "day", drill: (row) => drillTo({day: row.date})}, {key: "cost_usd", label: "cost"}],
-      rows: c.by_day, onPick: (i) => drillTo({day: days[i]}), yFormat: (v) => "$" + v.toFixed(2),
+      rows: c.by_day, onPick: (i) => drillTo({day: days[i]}), yFormat: (v) => "$" + v.toFixed(2), markers: deploymentMarkers(doc, days),
     })),
     el("h3", {}, "By provider"), rowsTable(c.by_provider, "Cost by provider"),
     el("h3", {}, "By agent"), rowsTable(c.by_agent, "Cost by agent", {agent_label: {drill: (row) => scopeTo(row.agent_id)}}),
@@ -354,6 +395,7 @@ function renderHealth(doc) {
       columns: [{key: "date", label: "day", drill: (row) => drillTo({day: row.date, status: "error"})}, {key: "errors", label: "errors"},
         {key: "messages", label: "messages"}, {key: "error_rate", label: "error rate", format: (v) => (v === null ? NO_DATA : pct(v * 100))}],
       rows: doc.daily, onPick: (i) => drillTo({day: days[i], status: "error"}), yFormat: (v) => v.toFixed(1) + "%",
+      markers: deploymentMarkers(doc, days),
     })),
     el("h3", {}, "Error rate"), rowsTable(h.error_rate, "Error rate by window", STATUS),
     el("h3", {}, "Uptime"), rowsTable(h.uptime, "Uptime", STATUS),
@@ -369,6 +411,115 @@ function renderGoals(doc) {
   $("#goals").hidden = !goals.items.length && !goals.problem;
   return [goals.problem ? el("p", {class: "note"}, goals.problem) : null,
     goals.items.length ? rowsTable(goals.items, "Goals", STATUS) : null];
+}
+
+function compareVersions(agentId, a, b) {
+  go({...currentView(), agents: [agentId], versions: [a, b], drill: null});
+}
+
+function renderDeployments(doc) {
+  // each deployment of the period with the agent's metrics in equal windows before and after it
+  const section = doc.deployments || {items: [], window_hours: null};
+  $("#deployments").hidden = !section.items.length;
+  if (!section.items.length) return [];
+  const time = new Intl.DateTimeFormat("en-CA", {timeZone: doc.time_zone, dateStyle: "short", timeStyle: "short", hourCycle: "h23"});
+  const rows = section.items.map((d) => ({
+    deployment_id: d.deployment_id, deployed_at: d.deployed_at, agent_id: d.agent_id, agent_label: d.agent_label,
+    version: d.previous_version ? `${d.previous_version} → ${d.version}` : d.version, previous_version: d.previous_version,
+    new_version: d.version, description: d.description || "", window_hours: d.window_hours, clipped_by: d.clipped_by || "",
+    before_messages: d.before.messages, after_messages: d.after.messages,
+    before_error_rate_pct: d.before.error_rate_pct, after_error_rate_pct: d.after.error_rate_pct,
+    error_rate_change_pp: d.changes.error_rate_pct.difference, error_rate_p_value: d.changes.error_rate_pct.p_value,
+    error_rate_verdict: d.changes.error_rate_pct.verdict,
+    before_p95_response_time_ms: d.before.p95_response_time_ms, after_p95_response_time_ms: d.after.p95_response_time_ms,
+    before_cost_per_message_usd: d.before.cost_per_message_usd, after_cost_per_message_usd: d.after.cost_per_message_usd,
+  }));
+  const columns = [
+    {key: "deployed_at", label: `deployed (${doc.time_zone})`, format: (v) => time.format(new Date(v))},
+    {key: "agent_label", label: "agent", drill: (row) => scopeTo(row.agent_id)},
+    {key: "version", label: "version"}, {key: "description", label: "description"},
+    {key: "window_hours", label: "window (hours)", format: (v, row) => `${v.toFixed(1)}${row.clipped_by ? ` (cut by ${row.clipped_by})` : ""}`},
+    {key: "before_messages", label: "messages before"}, {key: "after_messages", label: "messages after"},
+    {key: "before_error_rate_pct", label: "error rate before"}, {key: "after_error_rate_pct", label: "error rate after"},
+    {key: "error_rate_change_pp", label: "error rate change", format: (v) => (v === null ? NO_DATA : `${v > 0 ? "+" : ""}${v.toFixed(2)} pp`)},
+    {key: "error_rate_p_value", label: "p-value", format: (v) => (v === null ? NO_DATA : v.toFixed(4))},
+    {key: "error_rate_verdict", label: "verdict"},
+    {key: "before_p95_response_time_ms", label: "P95 before"}, {key: "after_p95_response_time_ms", label: "P95 after"},
+    {key: "before_cost_per_message_usd", label: "cost per message before"}, {key: "after_cost_per_message_usd", label: "cost per message after"},
+    {key: "new_version", label: "versions", format: (v, row) => (row.previous_version ? "compare" : ""),
+     drill: (row) => compareVersions(row.agent_id, row.previous_version, row.new_version), drillable: (row) => row.previous_version},
+  ];
+  return [
+    el("p", {}, `Each deployment's agent in windows of equal length before and after it (at most ${section.window_hours} hours, `
+      + "cut by the neighbouring deployments and by now). The error rate's change is tested here (two-proportion z-test); "
+      + "the comparison of two versions below tests every metric."),
+    el("div", {class: "wide", id: "deployment-table"}, numbersTable(columns, rows, "Deployments")),
+  ];
+}
+
+const COMPARED = ["a", "b", "difference", "ci_low", "ci_high"];
+
+async function renderVersions(view) {
+  // one agent in scope: its versions with messages in the period, and the A/B comparison of two
+  const section = $("#versions");
+  section.hidden = view.agents.length !== 1;
+  if (section.hidden) return;
+  const body = section.querySelector(".body");
+  const agent = view.agents[0];
+  const q = periodParams(view);
+  q.delete("agent");
+  q.set("agent", agent);
+  const found = await getJson("/app/versions", q);
+  const names = found.versions.map((v) => v.version);
+  if (names.length < 2) {
+    body.replaceChildren(el("p", {id: "versions-note"}, `${agent} has ${names.length ? `one version with messages in this period (${names[0]})` : "no versioned messages in this period"}: nothing to compare.`));
+    return;
+  }
+  const byCount = found.versions.slice().sort((x, y) => y.messages - x.messages || (x.version < y.version ? -1 : 1));
+  const [a, b] = view.versions && view.versions.every((v) => names.includes(v)) ? view.versions : [byCount[1].version, byCount[0].version];
+  const choice = (id, text, chosen) => [el("label", {for: id}, text), el("select", {id},
+    found.versions.map((v) => el("option", {value: v.version, selected: v.version === chosen}, `${v.version} (${count(v.messages)} messages)`)))];
+  const problem = el("p", {class: "error", role: "alert", id: "versions-error", hidden: true});
+  const form = el("div", {class: "control"}, choice("version-a", "Version A", a), choice("version-b", "Version B", b),
+    el("button", {type: "button", id: "compare-versions", onclick: () => {
+      const [x, y] = [$("#version-a").value, $("#version-b").value];
+      if (x === y) { problem.hidden = false; problem.textContent = "Choose two different versions."; return; }
+      compareVersions(agent, x, y);
+    }}, "Compare"));
+  const parts = [form, problem];
+  if (view.versions) {
+    const cq = new URLSearchParams(q);
+    cq.set("version_a", view.versions[0]);
+    cq.set("version_b", view.versions[1]);
+    try {
+      parts.push(...comparisonParts(await getJson("/app/compare", cq)));
+    } catch (error) {
+      if (error instanceof LoginNeeded) throw error;
+      problem.hidden = false;
+      problem.textContent = error.message;
+    }
+  }
+  body.replaceChildren(...parts);
+}
+
+function comparisonParts(doc) {
+  const v = doc.versions;
+  const rows = Object.entries(doc.metrics).map(([metric, m]) => ({metric, ...m}));
+  const value = (key) => (x, row) => format(row.metric, x);
+  const columns = [
+    {key: "metric", label: "metric", format: (x) => label(x)},
+    ...COMPARED.map((key) => ({key, label: key === "a" ? `A (${v.a})` : key === "b" ? `B (${v.b})` : label(key), format: value(key)})),
+    {key: "p_value", label: "p-value", format: (x) => (x === null ? NO_DATA : x.toFixed(4))},
+    {key: "test", label: "test"}, {key: "sample_a", label: "sample A"}, {key: "sample_b", label: "sample B"},
+    {key: "verdict", label: "verdict"},
+  ];
+  return [
+    el("p", {id: "comparison-scope"}, `${doc.agent.label}: version B ${v.b} against A ${v.a}, ${doc.period.label} `
+      + `(${doc.period.start_date} to ${doc.period.end_date}); differences are B - A with ${Math.round(doc.confidence_level * 100)}% intervals. `
+      + `${count(doc.users_in_both)} users used both.`),
+    el("div", {class: "wide", id: "comparison-table"}, numbersTable(columns, rows, "Version comparison")),
+    doc.warnings.length ? el("ul", {class: "note", id: "comparison-warnings"}, doc.warnings.map((w) => el("li", {}, w))) : null,
+  ].filter(Boolean);
 }
 
 // ------------------------------------------------------------------ the message audit
@@ -459,9 +610,9 @@ function setupControls() {
   $("#prev-month").addEventListener("click", () => go({...currentView(), ...period, month: addMonths(shownMonth(), -1)}));
   $("#next-month").addEventListener("click", () => go({...currentView(), ...period, month: addMonths(shownMonth(), 1)}));
   $("#agents").addEventListener("change", (event) => {
-    go({...currentView(), drill: null, agents: [...event.target.selectedOptions].map((o) => o.value)});
+    go({...currentView(), drill: null, versions: null, agents: [...event.target.selectedOptions].map((o) => o.value)});
   });
-  $("#all-agents").addEventListener("click", () => go({...currentView(), drill: null, agents: []}));
+  $("#all-agents").addEventListener("click", () => go({...currentView(), drill: null, versions: null, agents: []}));
   $("#tz").addEventListener("change", (event) => {
     const zone = event.target.value.trim();
     go({...currentView(), tz: zone && zone !== session.time_zone ? zone : null});
@@ -498,8 +649,10 @@ async function show() {
     $("#note").hidden = !doc.note;
     $("#note").textContent = doc.note || "";
     const sections = {overview: renderOverview, engagement: renderEngagement, performance: renderPerformance,
-      cost: renderCost, tokens: renderTokens, health: renderHealth, goals: renderGoals};
+      cost: renderCost, tokens: renderTokens, health: renderHealth, goals: renderGoals, deployments: renderDeployments};
     for (const [id, render] of Object.entries(sections)) $(`#${id} .body`).replaceChildren(...render(doc).filter(Boolean));
+    await renderVersions(view);
+    if (mine !== renders) return;
     await renderMessages(view);
     showError(null);
   } catch (error) {
