@@ -31,7 +31,10 @@ def create_app(settings: Settings, listen_host: str | None = None) -> FastAPI:
         removed = remove_stale_incoming(settings.landing_dir, STALE_INCOMING_S)
         if removed:
             logger.info("removed %d unfinished writes of a previous server from %s", len(removed), settings.landing_dir)
-        yield
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(read_routes.keep_default_view_warm, app)
+            yield
+            tasks.cancel_scope.cancel()
 
     app = FastAPI(
         title="agent-analytics",

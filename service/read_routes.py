@@ -13,6 +13,7 @@ a thread, so a read waiting behind another read is never mistaken for one blocke
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Literal
@@ -23,15 +24,19 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from agent_analytics import exports
 from agent_analytics.exports import ExportError, MetricsQuery, NoWarehouseError, metrics_document, to_csv, to_json
 from agent_analytics.periods import PeriodError
 from agent_analytics.warehouse import WarehouseOpenError
 from service.auth import require
 from service.bodies import read_body
+from service.document_cache import DEFAULT_VIEW, data_version
 from service.errors import ApiError, error_responses, refuse_unknown_parameters, unavailable
 
 router = APIRouter()
+logger = logging.getLogger("agent_analytics.service")
 LOCK_WAIT_S = 2.0
+WARM_EVERY_S = 10.0
 TURN_WAIT_S = 60.0
 RETRY_AFTER_S = 5
 EXPORT_SCHEMA_REF = {"$ref": "#/components/schemas/AnalyticsExport"}
@@ -150,17 +155,55 @@ def warehouse_unavailable_as_503() -> Iterator[None]:
 
 
 async def answer_document(request: Request, query: MetricsQuery, format: str) -> Response:
-    """The metrics document of `query` in `format`: from this server's document cache when it
-    holds the same question on the same data (service/document_cache.py), else counted in this
-    request's turn on the marts."""
+    """The metrics document of `query` in `format`: its JSON from this server's document cache
+    when it holds the same question on the same data (service/document_cache.py), else counted
+    in this request's turn on the marts (looked up again when the turn comes: a request that
+    waited behind the same question is answered by its document)."""
     settings, cache = request.app.state.settings, request.app.state.documents
-    key = await run_in_threadpool(cache.key, settings, query)
-    document = cache.get(key)
-    if document is None:
+    key = await run_in_threadpool(cache.key, settings, query) if format == "json" else None
+    kept = cache.get(key)
+    if kept is None:
         async with warehouse_turn(request):
-            document = await run_in_threadpool(_document, settings, query)
-        cache.put(key, document)
-    return _formatted(document, format)
+            kept = cache.get(key)
+            if kept is None:
+                document = await run_in_threadpool(_document, settings, query)
+                if format == "csv":
+                    return Response(to_csv(document), media_type="text/csv; charset=utf-8")
+                kept = to_json(document).encode()
+                cache.put(key, kept)
+    return Response(kept, media_type="application/json")
+
+
+async def keep_default_view_warm(app) -> None:
+    """For the server's life: every WARM_EVERY_S, when the data served changed (a new
+    publication, a new goals file) and the cache lacks the dashboard's first view on it, count
+    it in a turn of its own (service/document_cache.py). A failure only leaves the first request
+    to count it; it is logged once per distinct error."""
+    settings, cache = app.state.settings, app.state.documents
+    if cache.max_age_s <= 0:
+        return
+    warmed, last_error = None, None
+    while True:
+        try:
+            version = await run_in_threadpool(data_version, settings)
+            if version is not None and version != warmed:
+                key = await run_in_threadpool(cache.key, settings, DEFAULT_VIEW)
+                async with app.state.warehouse_turn:
+                    if cache.get(key) is None:
+                        document = await run_in_threadpool(_warm_document, settings)
+                        cache.put(key, to_json(document).encode())
+                warmed = version
+            last_error = None
+        except Exception as exc:  # noqa: BLE001 (whatever it is, the requests count the view themselves)
+            error = f"{type(exc).__name__}: {exc}"
+            if error != last_error:
+                logger.warning("the dashboard's first view was not counted ahead: %s", error)
+            last_error = error
+        await anyio.sleep(WARM_EVERY_S)
+
+
+def _warm_document(settings) -> dict:
+    return exports.metrics_document(settings, DEFAULT_VIEW, lock_timeout_s=LOCK_WAIT_S)
 
 
 def _document(settings, query: MetricsQuery) -> dict:
@@ -169,9 +212,3 @@ def _document(settings, query: MetricsQuery) -> dict:
             return metrics_document(settings, query, lock_timeout_s=LOCK_WAIT_S)
     except (PeriodError, ExportError) as exc:
         raise ApiError(400, str(exc)) from None
-
-
-def _formatted(document: dict, format: str) -> Response:
-    if format == "csv":
-        return Response(to_csv(document), media_type="text/csv; charset=utf-8")
-    return Response(to_json(document), media_type="application/json")

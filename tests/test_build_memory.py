@@ -105,7 +105,8 @@ def test_a_full_build_runs_only_the_threads_its_largest_models_fit() -> None:
     per_message = 4 * 1024**3 / 10_000_000
     assert build_memory.full_build_threads(2, "9.4GB", 10_000_000) == 2  # the 10M benchmark: 2 x 4.29 GB fit in 9.4
     assert build_memory.full_build_threads(2, "9.4GB", 100_000_000) == 1  # 42.9 GB a model: one at a time
-    assert build_memory.full_build_threads(4, "64GB", 30_000_000) == int(64 * gb // (30_000_000 * per_message))  # 4
+    assert 64 * gb // (30_000_000 * per_message) == 4
+    assert build_memory.full_build_threads(4, "64GB", 30_000_000) == 4  # 12.9 GB a model: four fit in 64 GB
     assert build_memory.full_build_threads(4, "24GB", 30_000_000) == 1  # 12.9 GB a model
     assert build_memory.full_build_threads(3, "1GB", 0) == 3  # nothing to sort: the setting's threads
     assert build_memory.full_build_threads(1, "64GB", 1) == 1

@@ -113,8 +113,8 @@ def test_kept_no_longer_than_the_setting_and_not_at_all_with_0(home, computed):
 def test_a_question_counted_up_to_now_is_kept_for_its_days(home, computed):
     """No as_of: the document counted a moment ago answers, and says when it was counted."""
     with client_of(home) as client:
-        first = client.get("/v1/metrics", params={"period": "30d"}).json()
-        second = client.get("/v1/metrics", params={"period": "30d"}).json()
+        first = client.get("/v1/metrics", params={"period": "7d"}).json()
+        second = client.get("/v1/metrics", params={"period": "7d"}).json()
         assert len(computed) == 1 and second["as_of"] == first["as_of"]
         assert second["generated_at"] == first["generated_at"]
 
@@ -143,3 +143,48 @@ def test_before_the_first_publication_nothing_is_kept(tmp_path, built_fixture_ho
         for _ in range(2):
             assert messages_of(client.get("/v1/metrics", params=MONTH)) == 9
     assert len(computed) == 2
+
+
+def test_the_dashboards_first_view_is_counted_ahead(home, computed):
+    """After a publication the server counts the page's first view (30 days, as of now) by
+    itself: the page's first request, with no parameter, is answered without counting."""
+    from service.document_cache import DEFAULT_VIEW
+
+    with client_of(home) as client:
+        cache, settings = client.app.state.documents, client.app.state.settings
+        deadline = time.monotonic() + 60
+        while cache.get(cache.key(settings, DEFAULT_VIEW)) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        page = client.get("/app/metrics")
+        assert page.status_code == 200 and page.json()["period"]["label"] == "30d"
+        assert client.get("/v1/metrics", params={"period": "30d"}).content == page.content
+        assert computed == []
+
+
+def test_the_same_question_asked_at_once_is_counted_once(home, computed):
+    """Requests waiting behind the one counting a question are answered by its document."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with client_of(home) as client:
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: client.get("/v1/metrics", params=MONTH), range(4)))
+        assert {a.status_code for a in answers} == {200} and len({a.content for a in answers}) == 1
+        assert len(computed) == 1
+
+
+def test_a_goals_edit_of_the_same_size_is_new_data(home, computed):
+    """The goals file is known by its bytes, not by its size and time."""
+    goals = home / "goals.toml"
+    with client_of(home) as client:
+        goals.write_text('[goals.dau]\nmetric = "dau"\ntarget = 2\ndirection = "at_least"\n')
+        first = client.get("/v1/metrics", params=MONTH).json()["goals"]["items"]
+        stat = os.stat(goals)
+        goals.write_text('[goals.dau]\nmetric = "dau"\ntarget = 3\ndirection = "at_least"\n')
+        os.utime(goals, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same time
+        second = client.get("/v1/metrics", params=MONTH).json()["goals"]["items"]
+        assert (first[0]["target"], second[0]["target"]) == (2, 3) and len(computed) == 2
+        # an unreadable goals path is the document's goals problem, not a failed request
+        goals.unlink()
+        goals.mkdir()
+        answer = client.get("/v1/metrics", params=MONTH)
+        assert answer.status_code == 200 and answer.json()["goals"]["problem"]

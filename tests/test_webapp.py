@@ -636,6 +636,11 @@ def test_deployments_are_marked_and_two_versions_compared(browser, versioned):
                                        "&version_a=v2&version_b=v1"))
         swapped = {r["metric"][1]: r for r in page.evaluate(TABLE, "#comparison-table")}
         assert (float(swapped["messages"]["a"][1]), float(swapped["messages"]["b"][1])) == (6, 5)
+        # a version without messages in the period: said in the section, no comparison shown
+        opened.act(lambda: opened.open(f"?start=2026-11-05&end=2026-11-11&as_of={VERSIONS_AS_OF}&agent=support"
+                                       "&version_a=v1&version_b=v9"))
+        assert page.locator("#versions-error").inner_text().startswith("Version v9 has no messages of support")
+        assert page.locator("#comparison-table").count() == 0 and page.locator("#overview").is_visible()
         opened.act(lambda: page.select_option("#agents", ["sales"]))
         assert "version_a" not in dict(opened.query())
         assert page.locator("#versions-note").inner_text() == (

@@ -459,8 +459,10 @@ function renderDeployments(doc) {
 
 const COMPARED = ["a", "b", "difference", "ci_low", "ci_high"];
 
-async function renderVersions(view) {
-  // one agent in scope: its versions with messages in the period, and the A/B comparison of two
+async function renderVersions(view, mine) {
+  // one agent in scope: its versions with messages in the period, and the A/B comparison of two.
+  // Its errors stay in the section (the rest of the page is drawn); `mine`: an answer that
+  // comes after a newer view started is dropped.
   const section = $("#versions");
   section.hidden = view.agents.length !== 1;
   if (section.hidden) return;
@@ -469,17 +471,31 @@ async function renderVersions(view) {
   const q = periodParams(view);
   q.delete("agent");
   q.set("agent", agent);
-  const found = await getJson("/app/versions", q);
+  const problem = el("p", {class: "error", role: "alert", id: "versions-error", hidden: true});
+  const fail = (error) => {
+    if (error instanceof LoginNeeded) throw error;
+    problem.hidden = false;
+    problem.textContent = error.message;
+  };
+  let found;
+  try {
+    found = await getJson("/app/versions", q);
+  } catch (error) {
+    fail(error);
+    if (mine === renders) body.replaceChildren(problem);
+    return;
+  }
+  if (mine !== renders) return;
   const names = found.versions.map((v) => v.version);
   if (names.length < 2) {
     body.replaceChildren(el("p", {id: "versions-note"}, `${agent} has ${names.length ? `one version with messages in this period (${names[0]})` : "no versioned messages in this period"}: nothing to compare.`));
     return;
   }
+  const asked = view.versions && view.versions.every((v) => names.includes(v)) ? view.versions : null;
   const byCount = found.versions.slice().sort((x, y) => y.messages - x.messages || (x.version < y.version ? -1 : 1));
-  const [a, b] = view.versions && view.versions.every((v) => names.includes(v)) ? view.versions : [byCount[1].version, byCount[0].version];
+  const [a, b] = asked || [byCount[1].version, byCount[0].version];
   const choice = (id, text, chosen) => [el("label", {for: id}, text), el("select", {id},
     found.versions.map((v) => el("option", {value: v.version, selected: v.version === chosen}, `${v.version} (${count(v.messages)} messages)`)))];
-  const problem = el("p", {class: "error", role: "alert", id: "versions-error", hidden: true});
   const form = el("div", {class: "control"}, choice("version-a", "Version A", a), choice("version-b", "Version B", b),
     el("button", {type: "button", id: "compare-versions", onclick: () => {
       const [x, y] = [$("#version-a").value, $("#version-b").value];
@@ -487,18 +503,21 @@ async function renderVersions(view) {
       compareVersions(agent, x, y);
     }}, "Compare"));
   const parts = [form, problem];
-  if (view.versions) {
+  if (view.versions && !asked) {
+    fail(new Error(`Version ${view.versions.filter((v) => !names.includes(v)).join(" and ")} has no messages of ${agent} in this period: choose two versions above.`));
+  } else if (asked) {
     const cq = new URLSearchParams(q);
-    cq.set("version_a", view.versions[0]);
-    cq.set("version_b", view.versions[1]);
+    cq.set("version_a", asked[0]);
+    cq.set("version_b", asked[1]);
     try {
-      parts.push(...comparisonParts(await getJson("/app/compare", cq)));
+      const compared = await getJson("/app/compare", cq);
+      if (mine !== renders) return;
+      parts.push(...comparisonParts(compared));
     } catch (error) {
-      if (error instanceof LoginNeeded) throw error;
-      problem.hidden = false;
-      problem.textContent = error.message;
+      fail(error);
     }
   }
+  if (mine !== renders) return;
   body.replaceChildren(...parts);
 }
 
@@ -644,14 +663,16 @@ async function show() {
     if (mine !== renders) return;
     window.__metricsDocument = doc;
     const p = doc.period;
-    $("#period-line").textContent = `${p.label}: ${p.start_date} to ${p.end_date}${p.partial ? " (so far)" : ""}, time zone ${doc.time_zone}, `
+    const countedAt = new Intl.DateTimeFormat("en-CA", {timeZone: doc.time_zone, dateStyle: "short", timeStyle: "short", hourCycle: "h23"});
+    const soFar = p.partial ? ` (so far: counted up to ${countedAt.format(new Date(doc.as_of))})` : "";
+    $("#period-line").textContent = `${p.label}: ${p.start_date} to ${p.end_date}${soFar}, time zone ${doc.time_zone}, `
       + `${doc.scope.agents ? `agents ${doc.scope.agents.join(", ")}` : "all agents"}; compared with ${doc.previous_period.start_date} to ${doc.previous_period.end_date}.`;
     $("#note").hidden = !doc.note;
     $("#note").textContent = doc.note || "";
     const sections = {overview: renderOverview, engagement: renderEngagement, performance: renderPerformance,
       cost: renderCost, tokens: renderTokens, health: renderHealth, goals: renderGoals, deployments: renderDeployments};
     for (const [id, render] of Object.entries(sections)) $(`#${id} .body`).replaceChildren(...render(doc).filter(Boolean));
-    await renderVersions(view);
+    await renderVersions(view, mine);
     if (mine !== renders) return;
     await renderMessages(view);
     showError(null);

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import (
     DagsterDbtCliRuntimeError,
     DagsterDbtTranslator,
@@ -16,7 +17,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from agent_analytics.build_memory import THREADS_VAR, full_build_threads, out_of_memory_line
+from agent_analytics.build_memory import full_build_threads, out_of_memory_line
 from agent_analytics.files import write_atomically
 from agent_analytics.model_version import model_version
 from agent_analytics.prices import promote_prices, publish_prices
@@ -132,7 +133,10 @@ def build_threads(settings, rebuilds_everything: bool) -> int:
     their largest models would not fit side by side (build_memory.full_build_threads)."""
     if settings.engine != "duckdb" or not rebuilds_everything:
         return settings.dbt_threads
-    messages = row_count(settings.raw_dir, "messages")
+    try:
+        messages = row_count(settings.raw_dir, "messages")
+    except (OSError, duckdb.Error):  # a file that cannot be read: the build reports it itself
+        return settings.dbt_threads
     return full_build_threads(settings.dbt_threads, settings.duckdb_memory, messages)
 
 
@@ -167,12 +171,14 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         else:
             os.environ[TESTS_LOADED_AFTER_VAR] = loaded_after
         args = ["build", "--full-refresh"] if full_refresh else ["build", "--exclude", REFRESH_EXCLUDE]
-        threads = build_threads(settings, full_refresh or not has_model_tables(warehouse))
-        if threads != settings.dbt_threads:
-            context.log.info(f"a build of every model from all the messages: {threads} dbt thread(s) instead of "
-                             f"{settings.dbt_threads}, so its largest models fit in the memory limit one at a time")
-        os.environ[THREADS_VAR] = str(threads)
+        rebuilds_everything = full_refresh or not has_model_tables(warehouse)
         with warehouse_lock(settings.warehouse_path):
+            # counted under the lock: compaction (which takes it too) replaces batch files
+            threads = build_threads(settings, rebuilds_everything)
+            if threads != settings.dbt_threads:
+                context.log.info(f"a build of every model from all the messages: {threads} dbt thread(s) instead of "
+                                 f"{settings.dbt_threads}, so its largest models fit in the memory limit side by side")
+                args += ["--threads", str(threads)]  # this build only: the setting stays as it is
             # The company's prices as the models read them, and what changed since the last
             # successful build (agent_analytics/prices.py); a bad file keeps the last good ones.
             published = publish_prices(settings)
