@@ -22,7 +22,7 @@ from tests.service_server import copy_built_home, make_tokens, start_server
 FIXTURES = Path(__file__).parent / "fixtures"
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 INGEST_PATHS = ("/v1/traces", "/v1/events")
-READ_BY_THE_PAGE = ("/app/metrics", "/app/messages")  # a bearer token or the dashboard's login cookie
+READ_BY_THE_PAGE = ("/app/metrics", "/app/messages", "/app/versions", "/app/compare")  # a bearer token or the dashboard's login cookie
 
 # Bodies of these types are generated as bytes and text: send them as such.
 schemathesis.serializer.alias("application/x-protobuf", "application/octet-stream")
@@ -47,7 +47,7 @@ def api_schema(served):
 
 WITH_INPUT = [("/v1/traces", "POST"), ("/v1/events", "POST"), ("/v1/analytics/export", "POST"), ("/v1/metrics", "GET"),
               ("/v1/analytics/compare", "POST"), ("/app/metrics", "GET"), ("/app/messages", "GET"),
-              ("/v1/analytics/users/{user_id}", "GET")]
+              ("/app/versions", "GET"), ("/app/compare", "GET"), ("/v1/analytics/users/{user_id}", "GET")]
 # Negative cases (data the document does not allow) only where there is input to get wrong.
 RUNS = ([(path, method, GenerationMode.POSITIVE) for path, method in [*WITH_INPUT, ("/healthz", "GET"), ("/readyz", "GET"),
                                                                                 ("/app/session", "GET")]]
@@ -95,6 +95,8 @@ def test_the_document_declares_every_error_and_the_bearer_scheme(served):
         ("/app/session", "get"): {"200", "503"},
         ("/app/metrics", "get"): {"200", "400", "401", "403", "503"},
         ("/app/messages", "get"): {"200", "400", "401", "403", "503"},
+        ("/app/versions", "get"): {"200", "400", "401", "403", "503"},
+        ("/app/compare", "get"): {"200", "400", "401", "403", "503"},
     }
     operations = {(path, method): op for path, item in document["paths"].items() for method, op in item.items()}
     assert set(operations) == set(expected)
