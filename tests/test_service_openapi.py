@@ -22,7 +22,8 @@ from tests.service_server import copy_built_home, make_tokens, start_server
 FIXTURES = Path(__file__).parent / "fixtures"
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
 INGEST_PATHS = ("/v1/traces", "/v1/events")
-READ_BY_THE_PAGE = ("/app/metrics", "/app/messages", "/app/versions", "/app/compare")  # a bearer token or the dashboard's login cookie
+# read with a bearer token or the dashboard's login cookie
+READ_BY_THE_PAGE = ("/app/metrics", "/app/messages", "/app/versions", "/app/compare")
 
 # Bodies of these types are generated as bytes and text: send them as such.
 schemathesis.serializer.alias("application/x-protobuf", "application/octet-stream")
