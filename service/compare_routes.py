@@ -58,16 +58,20 @@ _DOCUMENT = {
              dependencies=[Depends(require("read"))], response_class=Response,
              responses={**_DOCUMENT, **error_responses(400, 401, 403, 413, 503)}, openapi_extra=_COMPARE_OPENAPI)
 async def post_compare(request: Request) -> Response:
-    settings = request.app.state.settings
     asked = CompareRequest.model_validate(await json_object_body(request, EXAMPLE))  # a ValidationError is answered 400
     query = CompareQuery(**{**asked.model_dump(), "versions": tuple(asked.versions)})
+    return await answer_comparison(request, query)
+
+
+async def answer_comparison(request: Request, query: CompareQuery) -> Response:
+    """The comparison document of `query` (also the dashboard's /app/compare): the samples read
+    in this request's turn, the statistics after it."""
     async with warehouse_turn(request):
-        comparison = await run_in_threadpool(comparison_of, settings, query)
+        comparison = await run_in_threadpool(_read, request.app.state.settings, query)
     return Response(to_json(await run_in_threadpool(comparison.document)), media_type="application/json")
 
 
-def comparison_of(settings, query: CompareQuery) -> Comparison:
-    """The samples of the comparison, read in this server's turn; 400 for a bad query."""
+def _read(settings, query: CompareQuery) -> Comparison:
     try:
         with warehouse_unavailable_as_503():
             return read_comparison(settings, query, lock_timeout_s=LOCK_WAIT_S)

@@ -25,8 +25,8 @@ from starlette.staticfiles import StaticFiles
 
 from agent_analytics.comparison import CompareQuery
 from agent_analytics.comparison.samples import versions_with_messages
-from agent_analytics.exports import ExportError, MetricsQuery, check_agents, open_marts, to_json
-from agent_analytics.periods import PeriodError, check_tz, local_date, parse_as_of, parse_period
+from agent_analytics.exports import ExportError, MetricsQuery, check_agents, open_marts
+from agent_analytics.periods import PeriodError, PeriodQuery, check_tz, local_date, parse_as_of, parse_period
 from agent_analytics.tokens import TokenError
 from agent_analytics.webapp.messages import (
     DEFAULT_PAGE_SIZE,
@@ -38,7 +38,7 @@ from agent_analytics.webapp.messages import (
 )
 from service.auth import bearer, check_token
 from service.bodies import read_body
-from service.compare_routes import comparison_of
+from service.compare_routes import answer_comparison
 from service.errors import ApiError, error_responses, refuse_unknown_parameters, unavailable
 from service.health_routes import readiness
 from service.read_routes import LOCK_WAIT_S, answer_document, warehouse_turn, warehouse_unavailable_as_503
@@ -272,21 +272,14 @@ OneAgent = Annotated[str, Query(description="the agent whose versions are listed
 async def versions(request: Request, agent: OneAgent, period: Period = None, start: Day = None, end: Day = None,
                    month: Month = None, tz: Zone = None, as_of: AsOf = None) -> Versions:
     refuse_unknown_parameters(request, PERIOD_PARAMETERS)
-    query = _period_query(period, start, end, month, tz, as_of)
+    query = PeriodQuery(period=period, start=start, end=end, month=month, tz=tz, as_of=as_of)
     async with warehouse_turn(request):
         return await run_in_threadpool(_versions, request.app.state.settings, agent, query)
 
 
-def _period_query(period, start, end, month, tz, as_of) -> dict:
-    """The page's period fields; none given: the page's default period, not the command's."""
-    given = period or start or end or month
-    return {"period": period if given else PAGE_DEFAULT_PERIOD, "start": start, "end": end, "month": month,
-            "tz": tz, "as_of": as_of}
-
-
-def _versions(settings, agent: str, query: dict) -> Versions:
+def _versions(settings, agent: str, query: PeriodQuery) -> Versions:
     try:
-        chosen, _ = CompareQuery(agent=agent, versions=("", ""), **query).resolve(settings.company_tz, PAGE_DEFAULT_PERIOD)
+        chosen, _ = query.resolve(settings.company_tz, PAGE_DEFAULT_PERIOD)
         with warehouse_unavailable_as_503(), open_marts(settings, lock_timeout_s=LOCK_WAIT_S) as con:
             (agent,) = check_agents(con, [agent])
             found = versions_with_messages(con, agent, chosen)
@@ -305,10 +298,8 @@ async def compare(request: Request, agent: OneAgent,
                   period: Period = None, start: Day = None, end: Day = None, month: Month = None, tz: Zone = None,
                   as_of: AsOf = None) -> Response:
     refuse_unknown_parameters(request, COMPARE_PARAMETERS)
-    query = CompareQuery(agent=agent, versions=(version_a, version_b), **_period_query(period, start, end, month, tz, as_of))
-    settings = request.app.state.settings
-    async with warehouse_turn(request):
-        comparison = await run_in_threadpool(comparison_of, settings, query)
-    # the statistics (a bootstrap of up to a few seconds) after the turn is given back
-    return Response(to_json(await run_in_threadpool(comparison.document)), media_type="application/json")
+    given = period or start or end or month  # none: the page's default period, not the command's
+    query = CompareQuery(agent=agent, versions=(version_a, version_b), period=period if given else PAGE_DEFAULT_PERIOD,
+                         start=start, end=end, month=month, tz=tz, as_of=as_of)
+    return await answer_comparison(request, query)
 

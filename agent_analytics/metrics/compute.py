@@ -206,15 +206,20 @@ def _daily(con: duckdb.DuckDBPyConnection, period: Period, p: dict, company_tz: 
     ]
 
 
+def _last_whole_day(window: Period) -> date:
+    """The last local day wholly inside the window: its last day, or the one before when the
+    window's end cuts it."""
+    last = window.end_date
+    return last - timedelta(days=1) if local_midnight(last + timedelta(days=1), window.tz) > window.end else last
+
+
 def _first_unbuilt_day(con: duckdb.DuckDBPyConnection, period: Period, p: dict, company_tz: str) -> date:
     """The first day of the period that the daily marts cannot answer: after the last whole
     day inside the window, and after the last day they hold (the days after it have no row,
     but their WAU and MAU still count earlier users)."""
     if p["agents"] is not None or period.tz != company_tz:
         return period.start_date
-    whole_last = period.end_date
-    if local_midnight(whole_last + timedelta(days=1), period.tz) > period.end:
-        whole_last -= timedelta(days=1)
+    whole_last = _last_whole_day(period)
     built_last = con.execute("select max(activity_date) from fct_daily_activity").fetchone()[0]
     if built_last is None:
         return period.start_date
@@ -493,9 +498,7 @@ def _calls_by_model(con: duckdb.DuckDBPyConnection, period: Period, p: dict, pp:
         built_last = con.execute("select max(cost_date) from fct_daily_cost_by_model").fetchone()[0]
         q = {}
         for side, window in (("now", period), ("before", previous)):
-            last_whole = window.end_date - timedelta(days=1) if window.partial else window.end_date
-            if built_last is not None:
-                last_whole = min(last_whole, built_last)
+            last_whole = _last_whole_day(window) if built_last is None else min(_last_whole_day(window), built_last)
             q.update({f"{side}_first": window.start_date, f"{side}_last": last_whole,
                       f"{side}_raw": _naive(max(window.start, local_midnight(last_whole + timedelta(days=1), window.tz))),
                       f"{side}_end": _naive(window.end)})
