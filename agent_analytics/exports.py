@@ -71,11 +71,11 @@ def open_marts(settings: Settings, *, lock_timeout_s: float = 3600.0) -> Iterato
     NoWarehouseError when there is neither, TimeoutError when a build held the warehouse for
     `lock_timeout_s`."""
     from agent_analytics.serving import serving_database
-    from agent_analytics.warehouse import open_warehouse
+    from agent_analytics.warehouse import duckdb_config, open_warehouse
 
     copy = serving_database(settings)
     if copy.exists():  # once published it is only ever replaced, never removed
-        con = duckdb.connect(str(copy), read_only=True)
+        con = duckdb.connect(str(copy), read_only=True, config=duckdb_config(settings.home, settings.duckdb_memory))
         try:
             con.execute("set TimeZone = 'UTC'")
             yield con
@@ -90,7 +90,8 @@ def open_marts(settings: Settings, *, lock_timeout_s: float = 3600.0) -> Iterato
         with open_spark_marts(settings, lock_timeout_s=lock_timeout_s) as con:
             yield con
         return
-    with open_warehouse(settings.warehouse_path, read_only=True, lock_timeout_s=lock_timeout_s) as con:
+    with open_warehouse(settings.warehouse_path, read_only=True, lock_timeout_s=lock_timeout_s,
+                        memory_limit=settings.duckdb_memory) as con:
         yield con
 
 

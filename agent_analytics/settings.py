@@ -16,7 +16,7 @@
 | AGENT_ANALYTICS_EVENT_TIME_MAX_AHEAD_H      | 24                          | hours after the load an occurred_at may be; later ones are quarantined |
 | AGENT_ANALYTICS_LANDING_QUIET_S             | 300                         | seconds a landing file that looks unfinished waits to be loaded or rejected |
 | AGENT_ANALYTICS_BUILD_WAIT_S                | 1800                        | seconds a build waits for a running one before it gives up (exit 1) |
-| AGENT_ANALYTICS_DUCKDB_MEMORY               | 40%                         | memory limit of the dbt build: a share of memory or a size (8GB); spills to <home>/duckdb_tmp |
+| AGENT_ANALYTICS_DUCKDB_MEMORY               | 40%                         | memory limit of the build and every DuckDB connection: a share of memory or a size (8GB); spills to <home>/duckdb_tmp |
 | AGENT_ANALYTICS_DBT_THREADS                 | 1 per 4 GiB, <= cores, 1..4 | dbt threads of the build (they share the memory limit; fewer in a full build of many messages) |
 | AGENT_ANALYTICS_MAX_BODY_MB                 | 16                          | largest request body `serve` accepts, in MB after decompression (413 above) |
 | AGENT_ANALYTICS_OTEL_ORPHAN_AFTER_S         | 3600                        | seconds after which spans whose root span never arrived are quarantined (orphan span) |

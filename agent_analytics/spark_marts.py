@@ -19,7 +19,7 @@ import duckdb
 from agent_analytics.serving.tables import marts
 from agent_analytics.settings import Settings
 from agent_analytics.sql import literal
-from agent_analytics.warehouse import open_warehouse, warehouse_lock
+from agent_analytics.warehouse import duckdb_config, open_warehouse, warehouse_lock
 
 SPARK_SCHEMA = "analytics"  # the schema of the spark output of profiles.yml
 
@@ -57,7 +57,7 @@ def open_spark_marts(settings: Settings, *, lock_timeout_s: float = 3600.0) -> I
     """An in-memory DuckDB connection whose schema `main` holds a view per Spark mart, opened
     under the warehouse lock (builds hold it while they write)."""
     with warehouse_lock(settings.warehouse_path, lock_timeout_s):
-        con = duckdb.connect()
+        con = duckdb.connect(config=duckdb_config(settings.home, settings.duckdb_memory))
         try:
             con.execute("set TimeZone = 'UTC'")
             create_mart_views(con, settings)
@@ -70,7 +70,7 @@ def open_spark_marts(settings: Settings, *, lock_timeout_s: float = 3600.0) -> I
 def open_built_marts(settings: Settings, *, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     """The warehouse, where the marts of the last build are found by name: its own tables after
     a DuckDB build, temporary views over the Spark tables after a Spark build."""
-    with open_warehouse(settings.warehouse_path, read_only=read_only) as con:
+    with open_warehouse(settings.warehouse_path, read_only=read_only, memory_limit=settings.duckdb_memory) as con:
         if settings.engine == "spark":
             create_mart_views(con, settings, temporary=True)
         yield con

@@ -456,7 +456,8 @@ def step_publish(a: dict) -> dict:
     times: dict[str, float] = {}
     start = time.perf_counter()
     # as the serving asset reads the marts (orchestration/defs/serving/definitions.py)
-    built = open_spark_marts(settings) if settings.engine == "spark" else open_warehouse(settings.warehouse_path, read_only=True)
+    built = open_spark_marts(settings) if settings.engine == "spark" else open_warehouse(
+        settings.warehouse_path, read_only=True, memory_limit=settings.duckdb_memory)
     with built as con:
         publication = publish_all(con, settings, timings=times)
     result = {"seconds": round(time.perf_counter() - start, 2), **{k: round(v, 2) for k, v in times.items()},

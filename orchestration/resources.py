@@ -39,7 +39,8 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        with open_warehouse(self.settings.load().warehouse_path, read_only=read_only) as con:
+        settings = self.settings.load()
+        with open_warehouse(settings.warehouse_path, read_only=read_only, memory_limit=settings.duckdb_memory) as con:
             yield con
 
     @contextmanager

@@ -1,5 +1,6 @@
-"""The build's memory and thread settings reach DuckDB through dbt's profile, and a build that
-runs out of memory says so in one line naming the node and the setting."""
+"""The build's memory and thread settings reach DuckDB through dbt's profile and every other
+connection of the product, and a build that runs out of memory says so in one line naming the
+node and the setting."""
 
 from __future__ import annotations
 
@@ -140,3 +141,49 @@ def test_the_build_counts_the_raw_layers_messages_for_its_threads(tmp_path: Path
     assert build_threads(settings, True) == 2 and build_threads(settings, False) == 3
     monkeypatch.setattr(build_memory, "FULL_BUILD_BYTES_PER_MESSAGE", 10 * 1000**3)
     assert build_threads(settings, True) == 1
+
+
+def _limits(con) -> tuple[str, str]:
+    return con.execute("select current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
+
+
+def test_every_connection_of_the_product_has_the_builds_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warehouse opened by ingest, Dagster, the readers and the publication, the serving copy
+    and the Spark marts' views: at most the setting's memory, spilled to <home>/duckdb_tmp (not
+    DuckDB's 80% of the machine and a folder beside each file)."""
+    from agent_analytics.exports import open_marts
+    from agent_analytics.serving import serving_database
+    from agent_analytics.spark_marts import open_built_marts, open_spark_marts
+    from agent_analytics.warehouse import open_warehouse
+    from orchestration.resources import AnalyticsSettings, Warehouse
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(home))
+    monkeypatch.setenv(build_memory.MEMORY_VAR, "512MiB")
+    assert main(["ingest", str(FIXTURES / "day1.jsonl")]) == 0
+    settings = load_settings()
+    expected = ("512.0 MiB", str(home / "duckdb_tmp"))
+    warehouse = Warehouse(settings=AnalyticsSettings(home=str(home)))
+    with warehouse.connect(read_only=True) as con:
+        assert _limits(con) == expected
+    with warehouse.marts() as con:
+        assert _limits(con) == expected
+    with open_built_marts(settings) as con:
+        assert _limits(con) == expected
+    with open_marts(settings) as con:  # no serving copy yet: the warehouse
+        assert _limits(con) == expected
+    with open_spark_marts(settings) as con:
+        assert _limits(con) == expected
+    serving_database(settings).parent.mkdir(parents=True)
+    with open_warehouse(serving_database(settings)):  # an empty serving copy
+        pass
+    with open_marts(settings) as con:  # the serving copy, opened without the lock
+        assert con.execute("select current_database()").fetchone() == ("analytics",)
+        assert _limits(con) == expected
+
+    monkeypatch.delenv(build_memory.MEMORY_VAR)
+    with open_built_marts(load_settings()) as con:  # the default: 40% of the machine
+        amount, unit = _limits(con)[0].split()
+        assert unit in ("GiB", "MiB")
+        limit = float(amount) * 1024 ** (3 if unit == "GiB" else 2)
+        assert abs(limit - 0.4 * build_memory.machine_memory()) < 0.01 * build_memory.machine_memory()

@@ -115,7 +115,7 @@ def cmd_test(config: AlertConfig, rule_name: str, settings, environ) -> int:
         rows += [(event["id"], name, ev.TEST, n, a.status_code, "delivered" if a.ok else "failed",
                   None if a.error is None else redact(a.error), at, round(a.duration_ms, 3)) for n, at, a in tries]
     if settings.warehouse_path.exists():
-        with open_warehouse(settings.warehouse_path) as con:
+        with open_warehouse(settings.warehouse_path, memory_limit=settings.duckdb_memory) as con:
             ensure_alert_tables(con)
             con.executemany("insert into alerts.deliveries values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return 0 if ok else 1
@@ -126,7 +126,7 @@ def cmd_history(settings, rule: str | None, limit: int) -> int:
 
     if not settings.warehouse_path.exists():
         raise AlertsCommandError(f"no warehouse at {settings.warehouse_path}: run 'agent-analytics build' first")
-    with open_warehouse(settings.warehouse_path, read_only=True) as con:
+    with open_warehouse(settings.warehouse_path, read_only=True, memory_limit=settings.duckdb_memory) as con:
         has_table = con.execute(
             "select count(*) from information_schema.tables where table_schema = 'alerts' and table_name = 'episodes'"
         ).fetchall()[0][0]

@@ -46,7 +46,7 @@ def raw_events(context: dg.AssetExecutionContext, analytics: AnalyticsSettings):
     settings.ensure_dirs()
     run = ingest_landing(settings.landing_dir, settings.warehouse_path, settings.raw_dir,
                          accepted=AcceptedTimes.of(settings), quiet_s=settings.landing_quiet_s)
-    with open_warehouse(settings.warehouse_path) as con:
+    with open_warehouse(settings.warehouse_path, memory_limit=settings.duckdb_memory) as con:
         orphans = quarantine_orphans(con, settings.otel_orphan_after_s, datetime.now(timezone.utc).replace(tzinfo=None))
     if orphans:
         context.log.warning(f"{orphans} spans quarantined as 'orphan span': their trace's root span did not arrive "
