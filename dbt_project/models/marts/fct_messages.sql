@@ -77,7 +77,4 @@ final as (
 
 )
 
--- stored in time order (the join returns rows in no order): a period's scans skip the row
--- groups of other days (at 100M messages a day's distinct users took 2.2 s unsorted, 0.03 s sorted)
 select * from final
-order by occurred_at

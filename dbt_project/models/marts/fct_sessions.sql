@@ -112,7 +112,4 @@ final as (
 
 )
 
--- stored in time order (the aggregate returns rows in no order): a period's scans skip the
--- row groups of other days
 select * from final
-order by session_started_at
