@@ -83,9 +83,9 @@ def test_build_out_of_memory_says_so_in_one_line(tmp_path: Path, monkeypatch: py
     home = tmp_path / "home"
     monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(home))
     monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
-    assert main(["ingest", str(FIXTURES / "day1.jsonl")]) == 0  # ingest has the same limit: loaded before it is set
     monkeypatch.setenv(build_memory.MEMORY_VAR, "2MB")
     monkeypatch.setenv(build_memory.THREADS_VAR, "1")
+    assert main(["ingest", str(FIXTURES / "day1.jsonl")]) == 0
     capsys.readouterr()
     assert main(["build"]) == 1
     last = capsys.readouterr().err.rstrip("\n").splitlines()[-1]
