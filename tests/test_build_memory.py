@@ -148,10 +148,9 @@ def _limits(con) -> tuple[str, str]:
 
 
 def test_every_connection_of_the_product_has_the_builds_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The warehouse opened by Dagster, the readers and the publication, or by path alone (ingest,
-    compaction, bills, alert delivery), the serving copy and the Spark marts' views: at most the
-    setting's memory, spilled to <home>/duckdb_tmp (not DuckDB's 80% of the machine and a folder
-    beside each file)."""
+    """The warehouse opened by ingest, Dagster, the readers and the publication, the serving copy
+    and the Spark marts' views: at most the setting's memory, spilled to <home>/duckdb_tmp (not
+    DuckDB's 80% of the machine and a folder beside each file)."""
     from agent_analytics.exports import open_marts
     from agent_analytics.serving import serving_database
     from agent_analytics.spark_marts import open_built_marts, open_spark_marts
@@ -170,8 +169,6 @@ def test_every_connection_of_the_product_has_the_builds_limits(tmp_path: Path, m
     with warehouse.marts() as con:
         assert _limits(con) == expected
     with open_built_marts(settings) as con:
-        assert _limits(con) == expected
-    with open_warehouse(settings.warehouse_path) as con:  # as ingest, compaction, bills, alert delivery open it
         assert _limits(con) == expected
     with open_marts(settings) as con:  # no serving copy yet: the warehouse
         assert _limits(con) == expected
