@@ -122,12 +122,32 @@ def _node_name(unique_id: str) -> str:
     return f"{kind} {name}"
 
 
-def out_of_memory_in(events) -> str | None:
-    """The out-of-memory line a failed dbt step of a Dagster run carries (see the dbt asset)."""
-    for event in events:
-        if event.is_step_failure:
-            failure = getattr(event.event_specific_data, "user_failure_data", None)
-            description = getattr(failure, "description", None) or ""
-            if description.startswith(OUT_OF_MEMORY):
-                return description
+def out_of_memory_outside_dbt(memory: str, where: str = "") -> str:
+    """The one line when a step other than dbt's (ingest, compaction, a publication, a command)
+    runs out of DuckDB memory: the same setting raises its limit."""
+    return f"{OUT_OF_MEMORY}{f' in {where}' if where else ''} (memory_limit {memory}): raise {MEMORY_VAR} (e.g. 60% or 12GB)"
+
+
+def _is_out_of_memory(error) -> bool:
+    """Whether a Dagster step's error (SerializableErrorInfo), or an error it was raised from, is
+    DuckDB's out-of-memory error."""
+    while error is not None:
+        if error.cls_name == "OutOfMemoryException":
+            return True
+        error = error.cause
+    return False
+
+
+def out_of_memory_in(events, memory: str) -> str | None:
+    """The out-of-memory line of a failed step of a Dagster run: the one a dbt step carries (see
+    the dbt asset), else one naming the first other step whose DuckDB query ran out of memory."""
+    failures = [event for event in events if event.is_step_failure]
+    for event in failures:
+        failure = getattr(event.event_specific_data, "user_failure_data", None)
+        description = getattr(failure, "description", None) or ""
+        if description.startswith(OUT_OF_MEMORY):
+            return description
+    for event in failures:
+        if _is_out_of_memory(getattr(event.event_specific_data, "error", None)):
+            return out_of_memory_outside_dbt(memory, f"step {event.step_key}")
     return None

@@ -13,6 +13,7 @@ the database file, which at 100M messages let one publication hold 20 GB.
 from __future__ import annotations
 
 import fcntl
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from agent_analytics.build_memory import DEFAULT_MEMORY
+from agent_analytics.build_memory import memory_limit as memory_setting
 
 
 class WarehouseOpenError(OSError):
@@ -71,15 +73,17 @@ def duckdb_config(home: Path, memory_limit: str = DEFAULT_MEMORY) -> dict[str, s
 @contextmanager
 def open_warehouse(
     warehouse_path: Path, *, read_only: bool = False, lock_timeout_s: float = 3600.0,
-    memory_limit: str = DEFAULT_MEMORY,
+    memory_limit: str | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to the warehouse (`<home>/warehouse.duckdb`) with the home's limits
-    (`duckdb_config`), holding the warehouse lock while it is open; TimeoutError when another
-    process held the lock for `lock_timeout_s` (the HTTP service waits briefly)."""
+    (`duckdb_config`; `memory_limit` by default the process's AGENT_ANALYTICS_DUCKDB_MEMORY, as
+    ingest, compaction, bills and alert delivery know only the path), holding the warehouse
+    lock while it is open; TimeoutError when another process held the lock for
+    `lock_timeout_s` (the HTTP service waits briefly)."""
     with warehouse_lock(warehouse_path, lock_timeout_s):
         try:
             con = duckdb.connect(str(warehouse_path), read_only=read_only,
-                                 config=duckdb_config(warehouse_path.parent, memory_limit))
+                                 config=duckdb_config(warehouse_path.parent, memory_limit or memory_setting(os.environ)))
         except duckdb.IOException as exc:
             reason = str(exc).splitlines()[0].removeprefix("IO Error: ")
             raise WarehouseOpenError(f"cannot open the warehouse {warehouse_path}: {reason}") from exc

@@ -16,7 +16,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
+
 from agent_analytics.alerts.commands import add_alerts_parser
+from agent_analytics.build_memory import out_of_memory_outside_dbt
 from agent_analytics.prices_check import add_prices_parser
 from agent_analytics.settings import Settings, SettingsError, load_settings
 from agent_analytics.warehouse import WarehouseOpenError
@@ -599,6 +602,11 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, SettingsError, WarehouseOpenError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except duckdb.OutOfMemoryException:
+        # a command's own DuckDB query (ingest, an export, alerts): its open transaction is rolled
+        # back, and a run with more memory carries on where this one stopped
+        print(f"{PROG}: error: {out_of_memory_outside_dbt(settings.duckdb_memory)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def run_build(settings: Settings, full_refresh: bool = False) -> bool:
         print(MODELS_CHANGED)
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
-        out_of_memory = out_of_memory_in(result.all_events)
+        out_of_memory = out_of_memory_in(result.all_events, settings.duckdb_memory)
         print(f"{PROG}: error: {out_of_memory}" if out_of_memory else
               f"{PROG}: build failed in step(s): {', '.join(sorted(set(failed))) or 'unknown'}", file=sys.stderr)
         if not out_of_memory:

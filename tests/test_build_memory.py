@@ -79,13 +79,14 @@ def test_out_of_memory_line_names_nodes_from_run_results(tmp_path: Path) -> None
 def test_build_out_of_memory_says_so_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture) -> None:
     """A limit far too small for the fixture, set through the setting: DuckDB fails the first
-    large queries, and the build ends with one line naming those nodes and the setting."""
+    large queries, and the build ends with one line naming those nodes and the setting. 4MB:
+    the steps before dbt, which have the same limit, need more than 2MB (the test below)."""
     home = tmp_path / "home"
     monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(home))
     monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
-    monkeypatch.setenv(build_memory.MEMORY_VAR, "2MB")
-    monkeypatch.setenv(build_memory.THREADS_VAR, "1")
     assert main(["ingest", str(FIXTURES / "day1.jsonl")]) == 0
+    monkeypatch.setenv(build_memory.MEMORY_VAR, "4MB")
+    monkeypatch.setenv(build_memory.THREADS_VAR, "1")
     capsys.readouterr()
     assert main(["build"]) == 1
     last = capsys.readouterr().err.rstrip("\n").splitlines()[-1]
@@ -93,11 +94,39 @@ def test_build_out_of_memory_says_so_in_one_line(tmp_path: Path, monkeypatch: py
     # what dbt itself recorded: the nodes whose error is DuckDB's out-of-memory error
     results = json.loads((home / "dbt_target" / "run_results.json").read_text())["results"]
     oom = [r["unique_id"].split(".")[2] for r in results if "Out of Memory Error" in (r.get("message") or "")]
-    assert oom, "the 2MB limit must reach DuckDB through the profile"
+    assert oom, "the 4MB limit must reach DuckDB through the profile"
     assert last.startswith("agent-analytics: error: DuckDB ran out of memory in ")
     assert f"model {oom[0]}" in last or f"test {oom[0]}" in last
-    assert last.endswith("(memory_limit 2MB shared by 1 dbt thread): raise AGENT_ANALYTICS_DUCKDB_MEMORY "
+    assert last.endswith("(memory_limit 4MB shared by 1 dbt thread): raise AGENT_ANALYTICS_DUCKDB_MEMORY "
                          "(e.g. 60% or 12GB) or lower AGENT_ANALYTICS_DBT_THREADS")
+
+
+def test_out_of_memory_outside_dbt_says_so_in_one_line_and_loses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Ingest and the build's steps before dbt open the warehouse with the same setting: out of
+    memory there is one line too (exit 1, no traceback), and a run with more memory loads
+    everything the failed one did not."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("AGENT_ANALYTICS_HOME", str(home))
+    monkeypatch.setenv("AGENT_ANALYTICS_TZ", "UTC")
+    assert main(["ingest", str(FIXTURES / "day1.jsonl")]) == 0
+    monkeypatch.setenv(build_memory.MEMORY_VAR, "2MB")
+    capsys.readouterr()
+    assert main(["ingest", str(FIXTURES / "day2.jsonl")]) == 1
+    assert capsys.readouterr().err == (
+        "agent-analytics: error: DuckDB ran out of memory (memory_limit 2MB): "
+        "raise AGENT_ANALYTICS_DUCKDB_MEMORY (e.g. 60% or 12GB)\n")
+    assert main(["build"]) == 1
+    assert capsys.readouterr().err.rstrip("\n").splitlines()[-1] == (
+        "agent-analytics: error: DuckDB ran out of memory in step raw_events (memory_limit 2MB): "
+        "raise AGENT_ANALYTICS_DUCKDB_MEMORY (e.g. 60% or 12GB)")
+
+    monkeypatch.delenv(build_memory.MEMORY_VAR)
+    day2 = sum(1 for line in (FIXTURES / "day2.jsonl").read_text().splitlines() if line.strip())
+    assert main(["ingest", str(FIXTURES / "day2.jsonl")]) == 0
+    [totals] = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("total")]
+    assert totals[:4] == ["total", "(new", "files)", str(day2)]  # none of its records was taken before
+    assert main(["build"]) == 0
 
 
 def test_a_full_build_runs_only_the_threads_its_largest_models_fit() -> None:
@@ -148,9 +177,10 @@ def _limits(con) -> tuple[str, str]:
 
 
 def test_every_connection_of_the_product_has_the_builds_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The warehouse opened by ingest, Dagster, the readers and the publication, the serving copy
-    and the Spark marts' views: at most the setting's memory, spilled to <home>/duckdb_tmp (not
-    DuckDB's 80% of the machine and a folder beside each file)."""
+    """The warehouse opened by Dagster, the readers and the publication, or by path alone (ingest,
+    compaction, bills, alert delivery), the serving copy and the Spark marts' views: at most the
+    setting's memory, spilled to <home>/duckdb_tmp (not DuckDB's 80% of the machine and a folder
+    beside each file)."""
     from agent_analytics.exports import open_marts
     from agent_analytics.serving import serving_database
     from agent_analytics.spark_marts import open_built_marts, open_spark_marts
@@ -169,6 +199,8 @@ def test_every_connection_of_the_product_has_the_builds_limits(tmp_path: Path, m
     with warehouse.marts() as con:
         assert _limits(con) == expected
     with open_built_marts(settings) as con:
+        assert _limits(con) == expected
+    with open_warehouse(settings.warehouse_path) as con:  # as ingest, compaction, bills, alert delivery open it
         assert _limits(con) == expected
     with open_marts(settings) as con:  # no serving copy yet: the warehouse
         assert _limits(con) == expected

@@ -93,3 +93,39 @@ def test_a_day_after_a_gap_then_the_gap_and_a_late_message_a_month_back(home):
         in_window = (day - late_day).days < 30
         assert mau == mau_before[day] + (1 if in_window and not counted_anyway else 0), day
     assert mau_after[late_day] == mau_before[late_day] + 1
+
+
+# The marts a period query filters on time, and the column each is stored in order of after a
+# full build (macros/stored_order.sql).
+STORED_IN_ORDER = {"fct_messages": "occurred_at", "fct_sessions": "session_started_at",
+                   "fct_user_daily": "activity_date"}
+
+
+def stored_out_of_order(path) -> dict[str, int]:
+    """Per mart, the rows stored right after a row of a later time."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {table: con.execute(
+            f"select count(*) from (select {column} < lag({column}) over (order by rowid) as back "
+            f"from {table}) where back").fetchone()[0] for table, column in STORED_IN_ORDER.items()}
+
+
+def test_a_full_build_stores_the_period_marts_in_time_order_and_a_refresh_appends(home):
+    settings, _, base = home
+    assert run_build(settings, full_refresh=True)
+    assert stored_out_of_order(settings.warehouse_path) == dict.fromkeys(STORED_IN_ORDER, 0)
+
+    # A refresh appends: a late message lands after the newer rows instead of a rewrite of
+    # the whole table.
+    late = base / "late-stored.jsonl"
+    late.write_text(json.dumps({
+        "event_id": "m-late-stored", "type": "message", "occurred_at": "2026-10-02T12:00:00Z",
+        "user_id": "u-late-stored", "agent_id": "support-bot", "status": "ok", "response_time_ms": 700}) + "\n")
+    ingest_paths([late], settings.warehouse_path, settings.raw_dir)
+    assert run_build(settings)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        assert con.execute("select message_id from fct_messages order by rowid desc limit 1").fetchall() == [
+            ("m-late-stored",)]
+    assert all(count > 0 for count in stored_out_of_order(settings.warehouse_path).values())
+
+    assert run_build(settings, full_refresh=True)
+    assert stored_out_of_order(settings.warehouse_path) == dict.fromkeys(STORED_IN_ORDER, 0)

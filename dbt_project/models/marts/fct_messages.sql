@@ -11,6 +11,7 @@
         partition_by=day_partition('message_date'),
         unique_key='message_id',
         on_schema_change='fail',
+        post_hook="{{ stored_in_order('occurred_at') }}",
     )
 }}
 {%- set repriced = repriced_days(ref('fct_llm_calls')) %}

@@ -17,6 +17,7 @@
         partition_by=day_partition('session_date'),
         replace_from='session_started_at',
         on_schema_change='fail',
+        post_hook="{{ stored_in_order('session_started_at') }}",
     )
 }}
 {%- if is_incremental() -%}

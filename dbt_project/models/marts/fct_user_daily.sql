@@ -10,6 +10,7 @@
         incremental_strategy=rebuild_strategy(),
         partition_by=day_partition('activity_date'),
         on_schema_change='fail',
+        post_hook="{{ stored_in_order('activity_date') }}",
     )
 }}
 {{ affected_days_depends_on() }}
