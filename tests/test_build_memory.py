@@ -219,3 +219,49 @@ def test_every_connection_of_the_product_has_the_builds_limits(tmp_path: Path, m
         assert unit in ("GiB", "MiB")
         limit = float(amount) * 1024 ** (3 if unit == "GiB" else 2)
         assert abs(limit - 0.4 * build_memory.machine_memory()) < 0.01 * build_memory.machine_memory()
+
+
+SPILL = ("create or replace temp table spilled as "
+         "select range as i, md5(range::varchar) as s from range(3000000)")
+
+
+def test_the_spill_files_of_a_killed_process_go_at_the_next_spill(tmp_path: Path) -> None:
+    """A process killed while it spills (an out-of-memory kill, a stopped build) leaves its files
+    in <home>/duckdb_tmp, gigabytes at 100M messages. DuckDB names them after their process and
+    instance, and the next connection that spills there deletes those of processes that are
+    gone before it writes its own: the product relies on that instead of a cleanup of its own."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from agent_analytics.warehouse import open_warehouse
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    spill_dir = tmp_path / "duckdb_tmp"
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from agent_analytics.warehouse import open_warehouse\n"
+        f"with open_warehouse(Path({str(warehouse)!r}), memory_limit='100MB') as con:\n"
+        "    con.execute('set threads = 1')\n"
+        f"    con.execute({SPILL!r})\n"
+        "    print('spilled', flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    killed = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert killed.stdout.readline().strip() == "spilled"
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=30)
+    finally:
+        killed.kill()
+    left = [f for f in os.listdir(spill_dir) if f.startswith(f"duckdb_temp_{killed.pid}_")]
+    assert any(f.endswith(".tmp") for f in left), left  # the killed process's spill, left behind
+
+    with open_warehouse(warehouse, memory_limit="100MB") as con:
+        con.execute("set threads = 1")
+        con.execute(SPILL)
+        assert not [f for f in os.listdir(spill_dir) if f.startswith(f"duckdb_temp_{killed.pid}_")]
+        assert [f for f in os.listdir(spill_dir) if f.startswith(f"duckdb_temp_{os.getpid()}_")]
