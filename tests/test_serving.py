@@ -187,6 +187,37 @@ def test_the_parquet_link_moves_to_a_whole_new_folder_and_old_ones_go_after_the_
     assert [p.name for p in versions.iterdir()] == [made[2]]
 
 
+def test_a_whole_table_is_written_in_runs_of_days_of_at_most_chunk_rows(tmp_path, monkeypatch):
+    """Ten days of 1 to 10 rows, a run at most 12 rows: the runs are cut where the next day
+    would pass 12 (a day of more is a run alone), and the set holds every row once, one folder
+    a day, as one partitioned COPY of the whole table writes it."""
+    from datetime import date, timedelta
+    days = [date(2026, 11, 1) + timedelta(days=n) for n in range(10)]
+    rows = {day: n + 1 for n, day in enumerate(days)}
+    monkeypatch.setattr(parquet_set, "CHUNK_ROWS", 12)
+    assert parquet_set._chunks(days, rows | {days[9]: 30}) == [days[0:4], days[4:6], days[6:7], days[7:8], days[8:9],
+                                                                days[9:10]]  # 1+2+3+4, 5+6, 7, 8, 9, 30
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create table fct_sessions as select date '2026-11-01' + cast(d as integer) as session_date, "
+                    "timestamp '2026-11-30 06:00:00' as max_loaded_at, d * 100 + n as x "
+                    "from range(10) as t(d), range(10) as u(n) where n <= d")
+    marts = [serving.Mart("fct_sessions", "Sessions.", {})]
+    written = {}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        fingerprints = tables.day_fingerprints(con, marts)
+        for chunk_rows in (12, 1_000):
+            monkeypatch.setattr(parquet_set, "CHUNK_ROWS", chunk_rows)
+            publication = serving.Publication(f"b{chunk_rows}", None, datetime(2026, 11, 30, 6), {"fct_sessions": 55},
+                                              days=fingerprints)
+            folder = parquet_set.publish_parquet(con, tmp_path / f"serving{chunk_rows}", marts, publication)
+            written[chunk_rows] = _sql(f"select session_date, x from '{folder}/fct_sessions/*/*.parquet' "
+                                       "order by x").fetchall()
+            assert sorted(p.name for p in (folder / "fct_sessions").iterdir()) == [f"session_date={d}" for d in days]
+    assert len(written[12]) == 55 and written[12] == written[1_000]
+    assert written[12] == [(date(2026, 11, 1) + timedelta(days=d), d * 100 + n) for d in range(10) for n in range(d + 1)]
+
+
 def test_a_publication_that_fails_leaves_the_old_copy_and_no_temporary(tmp_path):
     warehouse, folder = tmp_path / "w.duckdb", tmp_path / "serving"
     with duckdb.connect(str(warehouse)) as con:
