@@ -129,13 +129,12 @@ def out_of_memory_outside_dbt(memory: str, where: str = "") -> str:
 
 
 def _is_out_of_memory(error) -> bool:
-    """Whether a Dagster step's error (SerializableErrorInfo), or an error it was raised from, is
-    DuckDB's out-of-memory error."""
-    while error is not None:
-        if error.cls_name == "OutOfMemoryException":
-            return True
-        error = error.cause
-    return False
+    """Whether a Dagster step's error (SerializableErrorInfo), or an error it was raised from or
+    while handling, is DuckDB's out-of-memory error."""
+    if error is None:
+        return False
+    return (error.cls_name == "OutOfMemoryException" or _is_out_of_memory(error.cause)
+            or _is_out_of_memory(error.context))
 
 
 def out_of_memory_in(events, memory: str) -> str | None:

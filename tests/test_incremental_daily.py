@@ -24,6 +24,7 @@ from orchestration.build import run_build
 from tests.test_compaction import assert_same_marts, warehouse_tables
 
 END = date(2026, 11, 20)  # the last generated day; 70 days from 2026-09-12
+FIRST_BUILD: dict[str, dict[str, int]] = {}  # what the module's first build stored out of order
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def home(tmp_path_factory):
         settings.ensure_dirs()
         ingest_paths(generated.files[:-4], settings.warehouse_path, settings.raw_dir)
         assert run_build(settings)
+        FIRST_BUILD["out_of_order"] = stored_out_of_order(settings.warehouse_path)
         yield settings, generated.files, base
     finally:
         os.environ.clear()
@@ -109,10 +111,27 @@ def stored_out_of_order(path) -> dict[str, int]:
             f"from {table}) where back").fetchone()[0] for table, column in STORED_IN_ORDER.items()}
 
 
+def not_null_columns(settings) -> tuple[dict, dict]:
+    """Per mart, the columns its contract declares not_null (dbt's manifest) and those the
+    stored table refuses nulls in."""
+    nodes = json.loads((settings.home / "dbt_target" / "manifest.json").read_text())["nodes"]
+    declared = {table: sorted(name for name, column in nodes[f"model.agent_analytics.{table}"]["columns"].items()
+                              if any(c["type"] == "not_null" for c in column["constraints"]))
+                for table in STORED_IN_ORDER}
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        stored = {table: sorted(name for (name,) in con.execute(
+            "select column_name from information_schema.columns where table_name = ? and is_nullable = 'NO'",
+            [table]).fetchall()) for table in STORED_IN_ORDER}
+    return declared, stored
+
+
 def test_a_full_build_stores_the_period_marts_in_time_order_and_a_refresh_appends(home):
     settings, _, base = home
-    assert run_build(settings, full_refresh=True)
+    assert FIRST_BUILD["out_of_order"] == dict.fromkeys(STORED_IN_ORDER, 0)  # the first build, into an empty home
+    assert run_build(settings, full_refresh=True)  # a full refresh, over the tables it replaces
     assert stored_out_of_order(settings.warehouse_path) == dict.fromkeys(STORED_IN_ORDER, 0)
+    declared, stored = not_null_columns(settings)
+    assert stored == declared and all(declared.values())  # the sorted copy keeps the contract's constraints
 
     # A refresh appends: a late message lands after the newer rows instead of a rewrite of
     # the whole table.

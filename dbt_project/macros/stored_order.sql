@@ -6,9 +6,9 @@
     all (2.2 s; 0.03 s sorted). An `order by` in the model itself sorts while the join holds its
     hash table, and ran out of memory there (9.4 GiB, one thread); sorting the built table
     reads a plain scan and spills. Incremental runs append their few days at the end, which
-    keeps the order, so they skip the rewrite. The table is emptied and refilled rather than
-    replaced, so its contract's not-null constraints stay. On Spark the marts are partitioned
-    by day instead. -#}
+    keeps the order, so they skip the rewrite. The sorted copy replaces the table (one write;
+    the `order by` fixes its order whatever preserve_insertion_order says) and gets the
+    contract's not-null constraints back. On Spark the marts are partitioned by day instead. -#}
 {% macro stored_in_order(column) -%}
     {{ return(adapter.dispatch('stored_in_order', 'agent_analytics')(column)) }}
 {%- endmacro %}
@@ -22,8 +22,16 @@
     {%- if not is_incremental() -%}
         {%- set sorted = this.incorporate(path={'identifier': this.identifier ~ '__in_order'}) -%}
         create or replace table {{ sorted }} as select * from {{ this }} order by {{ column }};
-        delete from {{ this }};
-        insert into {{ this }} select * from {{ sorted }};
-        drop table {{ sorted }}
+        {% for name, col in model.columns.items() -%}
+            {%- for constraint in col.constraints -%}
+                {%- if constraint.type != 'not_null' -%}
+                    {%- do exceptions.raise_compiler_error(
+                        'stored_in_order keeps only not_null constraints; ' ~ this ~ '.' ~ name ~ ' has ' ~ constraint.type) -%}
+                {%- endif %}
+        alter table {{ sorted }} alter column {{ adapter.quote(name) }} set not null;
+            {%- endfor %}
+        {%- endfor %}
+        drop table {{ this }};
+        alter table {{ sorted }} rename to {{ adapter.quote(this.identifier) }}
     {%- endif -%}
 {%- endmacro %}
