@@ -7,6 +7,7 @@ document and the marts of the same whole company days agree by construction.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -24,6 +25,11 @@ def _macros():
 def message_measures() -> str:
     """Select-list of the additive measures over fct_messages rows."""
     return str(_macros().message_measures())
+
+
+def measure_names(measures: str) -> list[str]:
+    """The column names of a select-list of measures (the alias ending each line)."""
+    return re.findall(r"\bas (\w+),?$", measures, re.MULTILINE)
 
 
 def call_measures() -> str:

@@ -100,24 +100,45 @@ def _user_days_sql(tz: str, user_filter: str = "") -> str:
         group by all"""
 
 
-def _user_params(period: Period, settings: Settings, agents: list[str] | None) -> dict:
-    """The mart answers the whole company days [mart_first, mart_stop); the row-level marts
-    [raw_from, end): the partial last day, or the whole window in another time zone."""
+def day_split(period: Period, company_tz: str) -> dict:
+    """A day mart (one row per company day) answers the window's whole company days
+    [mart_first, mart_stop); the row-level marts the rest [raw_from, end): the partial last
+    day, or the whole window in another time zone (its days are not the marts')."""
     whole = local_midnight(period.end_date + timedelta(days=1), period.tz) <= period.end
-    if period.tz != settings.company_tz:
+    if period.tz != company_tz:
         mart_stop, raw_from = period.start_date, period.start
     elif whole:
         mart_stop, raw_from = period.end_date + timedelta(days=1), period.end
     else:
         mart_stop, raw_from = period.end_date, local_midnight(period.end_date, period.tz)
     return {"mart_first": period.start_date, "mart_stop": mart_stop, "raw_from": _naive(raw_from),
-            "end": _naive(period.end), "agents": agents}
+            "end": _naive(period.end)}
+
+
+def _user_params(period: Period, settings: Settings, agents: list[str] | None) -> dict:
+    return {**day_split(period, settings.company_tz), "agents": agents}
 
 
 def _query(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[dict]:
     cursor = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _ranking(name: str, column: str) -> str:
+    """SQL CTE `name`: the TOP_N users of `users` by `column` (ties by user id) and their rank."""
+    return f"""{name} as (
+            select user_id, row_number() over (order by {column} desc, user_id) as {name}
+            from (select user_id, {column} from users order by {column} desc, user_id limit {TOP_N})
+        )"""
+
+
+def window_users(con: duckdb.DuckDBPyConnection, period: Period, agents: list[str] | None,
+                 settings: Settings) -> int:
+    """Distinct users with a message in the window, from the user-day mart where it answers
+    (a tenth of the rows of fct_messages)."""
+    sql = f"select count(distinct user_id) as n from ({_user_days_sql(period.tz)}) where messages > 0"
+    return _query(con, sql, _user_params(period, settings, agents))[0]["n"]
 
 
 def users_section(con: duckdb.DuckDBPyConnection, period: Period, agents: list[str] | None,
@@ -133,14 +154,13 @@ def users_section(con: duckdb.DuckDBPyConnection, period: Period, agents: list[s
                    sum(cost_usd) as cost_usd, sum(total_tokens) as total_tokens
             from rows group by user_id
         ),
-        ranks as (
-            select *,
-                   row_number() over (order by messages desc, user_id) as by_messages,
-                   row_number() over (order by sessions desc, user_id) as by_sessions,
-                   row_number() over (order by cost_usd desc, user_id) as by_cost
-            from users
+        -- each ranking's first TOP_N only (a top-N, not a sort of every user)
+        {", ".join(_ranking(name, column) for name, column in RANKINGS)},
+        top as (
+            select users.*, {", ".join(name for name, _ in RANKINGS)}
+            from users {" ".join(f"left join {name} using (user_id)" for name, _ in RANKINGS)}
+            where coalesce({", ".join(name for name, _ in RANKINGS)}) is not null
         ),
-        top as (select * from ranks where least(by_messages, by_sessions, by_cost) <= {TOP_N}),
         -- the distinct counts for the top users only: over every user they cost more than the rest
         spread as (
             select user_id, count(distinct agent_id) filter (where messages > 0) as agents,
@@ -154,7 +174,7 @@ def users_section(con: duckdb.DuckDBPyConnection, period: Period, agents: list[s
     key = settings.user_id_hash_key
     top = {}
     for name, _ in RANKINGS:
-        rows = sorted((r for r in ranked if r[name] <= TOP_N), key=lambda r, n=name: r[n])
+        rows = sorted((r for r in ranked if r[name] is not None), key=lambda r, n=name: r[n])
         top[name] = [
             {"rank": r[name], "user_id": shown_user_id(r["user_id"], key), "messages": int(r["messages"]),
              "sessions": int(r["sessions"]), "errors": int(r["errors"]), "cost_usd": r["cost_usd"],
@@ -170,8 +190,14 @@ def users_section(con: duckdb.DuckDBPyConnection, period: Period, agents: list[s
                 f"""
                 with rows as ({_user_days_sql(period.tz)}),
                 active as (select d, user_id from rows group by d, user_id having sum(messages) > 0),
+                -- a user first seen before the window is new on none of its days: only those seen
+                -- in it are looked up (grouping every user ever seen cost more than the rest)
                 first_seen as (
-                    select user_id, min(first_seen_at) as first_seen_at from dim_user_agents where {SCOPE} group by 1
+                    select user_id, min(first_seen_at) as first_seen_at from dim_user_agents
+                    where {SCOPE} and user_id in (
+                        select user_id from dim_user_agents where {SCOPE} and first_seen_at >= $window_start
+                    )
+                    group by 1
                 )
                 select active.d, count(*) as active_users,
                        count(*) filter (where first_seen.first_seen_at >= days.day_start) as new_users
@@ -180,7 +206,7 @@ def users_section(con: duckdb.DuckDBPyConnection, period: Period, agents: list[s
                 left join first_seen on first_seen.user_id = active.user_id
                 group by active.d
                 """,
-                p,
+                {**p, "window_start": _naive(period.start)},
             )
         }
     finally:
