@@ -120,8 +120,7 @@ def _summaries(con: duckdb.DuckDBPyConnection, windows: dict[str, Period], p: di
                settings: Settings) -> dict[str, dict]:
     """Totals of the window ('now') and the previous one ('before'): the sums from the agent
     measures' scan; the distinct users from the user-day mart (users.window_users); the exact
-    percentiles, one query per window (DuckDB computes them, and distinct counts, several times
-    faster ungrouped than grouped by window)."""
+    percentiles over each window's messages, which no mart can give."""
     found = {}
     for side, params in (("now", p), ("before", pp)):
         q = _one(
