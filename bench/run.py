@@ -319,11 +319,14 @@ def step_floor(a: dict) -> dict:
 
 def step_ingest(a: dict) -> dict:
     from ingestion.load import ingest_paths
+    from ingestion.validate import AcceptedTimes
 
     settings = _settings()
     settings.ensure_dirs()
     start = time.perf_counter()
-    results = ingest_paths([Path(p) for p in a["paths"]], settings.warehouse_path, settings.raw_dir)
+    # the accepted event times of the settings, as `agent-analytics ingest` passes them
+    results = ingest_paths([Path(p) for p in a["paths"]], settings.warehouse_path, settings.raw_dir,
+                           accepted=AcceptedTimes.of(settings))
     seconds = time.perf_counter() - start
     return {"seconds": round(seconds, 2), "files": len(results), "lines": sum(r.lines for r in results),
             "loaded": sum(r.loaded for r in results), "duplicates": sum(r.duplicates for r in results),
@@ -336,6 +339,7 @@ def step_stream(a: dict) -> dict:
     ingest time alone; the generation time is `generate_s`."""
     from agent_analytics.synthetic_events import generate
     from ingestion.load import ingest_paths
+    from ingestion.validate import AcceptedTimes
 
     settings = _settings()
     settings.ensure_dirs()
@@ -347,7 +351,7 @@ def step_stream(a: dict) -> dict:
         counts["files"] += 1
         counts["bytes"] += path.stat().st_size
         start = time.perf_counter()
-        results = ingest_paths([path], settings.warehouse_path, settings.raw_dir)
+        results = ingest_paths([path], settings.warehouse_path, settings.raw_dir, accepted=AcceptedTimes.of(settings))
         ingest_s += time.perf_counter() - start
         path.unlink()
         for name in ("lines", "loaded", "duplicates", "quarantined"):
