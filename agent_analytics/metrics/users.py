@@ -126,8 +126,9 @@ def _query(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[dict]
 
 
 def _ranking(name: str, column: str) -> str:
-    """SQL CTE `name`: the TOP_N users of `users` by `column` (ties by user id) and their rank."""
-    return f"""{name} as (
+    """SQL CTE `top_<name>`: the TOP_N users of `users` by `column` (ties by user id) and their
+    rank, column `name`."""
+    return f"""top_{name} as (
             select user_id, row_number() over (order by {column} desc, user_id) as {name}
             from (select user_id, {column} from users order by {column} desc, user_id limit {TOP_N})
         )"""
@@ -158,7 +159,7 @@ def users_section(con: duckdb.DuckDBPyConnection, period: Period, agents: list[s
         {", ".join(_ranking(name, column) for name, column in RANKINGS)},
         top as (
             select users.*, {", ".join(name for name, _ in RANKINGS)}
-            from users {" ".join(f"left join {name} using (user_id)" for name, _ in RANKINGS)}
+            from users {" ".join(f"left join top_{name} using (user_id)" for name, _ in RANKINGS)}
             where coalesce({", ".join(name for name, _ in RANKINGS)}) is not null
         ),
         -- the distinct counts for the top users only: over every user they cost more than the rest
