@@ -275,3 +275,39 @@ def test_the_users_route_answers_what_the_command_prints(home, capsys, tmp_path)
         assert httpx.get(f"{url}/u1", headers=sender, timeout=60).status_code == 403
     finally:
         server.stop()
+
+
+def test_days_and_hours_the_marts_do_not_hold_yet_come_from_the_messages(home, tmp_path):
+    """A build that stopped after fct_messages leaves the day and hour marts behind: the
+    document counts their missing days and hours from the messages, so it is the same."""
+    from datetime import datetime, timezone
+
+    from agent_analytics.metrics import MetricsRequest, compute_metrics
+    from agent_analytics.periods import parse_period
+
+    settings = home[0]
+    copy = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        con.execute(f"attach '{copy}' as lagging")
+        con.execute("copy from database warehouse to lagging")
+    as_of = datetime(2026, 11, 10, tzinfo=timezone.utc)
+
+    def documents(con) -> list[dict]:
+        out = []
+        for agents in (None, ["support"], ["sales"]):
+            period = parse_period(None, "2026-11-02", "2026-11-05", None, as_of, "UTC")
+            doc = compute_metrics(con, MetricsRequest(period=period, agents=agents, as_of=as_of), settings)
+            out.append({k: v for k, v in doc.items() if k != "generated_at"})
+        return out
+
+    with duckdb.connect(str(copy)) as con:
+        before = documents(con)
+        assert before[0]["totals"]["messages"] == 9 and before[0]["overview"]["active_users"]["value"] == 3
+        # the last day (u1's m8 to sales on 11-05) and its hours leave every day and hour mart
+        for table, column in (("fct_agent_daily", "activity_date"), ("fct_user_daily", "activity_date"),
+                              ("fct_daily_activity", "activity_date"), ("fct_daily_cost_by_model", "cost_date"),
+                              ("fct_daily_cost_by_provider", "cost_date"), ("fct_hourly_activity", "hour_date"),
+                              ("fct_agent_hourly", "hour_date")):
+            deleted = con.execute(f"delete from {table} where {column} >= date '2026-11-04'").fetchone()[0]
+            assert deleted > 0 or table == "fct_daily_activity", table
+        assert documents(con) == before

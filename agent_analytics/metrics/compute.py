@@ -39,7 +39,7 @@ from agent_analytics.metrics.labels import (
     uptime_status,
 )
 from agent_analytics.metrics.measures import active_users, call_measures, measure_names, message_measures, session_measures
-from agent_analytics.metrics.users import day_split, hour_by_hour, users_section, window_users
+from agent_analytics.metrics.users import built_last, day_split, hour_by_hour, users_section, window_users
 from agent_analytics.periods import Period, iso, local_midnight
 from agent_analytics.settings import Settings
 
@@ -219,10 +219,10 @@ def _first_unbuilt_day(con: duckdb.DuckDBPyConnection, period: Period, p: dict, 
     if p["agents"] is not None or period.tz != company_tz:
         return period.start_date
     whole_last = _last_whole_day(period)
-    built_last = con.execute("select max(activity_date) from fct_daily_activity").fetchone()[0]
-    if built_last is None:
+    last = built_last(con, "fct_daily_activity")
+    if last is None:
         return period.start_date
-    return max(period.start_date, min(whole_last, built_last) + timedelta(days=1))
+    return max(period.start_date, min(whole_last, last) + timedelta(days=1))
 
 
 def _built_days(con: duckdb.DuckDBPyConnection, first: date, last: date) -> list[dict]:
@@ -260,8 +260,8 @@ def _user_days_until(con: duckdb.DuckDBPyConnection, period: Period, first: date
     lookback = first - timedelta(days=29)
     if period.tz != company_tz:
         return lookback
-    built_last = con.execute("select max(activity_date) from fct_user_daily").fetchone()[0]
-    return lookback if built_last is None else max(lookback, min(first, built_last))
+    last = built_last(con, "fct_user_daily")
+    return lookback if last is None else max(lookback, min(first, last))
 
 
 def _counted_days(con: duckdb.DuckDBPyConnection, period: Period, p: dict, first: date, mart_until: date) -> list[dict]:
@@ -400,7 +400,9 @@ def _measures(con: duckdb.DuckDBPyConnection, windows: dict[str, Period], p: dic
     days come from the daily mart (scanning the messages of both windows was the document's
     slowest part at 100M messages); sessions from one scan of fct_sessions for both windows."""
     sides = "(select unnest(['now', 'before']) as side)"
-    split = {f"{side}_{k}": v for side, window in windows.items() for k, v in day_split(window, company_tz).items()}
+    last = built_last(con, "fct_agent_daily")
+    split = {f"{side}_{k}": v for side, window in windows.items()
+             for k, v in day_split(window, company_tz, last).items()}
     rows = _rows(
         con,
         f"""
@@ -523,10 +525,10 @@ def _calls_by_model(con: duckdb.DuckDBPyConnection, period: Period, p: dict, pp:
     if p["agents"] is None and period.tz == company_tz:
         # each window: its whole built days from the mart, the cut last day (and any day after
         # the mart's last) from the calls
-        built_last = con.execute("select max(cost_date) from fct_daily_cost_by_model").fetchone()[0]
+        last = built_last(con, "fct_daily_cost_by_model", "cost_date")
         q = {}
         for side, window in (("now", period), ("before", previous)):
-            last_whole = _last_whole_day(window) if built_last is None else min(_last_whole_day(window), built_last)
+            last_whole = _last_whole_day(window) if last is None else min(_last_whole_day(window), last)
             q.update({f"{side}_first": window.start_date, f"{side}_last": last_whole,
                       f"{side}_raw": _naive(max(window.start, local_midnight(last_whole + timedelta(days=1), window.tz))),
                       f"{side}_end": _naive(window.end)})

@@ -14,7 +14,7 @@ P95s). Definitions: docs/metric-definitions.md (Users, Hour by hour).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import duckdb
 import pandas as pd
@@ -100,10 +100,12 @@ def _user_days_sql(tz: str, user_filter: str = "") -> str:
         group by all"""
 
 
-def day_split(period: Period, company_tz: str) -> dict:
-    """A day mart (one row per company day) answers the window's whole company days
-    [mart_first, mart_stop); the row-level marts the rest [raw_from, end): the partial last
-    day, or the whole window in another time zone (its days are not the marts')."""
+def day_split(period: Period, company_tz: str, built_last: date | None) -> dict:
+    """A day mart (one row per company day, built up to `built_last`, None when empty)
+    answers the window's whole company days it holds [mart_first, mart_stop); the row-level
+    marts the rest [raw_from, end): the partial last day, days after the mart's last (a build
+    that stopped before it), or the whole window in another time zone (its days are not the
+    marts')."""
     whole = local_midnight(period.end_date + timedelta(days=1), period.tz) <= period.end
     if period.tz != company_tz:
         mart_stop, raw_from = period.start_date, period.start
@@ -111,12 +113,22 @@ def day_split(period: Period, company_tz: str) -> dict:
         mart_stop, raw_from = period.end_date + timedelta(days=1), period.end
     else:
         mart_stop, raw_from = period.end_date, local_midnight(period.end_date, period.tz)
+    built_stop = period.start_date if built_last is None else built_last + timedelta(days=1)
+    if built_stop < mart_stop:
+        mart_stop = max(built_stop, period.start_date)
+        raw_from = local_midnight(mart_stop, period.tz)
     return {"mart_first": period.start_date, "mart_stop": mart_stop, "raw_from": _naive(raw_from),
             "end": _naive(period.end)}
 
 
-def _user_params(period: Period, settings: Settings, agents: list[str] | None) -> dict:
-    return {**day_split(period, settings.company_tz), "agents": agents}
+def built_last(con: duckdb.DuckDBPyConnection, table: str, column: str = "activity_date") -> date | None:
+    """The last day a day mart holds (None when it is empty)."""
+    return con.execute(f"select max({column}) from {table}").fetchone()[0]
+
+
+def _user_params(con: duckdb.DuckDBPyConnection, period: Period, settings: Settings,
+                 agents: list[str] | None) -> dict:
+    return {**day_split(period, settings.company_tz, built_last(con, "fct_user_daily")), "agents": agents}
 
 
 def _query(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[dict]:
@@ -139,13 +151,13 @@ def window_users(con: duckdb.DuckDBPyConnection, period: Period, agents: list[st
     """Distinct users with a message in the window, from the user-day mart where it answers
     (a tenth of the rows of fct_messages)."""
     sql = f"select count(distinct user_id) as n from ({_user_days_sql(period.tz)}) where messages > 0"
-    return _query(con, sql, _user_params(period, settings, agents))[0]["n"]
+    return _query(con, sql, _user_params(con, period, settings, agents))[0]["n"]
 
 
 def users_section(con: duckdb.DuckDBPyConnection, period: Period, agents: list[str] | None,
                   settings: Settings) -> dict:
     """Top users by messages, sessions and cost, and new / returning users per day."""
-    p = _user_params(period, settings, agents)
+    p = _user_params(con, period, settings, agents)
     ranked = _query(
         con,
         f"""
@@ -252,6 +264,10 @@ def hour_by_hour(con: duckdb.DuckDBPyConnection, period: Period, agents: list[st
     if agents is not None and len(agents) != 1:
         split = Split(split.start, split.end, split.start, split.start)
     mart = "fct_hourly_activity" if agents is None else "fct_agent_hourly"
+    # hours after the mart's last (a build that stopped before it) from the messages too
+    last = built_last(con, mart, "hour_at")
+    stop = split.start if last is None else max(split.start, min(split.mart_to, last + timedelta(hours=1)))
+    split = Split(split.start, split.end, stop, stop)
     agent_filter = "" if agents is None else " and agent_id = $single"
     found = {
         r["hour_at"]: r
@@ -292,7 +308,7 @@ def user_activity(con: duckdb.DuckDBPyConnection, user_id: str, period: Period, 
     ).fetchone()
     if seen[0] is None:
         raise UnknownUserError(user_id)
-    p = {**_user_params(period, settings, agents), "user": user_id}
+    p = {**_user_params(con, period, settings, agents), "user": user_id}
     rows = _query(con, f"""
         select d, agent_id, sum(messages) as messages, sum(sessions) as sessions, sum(errors) as errors,
                sum(cost_usd) as cost_usd, sum(input_tokens) as input_tokens, sum(output_tokens) as output_tokens,

@@ -67,6 +67,9 @@ SCOPED_TEST_MODELS = {
     "fct_llm_calls": "loaded_at",
     "fct_tool_calls": "loaded_at",
     "fct_sessions": "max_loaded_at",
+    # its tests read the days rebuilt after this time (models/marts/_users__models.yml): a
+    # catch-up after a build it missed starts from its own watermark
+    "fct_user_daily": "max_loaded_at",
 }
 
 
