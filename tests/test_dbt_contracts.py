@@ -142,39 +142,50 @@ def _messages_file(path: Path, messages: list[tuple[str, str, str]]) -> Path:
 
 
 def test_a_refresh_tests_the_user_days_it_rebuilt_and_a_full_test_every_day(warehouse_env, tmp_path):
-    """fct_user_daily's key and agent tests read, in a refresh, the days it rebuilt: those of the
-    loaded messages and their neighbours, and the lookback days (var lookback_days, 2) before
-    the newest day, rows of old loads included; unscoped, every day."""
+    """fct_user_daily's key and agent tests read, in a refresh, the days it rebuilt: from the day
+    before the earliest loaded message, or from the lookback days (var lookback_days, 2) before
+    the newest day, whichever is earlier, rows of old loads included; unscoped, every day."""
     settings, env, target = warehouse_env
     first = _messages_file(tmp_path / "first.jsonl", [
-        ("a1", "2026-11-01T10:00:00Z", "u1"),  # an old day, outside what the refresh rebuilds
-        ("a2", "2026-11-04T10:00:00Z", "u2"),  # the day before a late message of the refresh
-        ("a3", "2026-11-09T10:00:00Z", "u3"),  # a lookback day: 11-10 minus 1
+        ("a1", "2026-11-01T10:00:00Z", "u1"),  # an old day, outside what either refresh rebuilds
+        ("a2", "2026-11-04T10:00:00Z", "u2"),  # the day before the second refresh's late message
+        ("a3", "2026-11-08T10:00:00Z", "u3"),  # a lookback day of the first refresh only (11-10 - 2)
         ("a4", "2026-11-10T10:00:00Z", "u4"),
     ])
     assert main(["ingest", str(first)]) == 0
     code, nodes, output = dbt(env, target, "build")
     assert code == 0, output
-    watermark = newest_loaded_at(settings)
-    late = _messages_file(tmp_path / "late.jsonl", [("b1", "2026-11-05T10:00:00Z", "u5"),
-                                                    ("b2", "2026-11-10T11:00:00Z", "u6")])
-    assert main(["ingest", str(late)]) == 0
-    scoped = {**env, SCOPE_ENV: watermark}
-    code, nodes, output = dbt(scoped, target, "build", "--exclude", REFRESH_EXCLUDE)
-    assert code == 0, output
     unique, agents = "unique_fct_user_daily_user_day_key", "relationships_fct_user_daily_agent_id__agent_id__ref_dim_agents_"
-    assert nodes[unique][:2] == nodes[agents][:2] == ("pass", 0)
 
-    # a second row, under the same key and with an unknown agent, of each user day of the first load
-    con = duckdb.connect(str(settings.warehouse_path))
-    try:
-        con.execute("insert into fct_user_daily select * replace ('ghost' as agent_id) from fct_user_daily "
-                    "where user_id in ('u1', 'u2', 'u3')")
-    finally:
-        con.close()
-    # the refresh's scope holds 11-04 (11-05 - 1) and 11-09 (11-10 - 1 of the lookback), not 11-01
+    def refresh_then_plant(name: str, messages: list, users: tuple[str, ...]) -> dict:
+        """The rows planted earlier removed, a refresh loading `messages`, then a second row,
+        under the same key and with an unknown agent, of each day of `users` (all loaded
+        before). Returns the refresh's scoped test environment."""
+        with duckdb.connect(str(settings.warehouse_path)) as con:
+            con.execute("delete from fct_user_daily where agent_id = 'ghost'")
+        scoped = {**env, SCOPE_ENV: newest_loaded_at(settings)}
+        assert main(["ingest", str(_messages_file(tmp_path / f"{name}.jsonl", messages))]) == 0
+        code, nodes, output = dbt(scoped, target, "build", "--exclude", REFRESH_EXCLUDE)
+        assert code == 0, output
+        assert nodes[unique][:2] == nodes[agents][:2] == ("pass", 0)
+        with duckdb.connect(str(settings.warehouse_path)) as con:
+            con.execute("insert into fct_user_daily select * replace ('ghost' as agent_id) from fct_user_daily "
+                        "where list_contains(?, user_id)", [list(users)])
+        return scoped
+
+    # new rows on the newest day only: the scope is its lookback days, from 11-08 (11-10 - 2),
+    # earlier than the day before the new rows (11-09)
+    scoped = refresh_then_plant("newest", [("b1", "2026-11-10T11:00:00Z", "u5")], ("u1", "u3"))
     code, nodes, output = dbt(scoped, target, "test", "--select", "fct_user_daily")
     assert code == 1
-    assert nodes[unique][:2] == nodes[agents][:2] == ("fail", 2)
+    assert nodes[unique][:2] == nodes[agents][:2] == ("fail", 1)  # u3's 11-08, not u1's 11-01
+
+    # a late message on 11-05: the scope starts the day before it, 11-04
+    scoped = refresh_then_plant("late", [("c1", "2026-11-05T10:00:00Z", "u6")], ("u1", "u2"))
+    code, nodes, output = dbt(scoped, target, "test", "--select", "fct_user_daily")
+    assert code == 1
+    assert nodes[unique][:2] == nodes[agents][:2] == ("fail", 1)  # u2's 11-04, not u1's 11-01
+
+    # `dbt test` (no scope) reads every day
     code, nodes, output = dbt(env, target, "test", "--select", "fct_user_daily")
-    assert nodes[unique][:2] == nodes[agents][:2] == ("fail", 3)
+    assert nodes[unique][:2] == nodes[agents][:2] == ("fail", 2)

@@ -286,10 +286,10 @@ def test_days_and_hours_the_marts_do_not_hold_yet_come_from_the_messages(home, t
     from agent_analytics.periods import parse_period
 
     settings = home[0]
-    copy = tmp_path / "warehouse.duckdb"
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        con.execute(f"attach '{copy}' as lagging")
-        con.execute("copy from database warehouse to lagging")
+    copy = tmp_path / "lagging.duckdb"
+    with duckdb.connect(str(copy)) as con:
+        con.execute(f"attach '{settings.warehouse_path}' as built (read_only)")
+        con.execute("copy from database built to lagging")
     as_of = datetime(2026, 11, 10, tzinfo=timezone.utc)
 
     def documents(con) -> list[dict]:
