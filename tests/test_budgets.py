@@ -367,3 +367,15 @@ def test_a_budget_alert_names_its_budget_and_what_it_is_at():
     fired = ev.alert_data(rules["p"], "all", "e2", at, at, 83.25)
     assert ev.headline({"event": ev.TRIGGERED, "data": fired}) == (
         "ALERT [warning] p (budget tight): budget tight spend >= 80% of budget for 1d: 83.2% of budget spent")
+
+
+def test_days_the_daily_cost_marts_do_not_hold_yet_come_from_the_calls(home, goals, tmp_path):
+    """A build that stopped after the row-level facts leaves the daily cost marts behind: the
+    spend of their missing days comes from the messages and calls, so the budgets are the same."""
+    expected = json.loads(_metrics(home, goals, "--format", "json").stdout)["budgets"]
+    lagging = copy_built_home(home, tmp_path / "home")
+    with duckdb.connect(str(lagging / "warehouse.duckdb")) as con:
+        for table, column in (("fct_agent_daily", "activity_date"), ("fct_daily_cost_by_provider", "cost_date")):
+            assert con.execute(f"delete from {table} where {column} >= date '2026-11-03'").fetchone()[0] > 0
+    assert json.loads(_metrics(lagging, goals, "--format", "json").stdout)["budgets"] == expected
+    assert expected["items"][0]["spend_usd"] == pytest.approx(WEEK)

@@ -27,6 +27,7 @@ import duckdb
 
 from agent_analytics.budgets import Budget
 from agent_analytics.metrics.goals import applies
+from agent_analytics.metrics.users import built_last
 from agent_analytics.periods import local_date, local_midnight
 
 # (daily mart, its day column, its key; row-level facts with the same company day and key)
@@ -77,23 +78,29 @@ def budget_window(end: datetime, tz: str) -> BudgetWindow:
 def spend_by(con: duckdb.DuckDBPyConnection, kind: str, window: BudgetWindow) -> dict[str, tuple[Decimal, Decimal]]:
     """agent id or provider -> (cost of the month so far, cost of the last 7 days so far)."""
     mart, day, key, facts = SOURCES[kind]
-    # the day in progress, if any, from the row-level facts (one company day, cut at the end)
-    in_progress = f"""
-            union all
-            select {key}, sum(cost_usd), sum(cost_usd)
-            from {facts} where message_date = $last_day and occurred_at < $end group by {key}"""
+    # whole days from the mart up to the last it holds; the rest (days after it, and the day
+    # in progress cut at the end) from the row-level facts of the same company days
+    built = built_last(con, mart, day)
+    first = min(window.month_first, window.week_first)
+    mart_through = first - timedelta(days=1) if built is None else min(window.whole_through, built)
     sql = f"""
         select key, coalesce(sum(month_usd), 0), coalesce(sum(week_usd), 0) from (
             select {key} as key,
                    sum(cost_usd) filter (where {day} >= $month_first) as month_usd,
                    sum(cost_usd) filter (where {day} >= $week_first) as week_usd
-            from {mart} where {day} >= $first and {day} <= $whole_through group by {key}
-            {in_progress if window.fraction < 1 else ""}
+            from {mart} where {day} >= $first and {day} <= $mart_through group by {key}
+            union all
+            select {key},
+                   sum(cost_usd) filter (where message_date >= $month_first),
+                   sum(cost_usd) filter (where message_date >= $week_first)
+            from {facts}
+            where message_date > $mart_through and message_date >= $first and message_date <= $last_day
+                  and occurred_at < $end
+            group by {key}
         ) group by key"""
-    params = {"month_first": window.month_first, "week_first": window.week_first,
-              "first": min(window.month_first, window.week_first), "whole_through": window.whole_through}
-    if window.fraction < 1:
-        params.update(last_day=window.last_day, end=window.end.astimezone(timezone.utc).replace(tzinfo=None))
+    params = {"month_first": window.month_first, "week_first": window.week_first, "first": first,
+              "mart_through": mart_through,
+              "last_day": window.last_day, "end": window.end.astimezone(timezone.utc).replace(tzinfo=None)}
     rows = con.execute(sql, params).fetchall()
     return {k: (Decimal(m), Decimal(w)) for k, m, w in rows}
 
